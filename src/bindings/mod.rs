@@ -1,0 +1,19 @@
+//! The only code that touches PyO3: Python classes, conversions, exceptions.
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+/// Stops the background runtime; registered with `atexit` by `turbomqtt/__init__.py`.
+/// The GIL is released while tasks wind down so that none of them can deadlock on it.
+#[pyfunction]
+fn _shutdown(py: Python<'_>) {
+    py.detach(|| crate::runtime::shutdown(Duration::from_millis(500)));
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! The tokio MQTT client core: connection task, session state, reconnect, transports.
