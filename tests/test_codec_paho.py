@@ -12,9 +12,8 @@ from __future__ import annotations
 import socket
 import threading
 
-import pytest
-
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -206,7 +205,7 @@ class Session:
         self.keepalive = keepalive
         self.connect_kw = kw
 
-    def __enter__(self) -> Session:
+    def __enter__(self):
         self.client.connect("127.0.0.1", self.server.port, keepalive=self.keepalive,
                             **self.connect_kw)
         self.client.loop_start()
