@@ -28,7 +28,12 @@ fn bench(c: &mut Criterion) {
             let packet = publish(len);
             let mut one = BytesMut::new();
             encode(&packet, version, &mut one).unwrap();
-            let stream: Vec<u8> = one.iter().copied().cycle().take(one.len() * FRAMES).collect();
+            let stream: Vec<u8> = one
+                .iter()
+                .copied()
+                .cycle()
+                .take(one.len() * FRAMES)
+                .collect();
 
             let mut g = c.benchmark_group(format!("decode_publish_{pname}_{vname}"));
             g.throughput(Throughput::Elements(FRAMES as u64));

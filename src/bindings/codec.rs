@@ -11,9 +11,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::codec::{
-    encode, Auth, ByteStr, ConnAck, Connect, Decoder, Disconnect, LastWill, Packet,
-    Properties, ProtocolVersion, PubAck, Publish, QoS, ReasonCode, RetainHandling, SubAck,
-    Subscribe, SubscribeFilter, SubscribeOptions, UnsubAck, Unsubscribe,
+    encode, Auth, ByteStr, ConnAck, Connect, Decoder, Disconnect, LastWill, Packet, Properties,
+    ProtocolVersion, PubAck, Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
+    SubscribeFilter, SubscribeOptions, UnsubAck, Unsubscribe,
 };
 
 fn version_of(level: u8) -> PyResult<ProtocolVersion> {
@@ -388,6 +388,10 @@ fn dict_to_packet(d: &Bound<'_, PyDict>, version: ProtocolVersion) -> PyResult<P
             code: code()?,
             properties: dict_to_props(d)?,
         }),
-        other => return Err(PyValueError::new_err(format!("unknown packet type {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown packet type {other:?}"
+            )))
+        }
     })
 }
