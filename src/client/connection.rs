@@ -116,11 +116,13 @@ async fn write_loop(shared: &Shared, generation: u64, mut writer: Writer) -> Clo
             let mut s = shared.session.lock();
             s.keepalive.on_sent(Instant::now());
             if !qos0.is_empty() {
-                shared.events.extend(qos0.drain(..).map(|mid| Event::Published {
-                    mid,
-                    code: 0,
-                    properties: None,
-                }));
+                shared
+                    .events
+                    .extend(qos0.drain(..).map(|mid| Event::Published {
+                        mid,
+                        code: 0,
+                        properties: None,
+                    }));
             }
             drop(s);
             // More may have been queued while writing: check before sleeping.

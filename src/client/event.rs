@@ -250,7 +250,11 @@ mod tests {
         assert_eq!(notifier_bytes(&q), 0);
         assert!(!q.wait(Duration::from_millis(1)));
         q.push(log("d"));
-        assert_eq!(notifier_bytes(&q), 1, "signalled again after becoming non-empty");
+        assert_eq!(
+            notifier_bytes(&q),
+            1,
+            "signalled again after becoming non-empty"
+        );
     }
 
     #[test]

@@ -127,11 +127,6 @@ fn put_str(out: &mut BytesMut, id: u8, s: &str) {
     out.put_slice(s.as_bytes());
 }
 
-/// Whether `p` holds no property at all (then Python gets `None`).
-pub fn is_empty(p: &Properties) -> bool {
-    *p == Properties::default()
-}
-
 /// Writes `p` as a properties section, in ascending identifier order as paho does.
 pub fn to_wire(p: &Properties) -> Bytes {
     let mut body = BytesMut::new();
@@ -242,7 +237,7 @@ pub fn to_wire(p: &Properties) -> Bytes {
 
 /// `None` for empty properties, else the wire form.
 pub fn to_wire_opt(p: &Properties) -> Option<Bytes> {
-    if is_empty(p) {
+    if p.is_empty() {
         None
     } else {
         Some(to_wire(p))

@@ -48,7 +48,10 @@ async fn socks4(
     let mut reply = [0u8; 8];
     s.read_exact(&mut reply).await?;
     if reply[1] != 0x5a {
-        return Err(err(format!("SOCKS4 request rejected (code {:#x})", reply[1])));
+        return Err(err(format!(
+            "SOCKS4 request rejected (code {:#x})",
+            reply[1]
+        )));
     }
     Ok(())
 }
@@ -89,7 +92,11 @@ async fn socks5(
                 return Err(err("SOCKS5 authentication failed"));
             }
         }
-        _ => return Err(err("SOCKS5 proxy accepts none of our authentication methods")),
+        _ => {
+            return Err(err(
+                "SOCKS5 proxy accepts none of our authentication methods",
+            ))
+        }
     }
     let mut req = vec![5u8, 1, 0];
     match host.parse::<std::net::IpAddr>() {

@@ -196,19 +196,6 @@ impl MidSet {
     }
 }
 
-/// 3.x CONNACK return code for a v5 reason code (the codec stores v5 codes).
-fn v3_connack_code(code: ReasonCode) -> u8 {
-    match code.0 {
-        0x00 => 0,
-        0x84 | 0x01 => 1,
-        0x85 | 0x02 => 2,
-        0x88 | 0x03 => 3,
-        0x86 | 0x04 => 4,
-        0x87 | 0x05 => 5,
-        other => other,
-    }
-}
-
 pub struct Session {
     version: ProtocolVersion,
     state: ConnState,
@@ -441,8 +428,7 @@ impl Session {
         retain: bool,
         properties: Option<Box<Properties>>,
     ) -> (i32, u16) {
-        if qos != QoS::AtMostOnce && self.max_queued > 0 && self.outgoing.len() >= self.max_queued
-        {
+        if qos != QoS::AtMostOnce && self.max_queued > 0 && self.outgoing.len() >= self.max_queued {
             // paho allocates the mid before refusing, so the counter still moves.
             return (rc::QUEUE_SIZE, self.next_mid());
         }
@@ -658,7 +644,7 @@ impl Session {
                 let code = if self.version.is_v5() {
                     ack.code.0
                 } else {
-                    v3_connack_code(ack.code)
+                    ack.code.to_v3_connack()
                 };
                 if self.log_packets {
                     self.log(format!(
@@ -895,5 +881,534 @@ impl Session {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{ConnAck, Decoder, SubAck, SubscribeOptions};
+
+    fn connect_packet(version: ProtocolVersion, clean_start: bool, keep_alive: u16) -> Connect {
+        Connect {
+            protocol: version,
+            clean_start,
+            keep_alive,
+            client_id: "c".into(),
+            will: None,
+            username: None,
+            password: None,
+            properties: Properties::default(),
+        }
+    }
+
+    /// Decodes and clears what the session wrote.
+    fn sent(s: &mut Session) -> Vec<Packet> {
+        let mut spare = BytesMut::new();
+        let mut qos0 = Vec::new();
+        s.take_output(&mut spare, &mut qos0);
+        let mut d = Decoder::with_version(s.version(), u32::MAX);
+        let mut out = Vec::new();
+        while let Some(p) = d.decode(&mut spare).expect("session wrote a valid packet") {
+            out.push(p);
+        }
+        assert!(spare.is_empty());
+        out
+    }
+
+    fn events(s: &mut Session) -> Vec<Event> {
+        s.take_events()
+            .filter(|e| !matches!(e, Event::Log { .. }))
+            .collect()
+    }
+
+    fn connack(s: &mut Session, session_present: bool, properties: Properties) {
+        s.handle(Packet::ConnAck(ConnAck {
+            session_present,
+            code: ReasonCode::SUCCESS,
+            properties,
+        }))
+        .unwrap();
+    }
+
+    fn connected(version: ProtocolVersion) -> Session {
+        let mut s = Session::new();
+        s.on_transport_open(connect_packet(version, true, 60), Instant::now());
+        connack(&mut s, false, Properties::default());
+        sent(&mut s);
+        events(&mut s);
+        s
+    }
+
+    fn ack(pkid: u16) -> PubAck {
+        PubAck {
+            pkid,
+            code: ReasonCode::SUCCESS,
+            properties: Properties::default(),
+        }
+    }
+
+    fn publish(s: &mut Session, qos: QoS) -> (i32, u16) {
+        s.publish(
+            ByteStr::from("t"),
+            Bytes::from_static(b"p"),
+            qos,
+            false,
+            None,
+        )
+    }
+
+    fn pubs(packets: &[Packet]) -> Vec<(u16, bool)> {
+        packets
+            .iter()
+            .filter_map(|p| match p {
+                Packet::Publish(p) => Some((p.pkid, p.dup)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn connect_is_written_and_connack_connects() {
+        let mut s = Session::new();
+        assert!(!s.is_connected());
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, true, 30),
+            Instant::now(),
+        );
+        assert!(matches!(&sent(&mut s)[..], [Packet::Connect(c)] if c.keep_alive == 30));
+        assert_eq!(s.state(), ConnState::Connecting);
+        connack(&mut s, false, Properties::default());
+        assert!(s.is_connected());
+        assert_eq!(
+            events(&mut s),
+            vec![Event::ConnAck {
+                session_present: false,
+                code: 0,
+                properties: None
+            }]
+        );
+    }
+
+    #[test]
+    fn refused_connack_reports_the_v3_code_and_closes_with_conn_refused() {
+        let mut s = Session::new();
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, true, 30),
+            Instant::now(),
+        );
+        let r = s.handle(Packet::ConnAck(ConnAck {
+            session_present: false,
+            code: ReasonCode::NOT_AUTHORIZED,
+            properties: Properties::default(),
+        }));
+        assert_eq!(r.unwrap_err().code, rc::CONN_REFUSED);
+        assert!(matches!(
+            events(&mut s)[..],
+            [Event::ConnAck { code: 5, .. }]
+        ));
+        assert!(!s.is_connected());
+    }
+
+    #[test]
+    fn qos1_publish_completes_on_puback() {
+        let mut s = connected(ProtocolVersion::V311);
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce), (0, 1));
+        assert_eq!(pubs(&sent(&mut s)), vec![(1, false)]);
+        assert_eq!(s.inflight(), 1);
+        s.handle(Packet::PubAck(ack(1))).unwrap();
+        assert_eq!(
+            events(&mut s),
+            vec![Event::Published {
+                mid: 1,
+                code: 0,
+                properties: None
+            }]
+        );
+        assert_eq!(s.inflight(), 0);
+        assert_eq!(s.outgoing_len(), 0);
+    }
+
+    #[test]
+    fn qos2_publish_runs_pubrec_pubrel_pubcomp() {
+        let mut s = connected(ProtocolVersion::V5);
+        assert_eq!(publish(&mut s, QoS::ExactlyOnce), (0, 1));
+        sent(&mut s);
+        s.handle(Packet::PubRec(ack(1))).unwrap();
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubRel(a)] if a.pkid == 1));
+        assert!(events(&mut s).is_empty());
+        s.handle(Packet::PubComp(ack(1))).unwrap();
+        assert!(matches!(
+            events(&mut s)[..],
+            [Event::Published { mid: 1, .. }]
+        ));
+        assert_eq!(s.inflight(), 0);
+    }
+
+    #[test]
+    fn failing_v5_pubrec_ends_the_exchange_with_its_code() {
+        let mut s = connected(ProtocolVersion::V5);
+        publish(&mut s, QoS::ExactlyOnce);
+        sent(&mut s);
+        let mut rec = ack(1);
+        rec.code = ReasonCode::QUOTA_EXCEEDED;
+        s.handle(Packet::PubRec(rec)).unwrap();
+        assert!(sent(&mut s).is_empty());
+        assert!(matches!(
+            events(&mut s)[..],
+            [Event::Published {
+                mid: 1,
+                code: 0x97,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn qos0_publish_gets_a_mid_and_is_reported_when_written() {
+        let mut s = connected(ProtocolVersion::V311);
+        assert_eq!(publish(&mut s, QoS::AtMostOnce), (0, 1));
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce), (0, 2));
+        let mut spare = BytesMut::new();
+        let mut qos0 = Vec::new();
+        s.take_output(&mut spare, &mut qos0);
+        assert_eq!(qos0, vec![1]);
+    }
+
+    #[test]
+    fn incoming_qos1_is_delivered_and_acked_unless_manual() {
+        let mut s = connected(ProtocolVersion::V311);
+        let incoming = |pkid| {
+            Packet::Publish(Publish {
+                qos: QoS::AtLeastOnce,
+                topic: ByteStr::from("a/b"),
+                pkid,
+                payload: Bytes::from_static(b"x"),
+                ..Default::default()
+            })
+        };
+        s.handle(incoming(7)).unwrap();
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubAck(a)] if a.pkid == 7));
+        match &events(&mut s)[..] {
+            [Event::Message(m)] => {
+                assert_eq!((&*m.topic, m.qos, m.mid), ("a/b", 1, 7));
+            }
+            other => panic!("{other:?}"),
+        }
+        s.set_manual_ack(true);
+        s.handle(incoming(8)).unwrap();
+        assert!(sent(&mut s).is_empty(), "PUBACK withheld until ack()");
+        assert_eq!(s.ack(8, 1), 0);
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubAck(a)] if a.pkid == 8));
+    }
+
+    #[test]
+    fn incoming_qos2_is_delivered_once_on_pubrel() {
+        let mut s = connected(ProtocolVersion::V311);
+        let p = Packet::Publish(Publish {
+            qos: QoS::ExactlyOnce,
+            topic: ByteStr::from("t"),
+            pkid: 3,
+            payload: Bytes::from_static(b"x"),
+            ..Default::default()
+        });
+        s.handle(p.clone()).unwrap();
+        s.handle(p).unwrap();
+        assert_eq!(sent(&mut s).len(), 2, "PUBREC for both copies");
+        assert!(events(&mut s).is_empty(), "not delivered before PUBREL");
+        s.handle(Packet::PubRel(ack(3))).unwrap();
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubComp(a)] if a.pkid == 3));
+        assert_eq!(events(&mut s).len(), 1);
+        s.handle(Packet::PubRel(ack(3))).unwrap();
+        assert!(
+            events(&mut s).is_empty(),
+            "a repeated PUBREL delivers nothing"
+        );
+        assert_eq!(sent(&mut s).len(), 1, "but is still answered");
+    }
+
+    #[test]
+    fn inflight_window_holds_back_and_releases_in_order() {
+        let mut s = connected(ProtocolVersion::V311);
+        s.set_max_inflight(2);
+        for _ in 0..4 {
+            assert_eq!(publish(&mut s, QoS::AtLeastOnce).0, 0);
+        }
+        assert_eq!(pubs(&sent(&mut s)), vec![(1, false), (2, false)]);
+        s.handle(Packet::PubAck(ack(2))).unwrap();
+        assert_eq!(pubs(&sent(&mut s)), vec![(3, false)]);
+        s.handle(Packet::PubAck(ack(1))).unwrap();
+        assert_eq!(pubs(&sent(&mut s)), vec![(4, false)]);
+        assert_eq!(s.inflight(), 2);
+    }
+
+    #[test]
+    fn server_receive_maximum_limits_the_window() {
+        let mut s = Session::new();
+        s.set_max_inflight(0);
+        s.on_transport_open(connect_packet(ProtocolVersion::V5, true, 0), Instant::now());
+        connack(
+            &mut s,
+            false,
+            Properties {
+                receive_maximum: Some(1),
+                ..Default::default()
+            },
+        );
+        sent(&mut s);
+        publish(&mut s, QoS::AtLeastOnce);
+        publish(&mut s, QoS::ExactlyOnce);
+        assert_eq!(pubs(&sent(&mut s)), vec![(1, false)]);
+        s.handle(Packet::PubAck(ack(1))).unwrap();
+        assert_eq!(pubs(&sent(&mut s)), vec![(2, false)]);
+    }
+
+    #[test]
+    fn max_queued_refuses_with_queue_size() {
+        let mut s = Session::new();
+        s.set_max_queued(2);
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce), (rc::NO_CONN, 1));
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce), (rc::NO_CONN, 2));
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce), (rc::QUEUE_SIZE, 3));
+        assert_eq!(s.outgoing_len(), 2);
+    }
+
+    #[test]
+    fn publishes_while_disconnected_are_sent_after_connack_without_dup() {
+        let mut s = Session::new();
+        assert_eq!(publish(&mut s, QoS::AtMostOnce), (rc::NO_CONN, 1));
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce), (rc::NO_CONN, 2));
+        assert_eq!(publish(&mut s, QoS::ExactlyOnce), (rc::NO_CONN, 3));
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, true, 60),
+            Instant::now(),
+        );
+        assert!(
+            matches!(&sent(&mut s)[..], [Packet::Connect(_)]),
+            "nothing before CONNACK"
+        );
+        connack(&mut s, false, Properties::default());
+        assert_eq!(pubs(&sent(&mut s)), vec![(2, false), (3, false)]);
+    }
+
+    #[test]
+    fn unacknowledged_messages_are_resent_with_dup_after_reconnect() {
+        let mut s = connected(ProtocolVersion::V311);
+        publish(&mut s, QoS::AtLeastOnce);
+        publish(&mut s, QoS::ExactlyOnce);
+        publish(&mut s, QoS::ExactlyOnce);
+        sent(&mut s);
+        s.handle(Packet::PubRec(ack(3))).unwrap();
+        sent(&mut s);
+        s.on_connection_lost();
+        assert!(!s.is_connected());
+        // Persistent session: the message waiting for PUBCOMP gets its PUBREL again.
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, false, 60),
+            Instant::now(),
+        );
+        sent(&mut s);
+        connack(&mut s, true, Properties::default());
+        let again = sent(&mut s);
+        assert_eq!(pubs(&again), vec![(1, true), (2, true)]);
+        assert!(again
+            .iter()
+            .any(|p| matches!(p, Packet::PubRel(a) if a.pkid == 3)));
+        // Clean session: QoS 2 restarts from PUBLISH, with DUP.
+        s.on_connection_lost();
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, true, 60),
+            Instant::now(),
+        );
+        sent(&mut s);
+        connack(&mut s, false, Properties::default());
+        assert_eq!(pubs(&sent(&mut s)), vec![(1, true), (2, true), (3, true)]);
+    }
+
+    #[test]
+    fn mid_allocation_wraps_and_skips_ids_in_use() {
+        let mut s = connected(ProtocolVersion::V311);
+        publish(&mut s, QoS::AtLeastOnce); // mid 1 stays unacknowledged
+        s.last_mid = 65534;
+        assert_eq!(publish(&mut s, QoS::AtMostOnce).1, 65535);
+        assert_eq!(
+            publish(&mut s, QoS::AtMostOnce).1,
+            2,
+            "skips 0 and the in-use 1"
+        );
+        let (_, sub_mid) = s.subscribe(
+            vec![SubscribeFilter {
+                filter: "a".into(),
+                options: SubscribeOptions::default(),
+            }],
+            Properties::default(),
+        );
+        assert_eq!(sub_mid, 3);
+        s.last_mid = 2;
+        assert_eq!(
+            publish(&mut s, QoS::AtMostOnce).1,
+            4,
+            "skips the pending SUBSCRIBE"
+        );
+        s.handle(Packet::SubAck(SubAck {
+            pkid: 3,
+            codes: vec![ReasonCode::GRANTED_QOS_1],
+            properties: Properties::default(),
+        }))
+        .unwrap();
+        s.last_mid = 2;
+        assert_eq!(publish(&mut s, QoS::AtMostOnce).1, 3, "freed by SUBACK");
+    }
+
+    #[test]
+    fn subscribe_needs_a_transport_and_suback_is_reported() {
+        let mut s = Session::new();
+        assert_eq!(s.subscribe(vec![], Properties::default()), (rc::NO_CONN, 0));
+        let mut s = connected(ProtocolVersion::V311);
+        let filters = vec![SubscribeFilter {
+            filter: "a/#".into(),
+            options: SubscribeOptions {
+                qos: QoS::ExactlyOnce,
+                ..Default::default()
+            },
+        }];
+        assert_eq!(s.subscribe(filters, Properties::default()), (0, 1));
+        assert!(matches!(&sent(&mut s)[..], [Packet::Subscribe(p)] if p.pkid == 1));
+        s.handle(Packet::SubAck(SubAck {
+            pkid: 1,
+            codes: vec![ReasonCode::GRANTED_QOS_2],
+            properties: Properties::default(),
+        }))
+        .unwrap();
+        assert_eq!(
+            events(&mut s),
+            vec![Event::SubAck {
+                mid: 1,
+                codes: vec![2],
+                properties: None
+            }]
+        );
+    }
+
+    #[test]
+    fn topic_aliases_from_the_server_are_resolved() {
+        let mut s = connected(ProtocolVersion::V5);
+        let with_alias = |topic: &str| {
+            Packet::Publish(Publish {
+                topic: ByteStr::from(topic),
+                properties: Some(Box::new(Properties {
+                    topic_alias: Some(4),
+                    ..Default::default()
+                })),
+                payload: Bytes::from_static(b"x"),
+                ..Default::default()
+            })
+        };
+        s.handle(with_alias("long/topic")).unwrap();
+        s.handle(with_alias("")).unwrap();
+        let topics: Vec<String> = events(&mut s)
+            .into_iter()
+            .map(|e| match e {
+                Event::Message(m) => m.topic.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(topics, vec!["long/topic", "long/topic"]);
+        let mut unknown = with_alias("");
+        if let Packet::Publish(p) = &mut unknown {
+            p.properties.as_mut().unwrap().topic_alias = Some(9);
+        }
+        assert_eq!(s.handle(unknown).unwrap_err().code, rc::PROTOCOL);
+    }
+
+    #[test]
+    fn server_disconnect_closes_with_its_reason_code() {
+        let mut s = connected(ProtocolVersion::V5);
+        let close = s
+            .handle(Packet::Disconnect(Disconnect {
+                code: ReasonCode::SESSION_TAKEN_OVER,
+                properties: Properties::default(),
+            }))
+            .unwrap_err();
+        assert_eq!((close.code, close.from_server), (0x8E, true));
+    }
+
+    #[test]
+    fn disconnect_writes_disconnect_then_refuses_publishes() {
+        let mut s = connected(ProtocolVersion::V311);
+        assert_eq!(s.disconnect(0, Properties::default()), 0);
+        assert!(matches!(&sent(&mut s)[..], [Packet::Disconnect(_)]));
+        assert_eq!(s.state(), ConnState::Disconnecting);
+        assert_eq!(publish(&mut s, QoS::AtMostOnce).0, rc::NO_CONN);
+        s.on_connection_lost();
+        assert_eq!(s.disconnect(0, Properties::default()), rc::NO_CONN);
+    }
+
+    #[test]
+    fn keepalive_pings_when_idle_and_times_out_without_pingresp() {
+        let t0 = Instant::now();
+        let ka = Duration::from_secs(10);
+        let mut k = KeepAlive::new(ka, t0);
+        assert_eq!(k.poll(t0, true), KeepAliveAction::Wait(Some(t0 + ka)));
+        // Sending alone does not count: nothing received for 10 s means a ping.
+        k.on_sent(t0 + Duration::from_secs(9));
+        assert_eq!(k.poll(t0 + ka, true), KeepAliveAction::SendPing);
+        let t1 = t0 + ka;
+        assert_eq!(
+            k.poll(t1 + Duration::from_secs(5), true),
+            KeepAliveAction::Wait(Some(t1 + ka))
+        );
+        assert_eq!(k.poll(t1 + ka, true), KeepAliveAction::TimedOut);
+        // A PINGRESP in time keeps the connection: the next interval pings again.
+        let mut k = KeepAlive::new(ka, t0);
+        assert_eq!(k.poll(t0 + ka, true), KeepAliveAction::SendPing);
+        k.on_received(t1 + Duration::from_secs(3));
+        k.on_pingresp();
+        assert_eq!(k.poll(t1 + ka, true), KeepAliveAction::SendPing);
+        // Any received byte counts while a PINGRESP is outstanding (paho 2.2).
+        let mut k = KeepAlive::new(ka, t0);
+        assert_eq!(k.poll(t0 + ka, true), KeepAliveAction::SendPing);
+        k.on_received(t1 + Duration::from_secs(8));
+        assert_eq!(
+            k.poll(t1 + ka, true),
+            KeepAliveAction::Wait(Some(t1 + Duration::from_secs(18)))
+        );
+    }
+
+    #[test]
+    fn keepalive_zero_is_off_and_silence_before_connack_times_out() {
+        let t0 = Instant::now();
+        let mut off = KeepAlive::new(Duration::ZERO, t0);
+        assert_eq!(
+            off.poll(t0 + Duration::from_secs(1000), true),
+            KeepAliveAction::Wait(None)
+        );
+        let mut k = KeepAlive::new(Duration::from_secs(5), t0);
+        assert_eq!(
+            k.poll(t0 + Duration::from_secs(5), false),
+            KeepAliveAction::TimedOut
+        );
+    }
+
+    #[test]
+    fn server_keep_alive_replaces_ours() {
+        let mut s = Session::new();
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V5, true, 60),
+            Instant::now(),
+        );
+        connack(
+            &mut s,
+            false,
+            Properties {
+                server_keep_alive: Some(5),
+                ..Default::default()
+            },
+        );
+        assert_eq!(s.keepalive.interval(), Duration::from_secs(5));
+        sent(&mut s);
+        let later = Instant::now() + Duration::from_secs(6);
+        assert!(s.poll_keepalive(later).is_ok());
+        assert!(matches!(&sent(&mut s)[..], [Packet::PingReq]));
     }
 }

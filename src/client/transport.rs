@@ -227,9 +227,7 @@ async fn tcp_connect(
             Err(e) => last = Some(e),
         }
     }
-    Err(last
-        .map(ConnectError::Io)
-        .unwrap_or(ConnectError::Timeout))
+    Err(last.map(ConnectError::Io).unwrap_or(ConnectError::Timeout))
 }
 
 /// Opens the stream and runs the TLS and WebSocket handshakes. The caller bounds it
@@ -245,8 +243,8 @@ pub async fn open(opts: &TransportOptions) -> Result<Stream, ConnectError> {
                 tcp_connect(&opts.host, opts.port, &opts.bind_address, opts.bind_port).await?,
             ),
             Some(p) => {
-                let mut s = tcp_connect(&p.host, p.port, &opts.bind_address, opts.bind_port)
-                    .await?;
+                let mut s =
+                    tcp_connect(&p.host, p.port, &opts.bind_address, opts.bind_port).await?;
                 super::proxy::handshake(&mut s, p, &opts.host, opts.port).await?;
                 Stream::Tcp(s)
             }
