@@ -307,6 +307,10 @@ mod tests {
         let t = std::thread::spawn(move || q2.wake());
         assert_eq!(q.wait(Duration::from_secs(5)), Wait::Woken);
         t.join().unwrap();
-        assert_eq!(q.wait(Duration::from_millis(1)), Wait::TimedOut, "wake is used up");
+        assert_eq!(
+            q.wait(Duration::from_millis(1)),
+            Wait::TimedOut,
+            "wake is used up"
+        );
     }
 }

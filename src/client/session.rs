@@ -1267,7 +1267,10 @@ mod tests {
         s.on_connection_lost();
         publish(&mut s, QoS::ExactlyOnce);
         assert_eq!(s.drop_out_messages(), vec![1, 2]);
-        s.on_transport_open(connect_packet(ProtocolVersion::V311, true, 60), Instant::now());
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, true, 60),
+            Instant::now(),
+        );
         sent(&mut s);
         connack(&mut s, false, Properties::default());
         assert!(sent(&mut s).is_empty());
