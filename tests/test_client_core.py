@@ -5,6 +5,7 @@ stubs in turbomqtt/_core.pyi): events and their order, the notifier, return code
 exceptions, reconnect behaviour and thread safety.
 """
 
+import _thread
 import pathlib
 import select
 import shutil
@@ -544,3 +545,154 @@ def test_missing_ca_file_raises_file_not_found(tls_mosquitto, tmp_path):
     port, _ = tls_mosquitto
     with pytest.raises(FileNotFoundError):
         Peer().connect("127.0.0.1", port, tls={"ca_certs": str(tmp_path / "nope.pem")})
+
+
+# --- blocking calls and Ctrl-C ------------------------------------------------------------
+
+
+def _interrupt_main_soon():
+    t = threading.Timer(0.3, _thread.interrupt_main)
+    t.start()
+    return t
+
+
+def test_ctrl_c_interrupts_wait_forever():
+    core = _core.ClientCore()
+    t = _interrupt_main_soon()
+    with pytest.raises(KeyboardInterrupt):
+        core.wait(None)
+    t.join()
+
+
+def test_ctrl_c_interrupts_a_hanging_connect():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        core = _core.ClientCore()
+        t = _interrupt_main_soon()
+        with pytest.raises(KeyboardInterrupt):
+            # The WebSocket upgrade is never answered: only Ctrl-C ends this.
+            core.connect(host="127.0.0.1", port=server.getsockname()[1], keepalive=60,
+                         client_id="c", protocol=4, clean_start=True, transport="websockets",
+                         timeout=60)
+        t.join()
+        assert not core.is_connected()
+
+
+# --- proxies ------------------------------------------------------------------------------
+
+
+def _recv_exact(conn, n):
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("peer closed")
+        data += chunk
+    return data
+
+
+def _recv_until(conn, end):
+    data = b""
+    while not data.endswith(end):
+        data += _recv_exact(conn, 1)
+    return data
+
+
+class ForwardingProxy:
+    """A one-connection SOCKS4a / SOCKS5 / HTTP CONNECT proxy on 127.0.0.1 that records
+    what the client asked for and then relays bytes."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.requests = []
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(1)
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _handshake(self, c):
+        if self.kind == "socks5":
+            _, n = _recv_exact(c, 2)
+            methods = _recv_exact(c, n)
+            auth = None
+            if 2 in methods:
+                c.sendall(b"\x05\x02")
+                _, ulen = _recv_exact(c, 2)
+                user = _recv_exact(c, ulen)
+                plen = _recv_exact(c, 1)[0]
+                auth = (user, _recv_exact(c, plen))
+                c.sendall(b"\x01\x00")
+            else:
+                c.sendall(b"\x05\x00")
+            _, _, _, atyp = _recv_exact(c, 4)
+            host = (_recv_exact(c, _recv_exact(c, 1)[0]).decode() if atyp == 3
+                    else socket.inet_ntoa(_recv_exact(c, 4)))
+            port = int.from_bytes(_recv_exact(c, 2), "big")
+            c.sendall(b"\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00")
+        elif self.kind == "socks4":
+            head = _recv_exact(c, 8)
+            port = int.from_bytes(head[2:4], "big")
+            auth = _recv_until(c, b"\x00")[:-1]
+            host = (_recv_until(c, b"\x00")[:-1].decode() if head[4:7] == b"\x00\x00\x00"
+                    else socket.inet_ntoa(head[4:8]))
+            c.sendall(b"\x00\x5a" + b"\x00" * 6)
+        else:
+            head = _recv_until(c, b"\r\n\r\n").decode()
+            target = head.split()[1]
+            host, port = target.rsplit(":", 1)
+            port = int(port)
+            auth = [line for line in head.split("\r\n") if line.startswith("Proxy-Authorization")]
+            c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        self.requests.append((host, port, auth))
+        return host, port
+
+    def _serve(self):
+        c, _ = self.server.accept()
+        host, port = self._handshake(c)
+        upstream = socket.create_connection((host, port))
+
+        def pipe(a, b):
+            try:
+                while data := a.recv(65536):
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (a, b):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        t = threading.Thread(target=pipe, args=(upstream, c), daemon=True)
+        t.start()
+        pipe(c, upstream)
+        t.join(5)
+        c.close()
+        upstream.close()
+        self.server.close()
+
+
+@pytest.mark.parametrize("kind,user", [("socks5", None), ("socks5", "u"), ("socks4", "u"),
+                                       ("http", None), ("http", "u")])
+def test_connect_through_a_proxy(mosquitto, kind, user):
+    proxy = ForwardingProxy(kind)
+    spec = {"type": kind, "host": "127.0.0.1", "port": proxy.port}
+    if user:
+        spec.update(username=user, password="pw")
+    p = Peer().connected("localhost", mosquitto[1], proxy=spec)
+    t = topic()
+    p.subscribe(t, 1)
+    p.core.publish(t, b"via proxy", 1, False, None)
+    p.until(lambda ev: len(p.messages()) == 1)
+    host, port, auth = proxy.requests[0]
+    assert (host, port) == ("localhost", mosquitto[1]), "the proxy resolves the name"
+    if user and kind == "socks5":
+        assert auth == (b"u", b"pw")
+    if user and kind == "http":
+        assert auth == ["Proxy-Authorization: Basic dTpwdw=="]
+    p.core.disconnect()
+    p.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev))
