@@ -6,6 +6,7 @@ exceptions, reconnect behaviour and thread safety.
 """
 
 import _thread
+import asyncio
 import pathlib
 import select
 import shutil
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.timeout(60)
 EV_CONNACK, EV_MESSAGE, EV_PUBLISHED = _core.EV_CONNACK, _core.EV_MESSAGE, _core.EV_PUBLISHED
 EV_SUBACK, EV_UNSUBACK = _core.EV_SUBACK, _core.EV_UNSUBACK
 EV_DISCONNECTED, EV_LOG = _core.EV_DISCONNECTED, _core.EV_LOG
+EV_CONNECT_FAILED = _core.EV_CONNECT_FAILED
 
 
 class Peer:
@@ -696,3 +698,74 @@ def test_connect_through_a_proxy(mosquitto, kind, user):
         assert auth == ["Proxy-Authorization: Basic dTpwdw=="]
     p.core.disconnect()
     p.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev))
+
+
+# --- driving the core from an asyncio loop (the pattern the asyncio face builds on) -------
+
+
+class AsyncPeer:
+    """Connects without blocking and resolves futures from events read on the notifier."""
+
+    def __init__(self, loop):
+        self.core = _core.ClientCore()
+        self.loop = loop
+        self.acks = {}
+        self.connack = loop.create_future()
+        self.messages = asyncio.Queue()
+        loop.add_reader(self.core.fileno(), self._on_readable)
+
+    def _on_readable(self):
+        for e in self.core.drain():
+            if e[0] in (EV_CONNACK, EV_CONNECT_FAILED) and not self.connack.done():
+                if e[0] == EV_CONNACK:
+                    self.connack.set_result(e[2])
+                else:
+                    self.connack.set_exception(e[1])
+            elif e[0] in (EV_PUBLISHED, EV_SUBACK) and e[1] in self.acks:
+                self.acks.pop(e[1]).set_result(e[2])
+            elif e[0] == EV_MESSAGE:
+                self.messages.put_nowait(e[2])
+
+    async def connect(self, host, port):
+        self.core.connect(host=host, port=port, keepalive=60, client_id=uuid.uuid4().hex[:8],
+                          protocol=5, clean_start=True, block=False)
+        return await asyncio.wait_for(self.connack, 10)
+
+    async def call(self, rc_mid):
+        rc, mid = rc_mid
+        assert rc == 0
+        fut = self.acks[mid] = self.loop.create_future()
+        return await asyncio.wait_for(fut, 10)
+
+    def close(self):
+        self.loop.remove_reader(self.core.fileno())
+        self.core.close()
+
+
+def test_asyncio_loop_awaits_connack_acks_and_messages(mosquitto):
+    async def main():
+        p = AsyncPeer(asyncio.get_running_loop())
+        try:
+            assert await p.connect(*mosquitto) == 0
+            t = topic()
+            assert await p.call(p.core.subscribe([(t, 2)])) == [2]
+            for qos in (1, 2):
+                assert await p.call(p.core.publish(t, b"q%d" % qos, qos, False, None)) == 0
+            got = [await asyncio.wait_for(p.messages.get(), 10) for _ in range(2)]
+            assert sorted(got) == [b"q1", b"q2"]
+        finally:
+            p.close()
+
+    asyncio.run(main())
+
+
+def test_nonblocking_connect_failure_arrives_as_an_exception_event():
+    async def main():
+        p = AsyncPeer(asyncio.get_running_loop())
+        try:
+            with pytest.raises(socket.gaierror):
+                await p.connect("invalid.invalid", 1883)
+        finally:
+            p.close()
+
+    asyncio.run(main())

@@ -16,6 +16,7 @@ EV_UNSUBACK: int  # (5, mid: int, codes: list[int], properties: bytes | None)
 EV_DISCONNECTED: int  # (6, code: int, from_server: bool, properties: bytes | None,
 #                        error: str | None)
 EV_LOG: int  # (7, level: int, message: str)
+EV_CONNECT_FAILED: int  # (8, exception: OSError) after connect(..., block=False) failed
 
 class WebsocketConnectionError(ConnectionError):
     """The WebSocket upgrade of the broker connection failed."""
@@ -57,9 +58,11 @@ class ClientCore:
         bind_port: int = 0,
         proxy: dict[str, str | int | None] | None = None,
         timeout: float = 5.0,
+        block: bool = True,
     ) -> None:
         """Closes any previous connection (no event), opens the transport and writes
-        CONNECT; EV_CONNACK follows. Raises socket.gaierror, ConnectionRefusedError and
+        CONNECT; EV_CONNACK follows. With ``block=False`` it returns at once and a
+        failure arrives as EV_CONNECT_FAILED carrying the exception instead of raising. Raises socket.gaierror, ConnectionRefusedError and
         other OSError subclasses, TimeoutError, ssl.SSLCertVerificationError /
         ssl.SSLError, WebsocketConnectionError, ConnectionError (proxy),
         NotImplementedError (encrypted key file), ValueError (bad argument)."""

@@ -413,6 +413,11 @@ impl Session {
 
     /// Sends queued messages while the inflight window has room (in order).
     fn fill_window(&mut self) {
+        // Every message not inflight is waiting to be sent; none waiting is the common
+        // case and must not cost a scan of a long inflight list on every acknowledgement.
+        if self.outgoing.len() == self.inflight {
+            return;
+        }
         let mut i = 0;
         while i < self.outgoing.len() && self.window_open() {
             match self.outgoing[i].state {
