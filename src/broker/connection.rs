@@ -33,7 +33,9 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 enum Close {
     /// DISCONNECT from the client; `with_will` for v5 reason 0x04.
-    Normal { with_will: bool },
+    Normal {
+        with_will: bool,
+    },
     /// The socket closed or failed without DISCONNECT.
     Lost,
     KeepAlive,
@@ -158,8 +160,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
 
     fn send(&mut self, packet: &Packet) {
         if let Err(e) = encode(packet, self.version, &mut self.wbuf) {
-            self.shared
-                .log(Level::Error, format!("cannot encode {:?}: {e}", packet.packet_type()));
+            self.shared.log(
+                Level::Error,
+                format!("cannot encode {:?}: {e}", packet.packet_type()),
+            );
         }
     }
 
@@ -220,11 +224,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 ProtocolVersion::V31 => false,
             };
             if !allowed {
-                return refuse(io, &ctx, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID, "empty client id").await;
+                return refuse(
+                    io,
+                    &ctx,
+                    ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+                    "empty client id",
+                )
+                .await;
             }
             client_id = format!(
                 "auto-{:016x}",
-                shared.next_conn_id.load(std::sync::atomic::Ordering::Relaxed)
+                shared
+                    .next_conn_id
+                    .load(std::sync::atomic::Ordering::Relaxed)
                     ^ (shared.started.elapsed().as_nanos() as u64).rotate_left(17)
             );
             assigned = true;
@@ -265,9 +277,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             }
         }
 
-        if config.max_connections > 0
-            && shared.clients.lock().len() >= config.max_connections
-        {
+        if config.max_connections > 0 && shared.clients.lock().len() >= config.max_connections {
             let code = if v5 {
                 ReasonCode::QUOTA_EXCEEDED
             } else {
@@ -311,7 +321,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
 
         // Keep alive, possibly overridden by server keep alive (v5 §3.2.2.3.14).
         let mut keep_alive = connect.keep_alive;
-        if v5 && (keep_alive > config.max_keepalive || (keep_alive == 0 && config.max_keepalive < 65535)) {
+        if v5
+            && (keep_alive > config.max_keepalive
+                || (keep_alive == 0 && config.max_keepalive < 65535))
+        {
             keep_alive = config.max_keepalive;
             ack.properties.server_keep_alive = Some(keep_alive);
         }
@@ -404,7 +417,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     ProtocolVersion::V311 => "3.1.1",
                     ProtocolVersion::V5 => "5.0",
                 },
-                if connect.clean_start { "clean" } else { "persistent" },
+                if connect.clean_start {
+                    "clean"
+                } else {
+                    "persistent"
+                },
                 username
                     .as_deref()
                     .map(|u| format!(", user {u}"))
@@ -641,7 +658,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         if (p.qos as u8) > config.max_qos {
             return Some(Close::Error(
                 ReasonCode::QOS_NOT_SUPPORTED,
-                format!("PUBLISH QoS {} above maximum QoS {}", p.qos as u8, config.max_qos),
+                format!(
+                    "PUBLISH QoS {} above maximum QoS {}",
+                    p.qos as u8, config.max_qos
+                ),
             ));
         }
         if p.retain && !config.retain_available {
@@ -654,9 +674,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         let qos = p.qos;
         if qos == QoS::ExactlyOnce {
             let mut st = self.cell.state.lock();
-            if st.session.incoming_qos2_len() >= usize::from(config.receive_maximum)
-                && !p.dup
-            {
+            if st.session.incoming_qos2_len() >= usize::from(config.receive_maximum) && !p.dup {
                 drop(st);
                 return Some(Close::Error(
                     ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
@@ -765,7 +783,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 ));
             }
             let inner = shared_sub.map(|(_, f)| f).unwrap_or(&f.filter);
-            if !shared.allowed(&self.client_id, self.username.as_deref(), inner, Access::Read) {
+            if !shared.allowed(
+                &self.client_id,
+                self.username.as_deref(),
+                inner,
+                Access::Read,
+            ) {
                 shared.log(
                     Level::Warning,
                     format!(
@@ -1077,14 +1100,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         ) {
             shared.log(
                 Level::Warning,
-                format!("client {}: will on {:?} denied by ACL", self.client_id, message.topic.as_str()),
+                format!(
+                    "client {}: will on {:?} denied by ACL",
+                    self.client_id,
+                    message.topic.as_str()
+                ),
             );
             return;
         }
         if delay == 0 {
             shared.log(
                 Level::Debug,
-                format!("client {}: publishing will on {:?}", self.client_id, message.topic.as_str()),
+                format!(
+                    "client {}: publishing will on {:?}",
+                    self.client_id,
+                    message.topic.as_str()
+                ),
             );
             shared.route(message);
         } else {
@@ -1123,7 +1154,10 @@ where
 {
     ctx.shared.log(
         Level::Warning,
-        format!("connection from {} refused (reason 0x{:02X}): {what}", ctx.peer, code.0),
+        format!(
+            "connection from {} refused (reason 0x{:02X}): {what}",
+            ctx.peer, code.0
+        ),
     );
     io.send(&Packet::ConnAck(ConnAck {
         session_present: false,

@@ -142,8 +142,8 @@ impl Broker {
         &self.listeners
     }
 
-    pub fn events(&self) -> &EventQueue {
-        &self.shared.events
+    pub fn events(&self) -> Arc<EventQueue> {
+        self.shared.events.clone()
     }
 
     /// Closes every listener and connection and waits (blocking; call it off the
@@ -263,18 +263,42 @@ async fn housekeeping(shared: Arc<Shared>, _guard: shared::TaskGuard) {
 fn publish_sys(shared: &Shared) {
     let s = snapshot(shared);
     let values: [(&str, String); 14] = [
-        ("$SYS/broker/version", format!("turbomqtt {}", env!("CARGO_PKG_VERSION"))),
+        (
+            "$SYS/broker/version",
+            format!("turbomqtt {}", env!("CARGO_PKG_VERSION")),
+        ),
         ("$SYS/broker/uptime", format!("{} seconds", s.uptime_secs)),
-        ("$SYS/broker/clients/connected", s.clients_connected.to_string()),
+        (
+            "$SYS/broker/clients/connected",
+            s.clients_connected.to_string(),
+        ),
         ("$SYS/broker/clients/total", s.sessions.to_string()),
         ("$SYS/broker/clients/maximum", s.clients_maximum.to_string()),
-        ("$SYS/broker/subscriptions/count", s.subscriptions.to_string()),
-        ("$SYS/broker/retained messages/count", s.retained.to_string()),
-        ("$SYS/broker/messages/received", s.messages_received.to_string()),
+        (
+            "$SYS/broker/subscriptions/count",
+            s.subscriptions.to_string(),
+        ),
+        (
+            "$SYS/broker/retained messages/count",
+            s.retained.to_string(),
+        ),
+        (
+            "$SYS/broker/messages/received",
+            s.messages_received.to_string(),
+        ),
         ("$SYS/broker/messages/sent", s.messages_sent.to_string()),
-        ("$SYS/broker/publish/messages/received", s.publish_received.to_string()),
-        ("$SYS/broker/publish/messages/sent", s.publish_sent.to_string()),
-        ("$SYS/broker/publish/messages/dropped", s.messages_dropped.to_string()),
+        (
+            "$SYS/broker/publish/messages/received",
+            s.publish_received.to_string(),
+        ),
+        (
+            "$SYS/broker/publish/messages/sent",
+            s.publish_sent.to_string(),
+        ),
+        (
+            "$SYS/broker/publish/messages/dropped",
+            s.messages_dropped.to_string(),
+        ),
         ("$SYS/broker/bytes/received", s.bytes_received.to_string()),
         ("$SYS/broker/bytes/sent", s.bytes_sent.to_string()),
     ];

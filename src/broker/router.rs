@@ -173,7 +173,14 @@ impl Router {
             return;
         }
         self.sessions.remove(client_id);
-        let filters: Vec<String> = cell.state.lock().session.subscriptions.keys().cloned().collect();
+        let filters: Vec<String> = cell
+            .state
+            .lock()
+            .session
+            .subscriptions
+            .keys()
+            .cloned()
+            .collect();
         for f in filters {
             self.remove_subscription(client_id, &f);
         }
@@ -263,7 +270,12 @@ impl Router {
             if w.due <= now {
                 due.push(std::mem::replace(
                     &mut w.message,
-                    Message::new(Default::default(), Default::default(), QoS::AtMostOnce, false),
+                    Message::new(
+                        Default::default(),
+                        Default::default(),
+                        QoS::AtMostOnce,
+                        false,
+                    ),
                 ));
                 false
             } else {
@@ -389,7 +401,11 @@ mod tests {
         r.subscribe(&a.cell, &id, "a/+", opts(QoS::AtLeastOnce), None);
         let b = r.attach(&id, false, link(2).0, 10);
         assert!(b.session_present);
-        assert_eq!(b.previous.unwrap().conn_id, 1, "takeover reports the old link");
+        assert_eq!(
+            b.previous.unwrap().conn_id,
+            1,
+            "takeover reports the old link"
+        );
         assert!(Arc::ptr_eq(&a.cell, &b.cell));
         assert_eq!(r.targets(&msg("a/x", QoS::AtLeastOnce)).len(), 1);
         let c = r.attach(&id, true, link(3).0, 10);
@@ -406,11 +422,18 @@ mod tests {
         r.subscribe(&a.cell, &id, "a/+", opts(QoS::ExactlyOnce), Some(2));
         let t = r.targets(&msg("a/b", QoS::AtLeastOnce));
         assert_eq!(t.len(), 1);
-        assert_eq!(t[0].delivery.qos, QoS::AtLeastOnce, "downgraded to message QoS");
+        assert_eq!(
+            t[0].delivery.qos,
+            QoS::AtLeastOnce,
+            "downgraded to message QoS"
+        );
         let mut ids = t[0].delivery.subscription_ids.clone();
         ids.sort();
         assert_eq!(ids, vec![1, 2]);
-        assert!(!t[0].delivery.retain, "retain cleared unless retain-as-published");
+        assert!(
+            !t[0].delivery.retain,
+            "retain cleared unless retain-as-published"
+        );
     }
 
     #[test]

@@ -50,7 +50,9 @@ pub enum Enqueued {
     Queued,
     /// The queue was full: the message was dropped. `first` is true for the first drop
     /// after the queue last had room, so the caller logs once per episode, not per message.
-    Dropped { first: bool },
+    Dropped {
+        first: bool,
+    },
     /// QoS 0 messages are not queued for an offline client (MQTT 5 §3.1.2.4 allows it;
     /// mosquitto does not either by default).
     Skipped,
@@ -138,8 +140,7 @@ impl Session {
                 self.queue.pop_front();
                 continue;
             }
-            if front.qos != QoS::AtMostOnce && self.inflight.len() >= usize::from(self.send_quota)
-            {
+            if front.qos != QoS::AtMostOnce && self.inflight.len() >= usize::from(self.send_quota) {
                 return None;
             }
             let delivery = self.queue.pop_front()?;
@@ -304,7 +305,10 @@ mod tests {
         s.enqueue(delivery(QoS::AtLeastOnce));
         s.enqueue(delivery(QoS::AtLeastOnce));
         let (p1, _) = s.next_outgoing(Instant::now()).unwrap();
-        assert!(s.next_outgoing(Instant::now()).is_none(), "window of 1 is full");
+        assert!(
+            s.next_outgoing(Instant::now()).is_none(),
+            "window of 1 is full"
+        );
         assert!(s.on_puback(p1));
         assert!(!s.on_puback(p1), "second ack is unknown");
         let (p2, _) = s.next_outgoing(Instant::now()).unwrap();

@@ -264,7 +264,10 @@ mod tests {
     fn replace_and_remove() {
         let mut t = SubscriptionTree::default();
         assert!(!t.insert("a/b", None, sub("c")));
-        assert!(t.insert("a/b", None, sub("c")), "same client and filter replaces");
+        assert!(
+            t.insert("a/b", None, sub("c")),
+            "same client and filter replaces"
+        );
         assert_eq!(t.len(), 1);
         assert!(t.remove("a/b", None, "c"));
         assert!(!t.remove("a/b", None, "c"));
