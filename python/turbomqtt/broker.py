@@ -15,22 +15,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable
 
 from turbomqtt import _core
 
-__all__ = ["Broker", "BrokerMessage", "OPTIONS", "load_config"]
+__all__ = ["OPTIONS", "Broker", "BrokerMessage", "load_config"]
 
 logger = logging.getLogger("turbomqtt.broker")
 
 #: Every keyword option `Broker` accepts, with its default and meaning.
-OPTIONS: Dict[str, Tuple[Any, str]] = {
+OPTIONS: dict[str, tuple[Any, str]] = {
     "host": ("127.0.0.1", "address of the default TCP listener"),
     "port": (1883, "port of the default TCP listener; 0 picks a free port"),
     "listeners": (
         None,
-        "list of listener dicts {host, port, transport='tcp'|'websocket', path, "
-        "certfile, keyfile, cafile, require_certificate}; replaces host/port",
+        (
+            "list of listener dicts {host, port, transport='tcp'|'websocket', path, "
+            "certfile, keyfile, cafile, require_certificate}; replaces host/port"
+        ),
     ),
     "allow_anonymous": (True, "accept clients without a username"),
     "users": (None, "dict username -> password"),
@@ -62,10 +64,10 @@ _LEVELS = {10: logging.DEBUG, 20: logging.INFO, 30: logging.WARNING, 40: logging
 class BrokerMessage:
     """A message routed by the broker, as passed to ``on_message``."""
 
-    __slots__ = ("client_id", "topic", "payload", "qos", "retain")
+    __slots__ = ("client_id", "payload", "qos", "retain", "topic")
 
     def __init__(
-        self, client_id: Optional[str], topic: str, payload: bytes, qos: int, retain: bool
+        self, client_id: str | None, topic: str, payload: bytes, qos: int, retain: bool
     ) -> None:
         self.client_id = client_id
         self.topic = topic
@@ -80,7 +82,7 @@ class BrokerMessage:
         )
 
 
-def load_config(path: str) -> Dict[str, Any]:
+def load_config(path: str) -> dict[str, Any]:
     """Reads a broker configuration file (TOML) into `Broker` keyword arguments.
 
     Top-level keys are the keyword options; ``[users]`` is a table of passwords and
@@ -115,22 +117,22 @@ class Broker:
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
             raise TypeError(f"Broker() got unknown option(s): {', '.join(unknown)}")
-        self._options: Dict[str, Any] = dict(options)
+        self._options: dict[str, Any] = dict(options)
         self._options["host"] = host
         self._options["port"] = port
-        self._auth_callback: Optional[Callable[..., bool]] = options.get("auth_callback")
-        self._on_message: Optional[Callable[[BrokerMessage], Any]] = options.get("on_message")
+        self._auth_callback: Callable[..., bool] | None = options.get("auth_callback")
+        self._on_message: Callable[[BrokerMessage], Any] | None = options.get("on_message")
         for name in ("auth_callback", "on_message"):
             value = options.get(name)
             if value is not None and not callable(value):
                 raise TypeError(f"{name} must be callable")
-        self._core: Optional[Any] = None
-        self._thread: Optional[threading.Thread] = None
+        self._core: Any | None = None
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def _native_config(self) -> Dict[str, Any]:
+    def _native_config(self) -> dict[str, Any]:
         o = self._options
         listeners = o.get("listeners")
         if listeners is None:
@@ -142,7 +144,7 @@ class Broker:
                 for key in ("certfile", "keyfile", "cafile"):
                     if x.get(key) is not None:
                         x[key] = str(x[key])
-        config: Dict[str, Any] = {"listeners": listeners}
+        config: dict[str, Any] = {"listeners": listeners}
         for key in OPTIONS:
             if key in ("host", "port", "listeners", "auth_callback", "on_message"):
                 continue
@@ -158,7 +160,7 @@ class Broker:
         config["log_debug"] = logger.isEnabledFor(logging.DEBUG)
         return config
 
-    def start(self) -> "Broker":
+    def start(self) -> Broker:
         """Binds every listener and starts serving; returns at once."""
         with self._lock:
             if self._core is not None:
@@ -187,13 +189,13 @@ class Broker:
         core = self._core
         return core is not None and core.is_running()
 
-    def __enter__(self) -> "Broker":
+    def __enter__(self) -> Broker:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    async def __aenter__(self) -> "Broker":
+    async def __aenter__(self) -> Broker:  # noqa: PYI034
         return self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -205,10 +207,7 @@ class Broker:
     def __del__(self) -> None:
         core = getattr(self, "_core", None)
         if core is not None:
-            try:
-                core.stop(0.0)
-            except Exception:
-                pass
+            core.stop(0.0)
 
     def __repr__(self) -> str:
         state = f"url={self.url!r}" if self._core is not None else "stopped"
@@ -223,7 +222,7 @@ class Broker:
         return core
 
     @property
-    def listeners(self) -> List[Dict[str, Any]]:
+    def listeners(self) -> list[dict[str, Any]]:
         """The bound listeners: dicts with host, port, transport and tls."""
         return [
             {"host": h, "port": p, "transport": t, "tls": tls}
@@ -231,7 +230,7 @@ class Broker:
         ]
 
     @property
-    def ports(self) -> List[int]:
+    def ports(self) -> list[int]:
         """The real port of every listener, in configuration order."""
         return [p for (_h, p, _t, _tls) in self._running_core().listeners()]
 
@@ -254,18 +253,18 @@ class Broker:
         host = f"[{h}]" if ":" in h else h
         return f"{scheme}://{host}:{p}"
 
-    def stats(self) -> Dict[str, int]:
+    def stats(self) -> dict[str, int]:
         """Counters: clients, sessions, subscriptions, messages and bytes in and out."""
         return dict(self._running_core().stats())
 
-    def clients(self) -> List[Dict[str, Any]]:
+    def clients(self) -> list[dict[str, Any]]:
         """One dict per connected client: client_id, username, address, protocol, ..."""
         return list(self._running_core().clients())
 
     def publish(
         self,
         topic: str,
-        payload: Union[bytes, bytearray, memoryview, str, int, float, None] = None,
+        payload: bytes | bytearray | memoryview | str | float | None = None,
         qos: int = 0,
         retain: bool = False,
     ) -> int:
@@ -297,7 +296,7 @@ class Broker:
                 except Exception:
                     logger.exception("turbomqtt broker: error in a Python hook")
 
-    def _dispatch(self, core: Any, event: Tuple[Any, ...]) -> None:
+    def _dispatch(self, core: Any, event: tuple[Any, ...]) -> None:
         kind = event[0]
         if kind == "log":
             logger.log(_LEVELS.get(event[1], logging.INFO), "%s", event[2])
@@ -312,4 +311,3 @@ class Broker:
                     ok = bool(self._auth_callback(client_id, username, password))
             finally:
                 core.auth_reply(request_id, ok)
-
