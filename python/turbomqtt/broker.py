@@ -50,6 +50,10 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "max_connections": (0, "simultaneous connections; 0 is unlimited"),
     "max_keepalive": (65535, "v5: larger keep alives are lowered by server keep alive"),
     "topic_alias_maximum": (10, "v5 topic aliases accepted per client"),
+    "outgoing_topic_aliases": (
+        False,
+        "v5: send topic aliases to clients that accept them (paho 2.2 cannot resolve them)",
+    ),
     "max_qos": (2, "highest QoS accepted and granted"),
     "retain_available": (True, "whether retained messages are supported"),
     "max_session_expiry": (None, "cap on session expiry in seconds (None: no cap)"),

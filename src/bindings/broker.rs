@@ -105,6 +105,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<Config> {
     opt!(max_connections);
     opt!(max_keepalive);
     opt!(topic_alias_maximum);
+    opt!(outgoing_topic_aliases);
     opt!(max_qos);
     opt!(retain_available);
     opt!(log_debug);

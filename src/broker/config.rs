@@ -68,6 +68,9 @@ pub struct Config {
     pub max_connections: usize,
     pub max_keepalive: u16,
     pub topic_alias_maximum: u16,
+    /// Send topic aliases to v5 clients that accept them. Off by default: paho-mqtt
+    /// 2.2.0 announces a topic alias maximum but does not resolve incoming aliases.
+    pub outgoing_topic_aliases: bool,
     pub max_qos: u8,
     pub retain_available: bool,
     /// Upper bound for v5 session expiry and for v3 persistent sessions (None: forever).
@@ -95,6 +98,7 @@ impl Default for Config {
             max_connections: 0,
             max_keepalive: 65535,
             topic_alias_maximum: 10,
+            outgoing_topic_aliases: false,
             max_qos: 2,
             retain_available: true,
             max_session_expiry: None,

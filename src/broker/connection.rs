@@ -117,6 +117,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// Reads until the first packet. `Err(Some(text))`: log and close.
     async fn read_connect(&mut self) -> Result<Box<Connect>, Option<String>> {
         loop {
+            let level = peek_connect_level(&self.rbuf);
             match self.decoder.decode(&mut self.rbuf) {
                 Ok(Some(Packet::Connect(c))) => return Ok(c),
                 Ok(Some(other)) => {
@@ -129,7 +130,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                 Ok(None) => {}
                 Err(e) => {
                     let code = e.reason_code();
-                    let version = self.decoder.version();
+                    let version = self.decoder.version().or(level);
                     if code == ReasonCode::UNSUPPORTED_PROTOCOL_VERSION {
                         // v3 CONNACK return code 1 is what any 3.x or 5 client understands
                         // (MQTT 5 §3.1.2.2).
@@ -434,7 +435,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         } else {
             u32::MAX
         };
-        let client_alias_max = if v5 {
+        let client_alias_max = if v5 && config.outgoing_topic_aliases {
             connect.properties.topic_alias_maximum.unwrap_or(0)
         } else {
             0
@@ -543,17 +544,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 Ok(None) => return None,
                 Err(e) => {
                     let code = e.reason_code();
-                    // The codec's own code, with MQTT 5 §4.13's coarse categories for
-                    // what it classifies more finely.
-                    let code = match code {
-                        ReasonCode::PACKET_TOO_LARGE
-                        | ReasonCode::MALFORMED_PACKET
-                        | ReasonCode::PROTOCOL_ERROR => code,
-                        ReasonCode::TOPIC_NAME_INVALID | ReasonCode::TOPIC_FILTER_INVALID => {
-                            ReasonCode::MALFORMED_PACKET
-                        }
-                        _ => ReasonCode::PROTOCOL_ERROR,
-                    };
                     return Some(Close::Error(code, e.to_string()));
                 }
             };
@@ -894,7 +884,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         let more;
         {
             let mut st = self.cell.state.lock();
-            if !st.link.as_ref().is_some_and(|l| l.conn_id == self.conn_id) {
+            if st.link.as_ref().is_none_or(|l| l.conn_id != self.conn_id) {
                 return false;
             }
             let mut budget = WRITE_BATCH.saturating_sub(self.io.wbuf.len());
@@ -1126,6 +1116,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             });
         }
     }
+}
+
+/// The protocol level of a CONNECT at the front of `buf`, read before decoding so a
+/// CONNECT that fails to decode can still be answered in its version (MQTT 5 §3.1.4).
+fn peek_connect_level(buf: &[u8]) -> Option<ProtocolVersion> {
+    if buf.first()? >> 4 != 1 {
+        return None;
+    }
+    let mut i = 1;
+    loop {
+        let b = *buf.get(i)?;
+        i += 1;
+        if b & 0x80 == 0 || i > 4 {
+            break;
+        }
+    }
+    let name_len = usize::from(u16::from_be_bytes([*buf.get(i)?, *buf.get(i + 1)?]));
+    ProtocolVersion::from_level(*buf.get(i + 2 + name_len)?)
 }
 
 fn control_close(c: Option<Control>) -> Close {
