@@ -11,9 +11,8 @@ import subprocess
 import threading
 
 import pytest
-from broker_support import V5, V311, Peer, RawPeer, wait_until
-
 import turbomqtt
+from broker_support import V5, V311, Peer, RawPeer, wait_until
 from turbomqtt import Broker
 
 needs_mosquitto_clients = pytest.mark.skipif(
@@ -80,7 +79,7 @@ def test_tls_and_websocket_listeners_not_implemented():
 
 async def test_async_context_manager():
     async with Broker(port=0) as b:
-        reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
         writer.close()
         await writer.wait_closed()
     assert not b.running
