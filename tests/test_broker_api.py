@@ -72,11 +72,6 @@ def test_several_listeners():
         assert sub.get().payload == b"across"
 
 
-def test_tls_and_websocket_listeners_not_implemented():
-    with pytest.raises(NotImplementedError):
-        Broker(listeners=[{"port": 0, "transport": "websocket"}]).start()
-
-
 async def test_async_context_manager():
     async with Broker(port=0) as b:
         _reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
