@@ -15,4 +15,7 @@ __version__: str = _core.__version__
 # so exit never hangs on a connection task.
 _atexit.register(_core._shutdown)
 
+from turbomqtt.broker import Broker
+
 __all__ = ["__version__"]
+__all__ += ["Broker"]

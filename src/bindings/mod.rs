@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 
 mod codec;
 mod client;
+mod broker;
 
 /// Stops the background runtime; registered with `atexit` by `turbomqtt/__init__.py`.
 /// The GIL is released while tasks wind down so that none of them can deadlock on it.
@@ -20,5 +21,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     codec::register(m)?;
     client::register(m)?;
+    broker::register(m)?;
     Ok(())
 }
