@@ -15,4 +15,14 @@ __version__: str = _core.__version__
 # so exit never hangs on a connection task.
 _atexit.register(_core._shutdown)
 
+
+def install_as_paho() -> None:
+    """Make every later ``import paho.mqtt...`` in this process use turbomqtt's modules
+    (``paho.mqtt.client``, ``.enums``, ``.properties``, ...), also inside libraries."""
+    from turbomqtt._paho_switch import install_as_paho as _install
+
+    _install()
+
+
 __all__ = ["__version__"]
+__all__ += ["install_as_paho"]
