@@ -10,6 +10,8 @@ from typing import Any
 from turbomqtt import client as paho
 from turbomqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from turbomqtt.exception import MQTTException
+from turbomqtt.properties import Properties  # noqa: F401 - paho exposes these names here
+from turbomqtt.reasoncodes import ReasonCode  # noqa: F401
 
 __all__ = ["multiple", "single"]
 
