@@ -17,7 +17,6 @@ import paho.mqtt.reasoncodes as preasoncodes
 import paho.mqtt.subscribe as psubscribe
 import paho.mqtt.subscribeoptions as psubopts
 import pytest
-
 import turbomqtt.client as tclient
 import turbomqtt.enums as tenums
 import turbomqtt.exception as texception
@@ -58,21 +57,21 @@ def test_packet_types_equal_paho():
                 ppackettypes.PacketTypes, attr), attr
 
 
-PACKET_TYPES = list(range(0, 17)) + [99]
+PACKET_TYPES = list(range(17)) + [99]
 
 
 def test_reason_code_names_values_and_errors_equal_paho():
-    for ptype, value in itertools.product(PACKET_TYPES, range(0, 256)):
-        ours = outcome(lambda: str(treasoncodes.ReasonCode(ptype, identifier=value)))
-        theirs = outcome(lambda: str(preasoncodes.ReasonCode(ptype, identifier=value)))
+    for ptype, value in itertools.product(PACKET_TYPES, range(256)):
+        ours = outcome(lambda p=ptype, v=value: str(treasoncodes.ReasonCode(p, identifier=v)))
+        theirs = outcome(lambda p=ptype, v=value: str(preasoncodes.ReasonCode(p, identifier=v)))
         assert ours == theirs, (ptype, value)
 
 
 def test_reason_code_by_name_equal_paho():
     names = {n for entries in preasoncodes.ReasonCode.names.values() for n in entries}
     for ptype, name in itertools.product(PACKET_TYPES, sorted(names) + ["Nonsense"]):
-        ours = outcome(lambda: treasoncodes.ReasonCode(ptype, name).value)
-        theirs = outcome(lambda: preasoncodes.ReasonCode(ptype, name).value)
+        ours = outcome(lambda p=ptype, n=name: treasoncodes.ReasonCode(p, n).value)
+        theirs = outcome(lambda p=ptype, n=name: preasoncodes.ReasonCode(p, n).value)
         assert ours == theirs, (ptype, name)
 
 
@@ -147,12 +146,20 @@ def describe(props):
     return (props.pack(), str(props), props.json(), props.isEmpty())
 
 
+def describe_built(module, ptype, assignments):
+    return describe(build(module, ptype, assignments))
+
+
+def describe_unpacked(module, ptype, data):
+    return describe(module.Properties(ptype).unpack(data)[0])
+
+
 def test_properties_set_pack_str_json_equal_paho_for_every_packet_type():
     for ptype in PACKET_TYPES[1:]:
         for name, values in PROPERTY_VALUES.items():
             for value in values:
-                ours = outcome(lambda: describe(build(tproperties, ptype, [(name, value)])))
-                theirs = outcome(lambda: describe(build(pproperties, ptype, [(name, value)])))
+                ours = outcome(describe_built, tproperties, ptype, [(name, value)])
+                theirs = outcome(describe_built, pproperties, ptype, [(name, value)])
                 assert ours == theirs, (ptype, name, value)
 
 
@@ -188,8 +195,8 @@ UNPACK_INPUTS = [
 def test_properties_unpack_equal_paho_including_malformed_input():
     for data in UNPACK_INPUTS:
         for ptype in (tpackettypes.PacketTypes.PUBLISH, tpackettypes.PacketTypes.CONNACK):
-            ours = outcome(lambda: describe(tproperties.Properties(ptype).unpack(data)[0]))
-            theirs = outcome(lambda: describe(pproperties.Properties(ptype).unpack(data)[0]))
+            ours = outcome(describe_unpacked, tproperties, ptype, data)
+            theirs = outcome(describe_unpacked, pproperties, ptype, data)
             assert ours == theirs, (ptype, data)
 
 
@@ -214,19 +221,25 @@ def test_property_helper_functions_equal_paho():
             getattr(pproperties, name), *args), name
 
 
+def options_made(module, args):
+    opts = module.SubscribeOptions(*args)
+    return (opts.pack(), str(opts), repr(opts), opts.json())
+
+
+def options_read(module, data):
+    opts = module.SubscribeOptions()
+    used = opts.unpack(data)
+    return used, opts.json()
+
+
 def test_subscribe_options_equal_paho():
     for qos, no_local, rap, rh in itertools.product([0, 1, 2, 3], [False, True],
                                                      [False, True], [0, 1, 2, 3]):
-        def make(module):
-            opts = module.SubscribeOptions(qos, no_local, rap, rh)
-            return (opts.pack(), str(opts), repr(opts), opts.json())
-        assert outcome(make, tsubopts) == outcome(make, psubopts)
+        args = (qos, no_local, rap, rh)
+        assert outcome(options_made, tsubopts, args) == outcome(options_made, psubopts, args)
     for byte in range(256):
-        def read(module):
-            opts = module.SubscribeOptions()
-            used = opts.unpack(bytes([byte]))
-            return used, opts.json()
-        assert outcome(read, tsubopts) == outcome(read, psubopts), byte
+        data = bytes([byte])
+        assert outcome(options_read, tsubopts, data) == outcome(options_read, psubopts, data)
     assert outcome(setattr, tsubopts.SubscribeOptions(), "bad", 1)[1:] == outcome(
         setattr, psubopts.SubscribeOptions(), "bad", 1)[1:]
 
@@ -367,4 +380,4 @@ def test_message_info_and_message_objects_behave_as_paho():
         assert msg.info.mid == 3 and msg.properties is None and msg.payload == b""
         bad = module.MQTTMessage(1, b"\xff")
         with pytest.raises(UnicodeDecodeError):
-            bad.topic
+            _ = bad.topic

@@ -82,12 +82,32 @@ else:
 
 _ = ReasonCodes
 __all__ = [
-    "Client", "MQTTMessage", "MQTTMessageInfo", "ConnectFlags", "DisconnectFlags",
-    "WebsocketConnectionError", "error_string", "connack_string", "topic_matches_sub",
-    "convert_connack_rc_to_reason_code", "convert_disconnect_error_code_to_reason_code",
-    "CallbackAPIVersion", "MQTTErrorCode", "MQTTProtocolVersion", "ConnackCode", "LogLevel",
-    "MessageState", "MessageType", "PahoClientMode", "Properties", "PacketTypes", "ReasonCode",
-    "ReasonCodes", "SubscribeOptions", "MQTTMatcher", "MalformedPacket",
+    "CallbackAPIVersion",
+    "Client",
+    "ConnackCode",
+    "ConnectFlags",
+    "DisconnectFlags",
+    "LogLevel",
+    "MQTTErrorCode",
+    "MQTTMatcher",
+    "MQTTMessage",
+    "MQTTMessageInfo",
+    "MQTTProtocolVersion",
+    "MalformedPacket",
+    "MessageState",
+    "MessageType",
+    "PacketTypes",
+    "PahoClientMode",
+    "Properties",
+    "ReasonCode",
+    "ReasonCodes",
+    "SubscribeOptions",
+    "WebsocketConnectionError",
+    "connack_string",
+    "convert_connack_rc_to_reason_code",
+    "convert_disconnect_error_code_to_reason_code",
+    "error_string",
+    "topic_matches_sub",
 ]
 
 # --- module constants (paho's 1.x names for the enum members) ---------------------------
@@ -707,7 +727,7 @@ class Client:
         if core is not None:
             try:
                 core.close()
-            except Exception:  # noqa: BLE001 - never raise from a finalizer
+            except Exception:  # noqa: BLE001, S110 - never raise from a finalizer
                 pass
 
     # --- properties --------------------------------------------------------------------
@@ -2045,7 +2065,7 @@ class Client:
             buf = fmt % args
             try:
                 on_log(self, self._userdata, level, buf)
-            except Exception:  # noqa: BLE001, S110 - paho swallows on_log errors
+            except Exception:  # noqa: BLE001, S110 - paho swallows on_log errors (the logger still gets it)
                 pass
         if self._logger is not None:
             self._logger.log(LOGGING_LEVEL[level], fmt, *args)
