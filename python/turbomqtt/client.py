@@ -997,7 +997,10 @@ class Client:
             for key in ("ca_certs", "certfile", "keyfile", "keyfile_password", "alpn"):
                 if files[key] is not None:
                     tls[key] = files[key]
-        if "ca_certs" not in tls:
+        if files is not None and files["ca_certs"] is None:
+            # tls_set() without ca_certs means the system's trust store, as load_default_certs.
+            tls["use_native_roots"] = True
+        elif "ca_certs" not in tls:
             cas = ctx.get_ca_certs(binary_form=True)
             if cas:
                 tls["ca_data"] = list(cas)
@@ -1764,13 +1767,13 @@ class Client:
                 elif kind == _EV_PUBLISHED:
                     self._ev_published(ev)
                 elif kind == _EV_CONNACK:
-                    rc = self._ev_connack(ev)
+                    rc = self._ev_connack(ev) or rc
                 elif kind == _EV_SUBACK:
                     self._ev_suback(ev)
                 elif kind == _EV_UNSUBACK:
                     self._ev_unsuback(ev)
                 elif kind == _EV_DISCONNECTED:
-                    rc = self._ev_disconnected(ev)
+                    rc = self._ev_disconnected(ev) or rc
                 elif kind == _EV_LOG:
                     self._easy_log(_LEVEL.get(ev[1], MQTT_LOG_DEBUG), "%s", ev[2])
         except BaseException:
@@ -1994,14 +1997,15 @@ class Client:
             reason = ReasonCode(PacketTypes.DISCONNECT, identifier=code)
             properties = _props(PacketTypes.DISCONNECT, raw_props)
             self._sock_close()
-            if self._state not in _CLOSED_STATES:
-                self._state = _ConnectionState.MQTT_CS_CONNECTION_LOST
-            else:
-                self._state = _ConnectionState.MQTT_CS_DISCONNECTED
-            self._do_on_disconnect(packet_from_broker=True, v1_rc=MQTT_ERR_SUCCESS,
-                                   reason=reason, properties=properties)
-            return MQTT_ERR_CONN_LOST if self._state != _ConnectionState.MQTT_CS_DISCONNECTED \
-                else MQTT_ERR_SUCCESS
+            closing = self._state in _CLOSED_STATES
+            try:
+                # As for a lost connection, is_connected() is still True in on_disconnect.
+                self._do_on_disconnect(packet_from_broker=True, v1_rc=MQTT_ERR_SUCCESS,
+                                       reason=reason, properties=properties)
+            finally:
+                self._state = (_ConnectionState.MQTT_CS_DISCONNECTED if closing
+                               else _ConnectionState.MQTT_CS_CONNECTION_LOST)
+            return MQTT_ERR_SUCCESS if closing else MQTT_ERR_CONN_LOST
         if self._state == _ConnectionState.MQTT_CS_DISCONNECTING and code == 0:
             # Our DISCONNECT was written: paho calls on_disconnect, then closes.
             try:
