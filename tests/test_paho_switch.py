@@ -84,3 +84,32 @@ def test_run_without_script_prints_usage():
     proc = subprocess.run([sys.executable, "-m", "turbomqtt", "run"], capture_output=True,
                           text=True, timeout=60, check=False)
     assert proc.returncode == 2 and "usage" in proc.stderr
+
+
+def test_wheel_installs_the_pth_switch(tmp_path):
+    """Build the wheel, install it into a fresh venv without paho-mqtt, and check that
+    TURBOMQTT_AS_PAHO=1 makes `import paho.mqtt.client` work there (the .pth at the
+    site-packages root comes from maturin's data directory)."""
+    import pathlib
+    import shutil
+
+    maturin = shutil.which("maturin") or str(pathlib.Path(sys.executable).parent / "maturin")
+    if not os.path.exists(maturin):
+        import pytest
+
+        pytest.skip("maturin not available")
+    root = pathlib.Path(__file__).resolve().parents[1]
+    wheels = tmp_path / "wheels"
+    subprocess.run([maturin, "build", "--profile", "dev", "-q", "-o", str(wheels)], cwd=root,
+                   check=True, capture_output=True, timeout=900)
+    (wheel,) = wheels.glob("turbomqtt-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    out = run([python, "-c", PROBE], {"TURBOMQTT_AS_PAHO": "1"}, cwd=str(tmp_path))
+    assert out["client"] == "turbomqtt.client"
+    proc = subprocess.run([python, "-c", "import paho"], capture_output=True, text=True,
+                          timeout=60, check=False, cwd=str(tmp_path))
+    assert proc.returncode != 0  # without the switch there is no paho in that venv
