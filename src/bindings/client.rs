@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use crate::client::event::Event;
+use crate::client::event::{Event, Wait};
 use crate::client::{
     props, Client, ConnectError, ConnectOptions, ProxyKind, ProxyOptions, TlsOptions,
     TransportKind, TransportOptions,
@@ -491,6 +491,16 @@ impl ClientCore {
         self.client.close();
     }
 
+    /// Makes a blocked `wait()` (in any thread) return False at once.
+    fn wake(&self) {
+        self.client.events().wake();
+    }
+
+    /// Removes every unacknowledged or queued outgoing QoS>0 message; returns their mids.
+    fn drop_out_messages(&self) -> Vec<u16> {
+        self.client.drop_out_messages()
+    }
+
     fn ack(&self, mid: u16, qos: u8) -> i32 {
         self.client.ack(mid, qos)
     }
@@ -524,8 +534,10 @@ impl ClientCore {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(SIGNAL_CHECK),
                 None => SIGNAL_CHECK,
             };
-            if py.detach(|| events.wait(slice)) {
-                return Ok(true);
+            match py.detach(|| events.wait(slice)) {
+                Wait::Events => return Ok(true),
+                Wait::Woken => return Ok(false),
+                Wait::TimedOut => {}
             }
             py.check_signals()?;
             if deadline.is_some_and(|d| Instant::now() >= d) {

@@ -38,6 +38,14 @@ pub mod log_level {
     pub const DEBUG: u8 = 16;
 }
 
+/// How [`EventQueue::wait`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    Events,
+    Woken,
+    TimedOut,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// The full topic: v5 topic aliases are already resolved.
@@ -92,6 +100,8 @@ pub enum Event {
 
 struct Pending {
     events: VecDeque<Event>,
+    /// `wake()` was called: the next `wait` returns at once.
+    woken: bool,
     /// A byte sits in the notifier socket pair.
     signalled: bool,
 }
@@ -121,6 +131,7 @@ impl EventQueue {
         Ok(Self {
             pending: Mutex::new(Pending {
                 events: VecDeque::new(),
+                woken: false,
                 signalled: false,
             }),
             ready: Condvar::new(),
@@ -191,14 +202,32 @@ impl EventQueue {
         self.len() == 0
     }
 
-    /// Blocks the calling (non-runtime) thread until an event is pending or `timeout`
-    /// passes; returns whether events are pending.
-    pub fn wait(&self, timeout: Duration) -> bool {
+    /// Blocks the calling (non-runtime) thread until an event is pending, `wake()` is
+    /// called or `timeout` passes.
+    pub fn wait(&self, timeout: Duration) -> Wait {
         let mut p = self.pending.lock();
-        if p.events.is_empty() {
+        if p.events.is_empty() && !p.woken {
             let _ = self.ready.wait_for(&mut p, timeout);
         }
-        !p.events.is_empty()
+        if !p.events.is_empty() {
+            Wait::Events
+        } else if std::mem::take(&mut p.woken) {
+            Wait::Woken
+        } else {
+            Wait::TimedOut
+        }
+    }
+
+    /// Makes a blocked (or the next) `wait` return without events.
+    pub fn wake(&self) {
+        self.pending.lock().woken = true;
+        self.ready.notify_all();
+    }
+
+    /// Removes queued events matching `f` (used to forget the end of a connection that
+    /// is being replaced).
+    pub fn remove_where(&self, f: impl Fn(&Event) -> bool) {
+        self.pending.lock().events.retain(|e| !f(e));
     }
 
     /// Resolves once the queue holds at most its limit.
@@ -248,7 +277,7 @@ mod tests {
         assert_eq!(q.drain(1), vec![log("a")]);
         assert_eq!(q.drain(0), vec![log("b"), log("c")]);
         assert_eq!(notifier_bytes(&q), 0);
-        assert!(!q.wait(Duration::from_millis(1)));
+        assert_eq!(q.wait(Duration::from_millis(1)), Wait::TimedOut);
         q.push(log("d"));
         assert_eq!(
             notifier_bytes(&q),
@@ -267,7 +296,17 @@ mod tests {
                 message: "x".into(),
             })
         });
-        assert!(q.wait(Duration::from_secs(5)));
+        assert_eq!(q.wait(Duration::from_secs(5)), Wait::Events);
         t.join().unwrap();
+    }
+
+    #[test]
+    fn wake_ends_a_wait_without_events() {
+        let q = std::sync::Arc::new(EventQueue::new(10).unwrap());
+        let q2 = q.clone();
+        let t = std::thread::spawn(move || q2.wake());
+        assert_eq!(q.wait(Duration::from_secs(5)), Wait::Woken);
+        t.join().unwrap();
+        assert_eq!(q.wait(Duration::from_millis(1)), Wait::TimedOut, "wake is used up");
     }
 }

@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 pub use connection::MAX_PACKET_SIZE;
-pub use event::{Event, EventQueue, Message, DEFAULT_EVENT_LIMIT};
+pub use event::{Event, EventQueue, Message, Wait, DEFAULT_EVENT_LIMIT};
 pub use session::Session;
 pub use tls::TlsOptions;
 pub use transport::{ConnectError, ProxyKind, ProxyOptions, TransportKind, TransportOptions};
@@ -126,9 +126,14 @@ impl Client {
     }
 
     /// Closes any current connection (without DISCONNECT and without an event) and
-    /// starts opening a new one on the runtime.
+    /// starts opening a new one on the runtime. A not yet drained `Disconnected` event
+    /// of the replaced connection is dropped: paho gives no `on_disconnect` for the
+    /// connection `reconnect()` replaces.
     pub fn start_connect(&self, opts: ConnectOptions) -> PendingConnect {
         self.close();
+        self.shared
+            .events
+            .remove_where(|e| matches!(e, Event::Disconnected { .. }));
         *self.shared.last.lock() = Some(opts.clone());
         let (tx, rx) = mpsc::sync_channel(1);
         let shared = self.shared.clone();
@@ -218,6 +223,10 @@ impl Client {
 
     pub fn disconnect(&self, code: u8, properties: Properties) -> i32 {
         self.with_session(|s| s.disconnect(code, properties))
+    }
+
+    pub fn drop_out_messages(&self) -> Vec<u16> {
+        self.with_session(|s| s.drop_out_messages())
     }
 
     pub fn ack(&self, mid: u16, qos: u8) -> i32 {
