@@ -11,8 +11,10 @@ and dispatches each event in arrival order.
 Limits (documented, see README): ``tls_set_context`` can only pass on what an
 ``ssl.SSLContext`` exposes (verify mode, hostname check, minimum/maximum version, CA
 certificates loaded into it); client certificates must come through ``tls_set``.
-``socket()`` returns a notifier object (``fileno()``/``close()``) instead of the real
-socket, and ``loop_write()`` has nothing to do: the core writes by itself.
+``socket()`` returns a notifier object (``fileno()``/``close()``, readable while events
+wait) instead of the real socket. The core writes by itself: with an external event loop,
+``on_socket_register_write`` is called once per connection, as paho does for CONNECT, and
+the host's ``loop_write()`` ends that turn.
 """
 
 from __future__ import annotations
@@ -714,6 +716,7 @@ class Client:
         self._out_infos: dict[int, MQTTMessageInfo] = {}
         self._out_lock = threading.Lock()
         self._backlog: list[tuple] | None = None
+        self._write_gate = False
         self._loop_used = False
         self._log_packets = False
         self._core = _new_core()
@@ -1279,7 +1282,7 @@ class Client:
             return bool(self._clean_start)
         return bool(self._clean_session)
 
-    def _ws_headers(self) -> dict[str, str] | None:
+    def _ws_headers(self) -> list[tuple[str, str]] | None:
         extra = self._websocket_extra_headers
         if extra is None:
             return None
@@ -1295,7 +1298,7 @@ class Client:
                 "Sec-WebSocket-Protocol": "mqtt",
             }
             extra = extra(defaults)
-        return {str(k): str(v) for k, v in dict(extra).items()}
+        return [(str(k), str(v)) for k, v in dict(extra).items()]
 
     def reconnect(self) -> MQTTErrorCode:
         """Connect again with the last parameters (blocking, as connect())."""
@@ -1363,6 +1366,13 @@ class Client:
         self._registered_write = False
         self._sock = _Notifier(core.fileno())
         self._call_socket_open(self._sock)
+        if self._thread is None and self.on_socket_register_write is not None:
+            # An external event loop: paho queues CONNECT and asks the host loop to write it,
+            # so nothing can arrive before the host's first loop_write(). The core has already
+            # written CONNECT; holding the events until that loop_write() gives the host the
+            # same order of events as with paho (one write turn per connection, no spinning).
+            self._write_gate = True
+            self._call_socket_register_write()
         return MQTT_ERR_SUCCESS
 
     def is_connected(self) -> bool:
@@ -1425,8 +1435,9 @@ class Client:
         return self._sock
 
     def want_write(self) -> bool:
-        """Always False: the core writes to the socket by itself."""
-        return False
+        """True only until the host loop's first loop_write() after a connect (the core
+        writes by itself; see reconnect())."""
+        return self._write_gate
 
     # --- publish / subscribe ---------------------------------------------------------------
 
@@ -1617,6 +1628,7 @@ class Client:
                 f"Client is not connected. Socket: {self._sock!r}). "
                 f"Last known Connection State: {self._state.name}")
             return MQTT_ERR_NO_CONN
+        self._write_gate = False  # this loop does the host's writing itself
         if self._backlog is None and not self._core.pending():
             self._wait(timeout)
         return self._handle_events()
@@ -1638,12 +1650,17 @@ class Client:
         self._loop_used = True
         if self._sock is None:
             return MQTT_ERR_NO_CONN
+        if self._write_gate:
+            return MQTT_ERR_SUCCESS
         return self._handle_events()
 
     def loop_write(self) -> MQTTErrorCode:
-        """Nothing to do: the core writes by itself (kept for external event loops)."""
+        """The core writes by itself; for external event loops this ends the write turn
+        requested after connecting (and releases the events held until then)."""
         if self._sock is None:
             return MQTT_ERR_NO_CONN
+        self._write_gate = False
+        self._call_socket_unregister_write()
         return MQTT_ERR_SUCCESS
 
     def loop_misc(self) -> MQTTErrorCode:
@@ -2095,12 +2112,35 @@ class Client:
                     raise
 
     def _call_socket_register_write(self) -> None:
-        # Never needed: the core owns the socket and writes by itself.
-        return
+        # Only after connecting in external-loop mode (see reconnect()); never for ordinary
+        # writes, which the core does by itself.
+        if not self._sock or self._registered_write:
+            return
+        self._registered_write = True
+        callback = self.on_socket_register_write
+        if callback:
+            try:
+                callback(self, self._userdata, self._sock)
+            except Exception as err:
+                self._easy_log(MQTT_LOG_ERR,
+                               "Caught exception in on_socket_register_write: %s", err)
+                if not self.suppress_exceptions:
+                    raise
 
     def _call_socket_unregister_write(self, sock: Any = None) -> None:
-        # Write interest is never registered (see _call_socket_register_write).
-        return
+        sock = sock or self._sock
+        if not sock or not self._registered_write:
+            return
+        self._registered_write = False
+        callback = self.on_socket_unregister_write
+        if callback:
+            try:
+                callback(self, self._userdata, sock)
+            except Exception as err:
+                self._easy_log(MQTT_LOG_ERR,
+                               "Caught exception in on_socket_unregister_write: %s", err)
+                if not self.suppress_exceptions:
+                    raise
 
     # --- callbacks -------------------------------------------------------------------------
 
@@ -2134,9 +2174,10 @@ class Client:
     on_socket_close = _callback_property(
         "on_socket_close", "Called as on_socket_close(client, userdata, sock) before closing.")
     on_socket_register_write = _callback_property(
-        "on_socket_register_write", "Never called: the core writes by itself.")
+        "on_socket_register_write",
+        "External loops: called once after connecting; the host then calls loop_write().")
     on_socket_unregister_write = _callback_property(
-        "on_socket_unregister_write", "Never called: the core writes by itself.")
+        "on_socket_unregister_write", "External loops: called by that first loop_write().")
 
     @property
     def on_log(self) -> CallbackOnLog | None:
