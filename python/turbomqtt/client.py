@@ -534,6 +534,14 @@ class _Notifier:
         # The fd belongs to the core; closing the notifier only retires this view of it.
         self._fd = -1
 
+    def setsockopt(self, level: int, option: int, value: Any) -> None:
+        """Send/receive buffer sizes are tuning hints the core's socket does without; any
+        other option cannot be applied from here."""
+        if level == socket.SOL_SOCKET and option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            return
+        raise NotImplementedError(
+            "turbomqtt: the MQTT socket lives in the Rust core; socket options cannot be set")
+
     def __repr__(self) -> str:
         return f"<turbomqtt notifier fd={self._fd}>"
 
@@ -1692,9 +1700,13 @@ class Client:
         while run:
             rc = MQTT_ERR_SUCCESS
             while rc == MQTT_ERR_SUCCESS:
+                self._await_other_connect()
                 rc = self._loop(timeout)
-                # loop_stop(): leave once nothing waits for an acknowledgement.
-                if self._thread_terminate is True and not self._out_infos:
+                # loop_stop(): leave once nothing waits for an acknowledgement and a
+                # disconnect() in progress has completed (paho waits for its queues).
+                if (self._thread_terminate is True and not self._out_infos
+                        and not (self._state == _ConnectionState.MQTT_CS_DISCONNECTING
+                                 and self._sock is not None)):
                     rc = MQTT_ERR_NOMEM
                     run = False
 
@@ -1709,12 +1721,24 @@ class Client:
                 if should_exit():
                     run = False
                 else:
+                    if self._sock is not None:
+                        continue  # another thread connected meanwhile
                     try:
                         self.reconnect()
                     except OSError:
                         self._handle_on_connect_fail()
                         self._easy_log(MQTT_LOG_DEBUG, "Connection failed, retrying")
         return rc
+
+    def _await_other_connect(self) -> None:
+        # loop_start() before connect(): another thread is opening the connection. Wait for
+        # it instead of opening a second one (paho opens two, issues #549/#550).
+        deadline = time_func() + self._connect_timeout + 1.0
+        while (self._sock is None and not self._thread_terminate
+               and self._state in (_ConnectionState.MQTT_CS_NEW,
+                                   _ConnectionState.MQTT_CS_CONNECTING)
+               and time_func() < deadline):
+            time.sleep(0.01)
 
     def loop_start(self) -> MQTTErrorCode:
         """Run loop_forever() in a daemon thread; MQTT_ERR_INVAL if one already runs."""
@@ -2011,8 +2035,10 @@ class Client:
             # Already handled (refused CONNACK, _sock_close(), or a replaced connection).
             return MQTT_ERR_SUCCESS
         if from_server and self._protocol == MQTTv5:
-            reason = ReasonCode(PacketTypes.DISCONNECT, identifier=code)
-            properties = _props(PacketTypes.DISCONNECT, raw_props)
+            # A DISCONNECT without reason code (remaining length 0) gives None, one without
+            # properties gives None, as paho's VERSION1 callbacks see them.
+            reason = None if code is None else ReasonCode(PacketTypes.DISCONNECT, identifier=code)
+            properties = None if raw_props is None else _props(PacketTypes.DISCONNECT, raw_props)
             self._sock_close()
             closing = self._state in _CLOSED_STATES
             try:
@@ -2023,7 +2049,7 @@ class Client:
                 self._state = (_ConnectionState.MQTT_CS_DISCONNECTED if closing
                                else _ConnectionState.MQTT_CS_CONNECTION_LOST)
             return MQTT_ERR_SUCCESS if closing else MQTT_ERR_CONN_LOST
-        if self._state == _ConnectionState.MQTT_CS_DISCONNECTING and code == 0:
+        if self._state == _ConnectionState.MQTT_CS_DISCONNECTING and not code:
             # Our DISCONNECT was written: paho calls on_disconnect, then closes.
             try:
                 self._do_on_disconnect(packet_from_broker=False, v1_rc=MQTT_ERR_SUCCESS)
@@ -2033,6 +2059,8 @@ class Client:
                     self._state = _ConnectionState.MQTT_CS_DISCONNECTED
             return MQTT_ERR_SUCCESS
         rc = _ERR.get(code, MQTT_ERR_CONN_LOST) if code else MQTT_ERR_CONN_LOST
+        if from_server:
+            rc = MQTT_ERR_CONN_LOST  # an MQTT 3 broker closing on us
         self._sock_close()
         if self._state in _CLOSED_STATES:
             self._state = _ConnectionState.MQTT_CS_DISCONNECTED
