@@ -725,6 +725,9 @@ class Client:
         self._out_lock = threading.Lock()
         self._backlog: list[tuple] | None = None
         self._write_gate = False
+        # True while core.connect() runs in some thread: the connection exists in the core
+        # (CONNACK may even be in) before that thread gets the GIL back to set _sock.
+        self._core_connecting = False
         self._loop_used = False
         self._log_packets = False
         self._core = _new_core()
@@ -1370,7 +1373,11 @@ class Client:
             "proxy": self._get_proxy() if self._transport != "unix" else None,
             "timeout": float(self._connect_timeout),
         }
-        core.connect(**kwargs)
+        self._core_connecting = True
+        try:
+            core.connect(**kwargs)
+        finally:
+            self._core_connecting = False
         self._registered_write = False
         self._sock = _Notifier(core.fileno())
         self._call_socket_open(self._sock)
@@ -1391,7 +1398,7 @@ class Client:
         self, reasoncode: ReasonCode | None = None, properties: Properties | None = None
     ) -> MQTTErrorCode:
         """Send DISCONNECT and close; on_disconnect follows through the loop."""
-        if self._sock is None:
+        if self._sock is None and not self._core_connecting:
             self._state = _ConnectionState.MQTT_CS_DISCONNECTED
             return MQTT_ERR_NO_CONN
         self._state = _ConnectionState.MQTT_CS_DISCONNECTING
@@ -1566,7 +1573,7 @@ class Client:
             raise ValueError("No topic specified, or incorrect topic type.")
         if any(self._filter_wildcard_len_check(t) != MQTT_ERR_SUCCESS for t, _ in topic_qos_list):
             raise ValueError("Invalid subscription filter.")
-        if self._sock is None:
+        if self._sock is None and not self._core_connecting:
             return (MQTT_ERR_NO_CONN, None)
         filters = [
             (t.decode("utf-8"), o.pack()[0] if isinstance(o, SubscribeOptions) else int(o))
@@ -1595,7 +1602,7 @@ class Client:
                 topic_list.append(t.encode("utf-8"))
         if topic_list is None:
             raise ValueError("No topic specified, or incorrect topic type.")
-        if self._sock is None:
+        if self._sock is None and not self._core_connecting:
             return (MQTT_ERR_NO_CONN, None)
         packed = properties.pack() if (self._protocol == MQTTv5 and properties is not None) \
             else None
@@ -1943,7 +1950,8 @@ class Client:
                 return self.reconnect()
 
         if code == 0:
-            self._state = _ConnectionState.MQTT_CS_CONNECTED
+            if self._state not in _CLOSED_STATES:  # disconnect() may have come first
+                self._state = _ConnectionState.MQTT_CS_CONNECTED
             self._reconnect_delay = None
         self._mqttv5_first_connect = False
 
