@@ -1468,11 +1468,14 @@ class Client:
         v5 = self._protocol == MQTTv5
         if not v5 and (topic is None or len(topic) == 0):
             raise ValueError("Invalid topic.")
-        topic_bytes = topic.encode("utf-8")
-        if b"+" in topic_bytes or b"#" in topic_bytes:
-            raise ValueError("Publish topic cannot contain wildcards.")
-        if len(topic_bytes) > 65535:
+        # paho encodes first: bytes/None raise its AttributeError, and only a topic this
+        # long can exceed 65535 UTF-8 bytes.
+        if (type(topic) is not str or len(topic) > 16383) and len(topic.encode("utf-8")) > 65535:
+            if "+" in topic or "#" in topic:
+                raise ValueError("Publish topic cannot contain wildcards.")
             raise ValueError("Publish topic is too long.")
+        if "+" in topic or "#" in topic:
+            raise ValueError("Publish topic cannot contain wildcards.")
         if qos < 0 or qos > 2:
             raise ValueError("Invalid QoS level.")
         if isinstance(payload, bytes):
@@ -1805,13 +1808,40 @@ class Client:
         rc = MQTT_ERR_SUCCESS
         count = len(events)
         i = 0
+        now = time_func()
+        v5 = self._protocol == MQTTv5
+        # Per-message work is kept to building the MQTTMessage and one call (the perf goal);
+        # subclasses that override on_message as a method are looked up the slow way.
+        plain = type(self).on_message is _ON_MESSAGE
         try:
             while i < count:
                 ev = events[i]
                 i += 1
                 kind = ev[0]
                 if kind == _EV_MESSAGE:
-                    self._ev_message(ev)
+                    msg = _new_message(MQTTMessage)
+                    msg.timestamp = now
+                    msg.state = mqtt_ms_invalid
+                    msg._topic = ev[1]
+                    msg.payload = ev[2]
+                    msg.qos = ev[3]
+                    msg.retain = ev[4]
+                    msg.mid = ev[5]
+                    msg.dup = ev[6]
+                    msg._info = None
+                    msg.properties = _props(PacketTypes.PUBLISH, ev[7]) if v5 else None
+                    if self._filtered_count:
+                        self._handle_on_message(msg)
+                        continue
+                    on_message = self._on_message if plain else self.on_message
+                    if on_message is not None:
+                        try:
+                            on_message(self, self._userdata, msg)
+                        except Exception as err:
+                            self._easy_log(MQTT_LOG_ERR, "Caught exception in on_message: %s",
+                                           err)
+                            if not self.suppress_exceptions:
+                                raise
                 elif kind == _EV_PUBLISHED:
                     self._ev_published(ev)
                 elif kind == _EV_CONNACK:
@@ -1831,28 +1861,6 @@ class Client:
                 self._backlog = events[i:]
             raise
         return rc
-
-    def _ev_message(self, ev: tuple) -> None:
-        _, topic, payload, qos, retain, mid, dup, raw_props = ev
-        msg = MQTTMessage(mid, topic)
-        msg.payload = payload
-        msg.qos = qos
-        msg.retain = retain
-        msg.dup = dup
-        msg.timestamp = time_func()
-        if self._protocol == MQTTv5:
-            msg.properties = _props(PacketTypes.PUBLISH, raw_props)
-        if self._filtered_count:
-            self._handle_on_message(msg)
-            return
-        on_message = self.on_message
-        if on_message is not None:
-            try:
-                on_message(self, self._userdata, msg)
-            except Exception as err:
-                self._easy_log(MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
-                if not self.suppress_exceptions:
-                    raise
 
     def _handle_on_message(self, message: MQTTMessage) -> None:
         try:
@@ -1883,12 +1891,15 @@ class Client:
                     raise
 
     def _ev_published(self, ev: tuple) -> None:
-        mid = ev[1]
         with self._out_lock:
-            info = self._out_infos.pop(mid, None)
+            info = self._out_infos.pop(ev[1], None)
         if info is None:
             return
+        mid = ev[1]
         on_publish = self.on_publish
+        if on_publish is None:
+            info._set_as_published()
+            return
         try:
             if on_publish is not None:
                 if self._callback_api_version == CallbackAPIVersion.VERSION1:
@@ -2302,3 +2313,7 @@ class Client:
             self._on_socket_unregister_write = func
             return func
         return decorator
+
+
+_ON_MESSAGE = Client.on_message
+_new_message = MQTTMessage.__new__
