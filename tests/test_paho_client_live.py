@@ -536,3 +536,137 @@ def test_interpreter_exit_with_running_loop_thread_does_not_hang(broker):
         print("exiting", flush=True)
     """, broker)
     assert code == 0 and "exiting" in out, err
+
+
+def test_version1_mqtt5_callback_argument_types(broker):
+    rec = Recorder()
+    c = client_with(rec, V1, protocol=mqtt.MQTTv5, client_id="v1v5")
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    (_, _, flags, reason, props), = rec.wait_for("on_connect")
+    assert flags == {"session present": 0} and isinstance(reason, ReasonCode) and reason == 0
+    assert isinstance(props, Properties)
+    c.subscribe("v/a", 1)
+    (_, _, _, codes, sprops), = rec.wait_for("on_subscribe")
+    assert [x.getName() for x in codes] == ["Granted QoS 1"] and isinstance(sprops, Properties)
+    c.unsubscribe("v/a")
+    (_, _, _, uprops, ucodes), = rec.wait_for("on_unsubscribe")
+    # paho's VERSION1 MQTT 5 quirk: properties first, a single ReasonCode for one topic.
+    assert isinstance(uprops, Properties) and isinstance(ucodes, ReasonCode) and ucodes == 0
+    c.disconnect()
+    (_, _, drc, dprops), = rec.wait_for("on_disconnect")
+    assert drc == 0 and dprops is None
+    c.loop_stop()
+
+
+def test_queue_limit_while_disconnected_gives_rc_15():
+    c = mqtt.Client(V2, client_id="queued")
+    c.max_queued_messages_set(2)
+    infos = [c.publish("q", str(i), 1) for i in range(3)]
+    assert [i.rc for i in infos] == [mqtt.MQTT_ERR_NO_CONN, mqtt.MQTT_ERR_NO_CONN,
+                                     mqtt.MQTT_ERR_QUEUE_SIZE]
+    with pytest.raises(ValueError, match="ERR_QUEUE_SIZE"):
+        infos[2].is_published()
+    with pytest.raises(RuntimeError, match="not currently connected"):
+        infos[0].wait_for_publish(0.1)
+    assert c.publish("q", "qos0", 0).rc == mqtt.MQTT_ERR_NO_CONN
+
+
+def test_qos1_published_while_disconnected_is_sent_after_connect(broker):
+    rec = Recorder()
+    watcher = client_with(rec, client_id="offline-watch")
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.loop_start()
+    rec.wait_for("on_connect")
+    watcher.subscribe("offline/#", 1)
+    rec.wait_for("on_subscribe")
+    prec = Recorder()
+    c = client_with(prec, client_id="offline-pub")
+    early = c.publish("offline/1", "early", 1)
+    assert early.rc == mqtt.MQTT_ERR_NO_CONN
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    (_, _, msg), = rec.wait_for("on_message")
+    assert msg.payload == b"early"
+    (_, _, mid, _, _), = prec.wait_for("on_publish")
+    assert mid == early.mid
+    stop(c)
+    stop(watcher)
+
+
+def test_reconnect_from_on_disconnect_with_plain_loop(broker):
+    rec = Recorder()
+    c = client_with(rec, client_id="taken-over")
+    record = rec.hook("on_disconnect")
+
+    def on_disconnect(cl, ud, flags, reason, props):
+        record(cl, ud, flags, reason, props)
+        if len(rec.of("on_disconnect")) == 1:
+            cl.reconnect()  # as paho's tests/lib clients do
+
+    c.on_disconnect = on_disconnect
+    c.connect("127.0.0.1", broker.port)
+    deadline = time.monotonic() + WAIT
+    while not rec.of("on_connect") and time.monotonic() < deadline:
+        c.loop(0.1)
+    # Another client with the same id takes the session over: the broker drops us.
+    other = mqtt.Client(V2, client_id="taken-over")
+    other.connect("127.0.0.1", broker.port)
+    while len(rec.of("on_connect")) < 2 and time.monotonic() < deadline:
+        c.loop(0.1)
+    assert len(rec.of("on_connect")) == 2 and c.is_connected()
+    (_, _, flags, reason, _), = rec.of("on_disconnect")
+    assert reason == "Unspecified error" and not flags.is_disconnect_packet_from_server
+    c.disconnect()
+    while c.socket() is not None and time.monotonic() < deadline:
+        c.loop(0.1)
+    assert rec.of("on_disconnect")[-1][3] == 0
+    other.disconnect()
+
+
+@pytest.fixture
+def auth_broker():
+    b = Mosquitto()
+    passwd = os.path.join(b.dir, "passwd")
+    open(passwd, "w").close()
+    subprocess.run(["mosquitto_passwd", "-b", passwd, "user", "secret"], check=True,
+                   capture_output=True, timeout=30)
+    os.chmod(passwd, 0o644)
+    os.chmod(b.dir, 0o755)
+    with open(b.conf, "w") as f:
+        f.write(f"listener {b.port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\n")
+    b.start()
+    yield b
+    b.stop()
+    shutil.rmtree(b.dir, ignore_errors=True)
+
+
+@pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="needs mosquitto_passwd")
+def test_refused_connack_and_authentication(auth_broker):
+    rec = Recorder()
+    c = client_with(rec, V1, client_id="bad-auth", reconnect_on_failure=False)
+    c.username_pw_set("user", "wrong")
+    c.connect("127.0.0.1", auth_broker.port)
+    rc = c.loop_forever()
+    (_, _, _, code), = rec.of("on_connect")
+    assert code == mqtt.CONNACK_REFUSED_NOT_AUTHORIZED
+    assert mqtt.connack_string(code) == "Connection Refused: not authorised."
+    assert rec.of("on_disconnect")[0][2] == mqtt.MQTT_ERR_CONN_REFUSED
+    assert rc == mqtt.MQTT_ERR_CONN_REFUSED and not c.is_connected()
+
+    ok = Recorder()
+    good = client_with(ok, protocol=mqtt.MQTTv5, client_id="good-auth")
+    good.username_pw_set("user", "secret")
+    good.connect("127.0.0.1", auth_broker.port)
+    good.loop_start()
+    (_, _, _, reason, _), = ok.wait_for("on_connect")
+    assert reason == 0
+    stop(good)
+
+    bad5 = Recorder()
+    v5 = client_with(bad5, protocol=mqtt.MQTTv5, client_id="bad5", reconnect_on_failure=False)
+    v5.username_pw_set("nobody", "x")
+    v5.connect("127.0.0.1", auth_broker.port)
+    v5.loop_forever()
+    (_, _, _, reason, _), = bad5.of("on_connect")
+    assert reason.is_failure and str(reason) in ("Not authorized", "Bad user name or password")
