@@ -12,11 +12,27 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 
+use super::transport::ConnectError;
 use crate::codec::ByteStr;
+
+/// A failed connection attempt started without waiting (`Client::start_connect_nowait`).
+/// Shared, not cloned: `io::Error` cannot be cloned. Equal only to itself.
+#[derive(Debug, Clone)]
+pub struct ConnectFailure(pub Arc<ConnectError>);
+
+impl PartialEq for ConnectFailure {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ConnectFailure {}
 
 /// paho-mqtt's `MQTTErrorCode` values the core produces.
 pub mod rc {
@@ -96,6 +112,8 @@ pub enum Event {
         level: u8,
         message: String,
     },
+    /// Opening the transport failed (only for connects started without waiting).
+    ConnectFailed(ConnectFailure),
 }
 
 struct Pending {
@@ -307,6 +325,10 @@ mod tests {
         let t = std::thread::spawn(move || q2.wake());
         assert_eq!(q.wait(Duration::from_secs(5)), Wait::Woken);
         t.join().unwrap();
-        assert_eq!(q.wait(Duration::from_millis(1)), Wait::TimedOut, "wake is used up");
+        assert_eq!(
+            q.wait(Duration::from_millis(1)),
+            Wait::TimedOut,
+            "wake is used up"
+        );
     }
 }

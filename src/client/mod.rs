@@ -130,6 +130,17 @@ impl Client {
     /// of the replaced connection is dropped: paho gives no `on_disconnect` for the
     /// connection `reconnect()` replaces.
     pub fn start_connect(&self, opts: ConnectOptions) -> PendingConnect {
+        self.spawn_connect(opts, false)
+    }
+
+    /// Like [`start_connect`](Self::start_connect) for callers that do not block (an
+    /// asyncio face): a failure arrives as `Event::ConnectFailed`, success as the usual
+    /// `Event::ConnAck`.
+    pub fn start_connect_nowait(&self, opts: ConnectOptions) {
+        drop(self.spawn_connect(opts, true));
+    }
+
+    fn spawn_connect(&self, opts: ConnectOptions, report_failure: bool) -> PendingConnect {
         self.close();
         self.shared
             .events
@@ -147,7 +158,12 @@ impl Client {
             let stream = match opened {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = tx.send(Err(e));
+                    if report_failure {
+                        let failure = event::ConnectFailure(Arc::new(e));
+                        shared.events.push(Event::ConnectFailed(failure));
+                    } else {
+                        let _ = tx.send(Err(e));
+                    }
                     return;
                 }
             };

@@ -413,6 +413,11 @@ impl Session {
 
     /// Sends queued messages while the inflight window has room (in order).
     fn fill_window(&mut self) {
+        // Every message not inflight is waiting to be sent; none waiting is the common
+        // case and must not cost a scan of a long inflight list on every acknowledgement.
+        if self.outgoing.len() == self.inflight {
+            return;
+        }
         let mut i = 0;
         while i < self.outgoing.len() && self.window_open() {
             match self.outgoing[i].state {
@@ -1267,7 +1272,10 @@ mod tests {
         s.on_connection_lost();
         publish(&mut s, QoS::ExactlyOnce);
         assert_eq!(s.drop_out_messages(), vec![1, 2]);
-        s.on_transport_open(connect_packet(ProtocolVersion::V311, true, 60), Instant::now());
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, true, 60),
+            Instant::now(),
+        );
         sent(&mut s);
         connack(&mut s, false, Properties::default());
         assert!(sent(&mut s).is_empty());
