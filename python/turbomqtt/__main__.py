@@ -1,12 +1,16 @@
 """``python -m turbomqtt <command>``: command-line entry points.
 
 - ``broker``: run the embedded MQTT broker until Ctrl-C.
+- ``run SCRIPT [ARGS...]``: run a Python script with the paho switch on, so its
+  ``import paho.mqtt.client`` gets turbomqtt's client.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import runpy
 import signal
 import sys
 import threading
@@ -52,6 +56,18 @@ def _run_broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_script(args: argparse.Namespace) -> int:
+    from turbomqtt._paho_switch import install_as_paho
+
+    install_as_paho()
+    script = args.script
+    sys.argv = [script, *args.args]
+    # As `python SCRIPT` does: the script's folder comes first on the import path.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    runpy.run_path(script, run_name="__main__")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m turbomqtt", description=__doc__)
     commands = parser.add_subparsers(dest="command", metavar="command")
@@ -73,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
         "-v", "--verbose", action="count", default=0, help="log connections (-vv: debug)"
     )
     broker.set_defaults(func=_run_broker)
+
+    run = commands.add_parser(
+        "run", help="run a script with paho.mqtt imports served by turbomqtt"
+    )
+    run.add_argument("script", help="path of the Python script")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments given to the script")
+    run.set_defaults(func=_run_script)
 
     args = parser.parse_args(argv)
     return int(args.func(args))
