@@ -59,7 +59,7 @@ class BrokerProcess:
         self.kind = kind
         self.port = port
         self.workdir = workdir
-        self.log = open(workdir / "broker.log", "wb")
+        self.log = open(workdir / "broker.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env, cwd=workdir)
         self.pid = self.proc.pid
@@ -133,6 +133,9 @@ def start_mosquitto(users: dict[str, str] | None = None) -> BrokerProcess:
         pw = work / "passwd"
         pw.write_text("".join(f"{u}:{p}\n" for u, p in users.items()))
         subprocess.run(["mosquitto_passwd", "-U", str(pw)], check=True)
+        # Started as root, mosquitto drops to its own user before it reads the file.
+        work.chmod(0o755)
+        pw.chmod(0o644)
         conf += ["allow_anonymous false", f"password_file {pw}"]
     else:
         conf.append("allow_anonymous true")
