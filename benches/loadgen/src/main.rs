@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{watch, Semaphore};
 
 const KEEPALIVE_S: u16 = 600; // long enough that no PINGREQ is ever needed in a run
 
@@ -71,7 +71,10 @@ fn parse_args() -> Opts {
             i += 1;
             continue;
         }
-        let v = args.get(i + 1).cloned().unwrap_or_else(|| usage(&format!("{a} needs a value")));
+        let v = args
+            .get(i + 1)
+            .cloned()
+            .unwrap_or_else(|| usage(&format!("{a} needs a value")));
         match a {
             "--host" => o.host = v,
             "--port" => o.port = num(&v),
@@ -100,7 +103,8 @@ fn parse_args() -> Opts {
 }
 
 fn num<T: std::str::FromStr>(s: &str) -> T {
-    s.parse().unwrap_or_else(|_| usage(&format!("not a number: {s}")))
+    s.parse()
+        .unwrap_or_else(|_| usage(&format!("not a number: {s}")))
 }
 
 fn usage(msg: &str) -> ! {
@@ -201,7 +205,11 @@ struct Reader {
 
 impl Reader {
     fn new() -> Self {
-        Reader { buf: vec![0; 1 << 20], start: 0, end: 0 }
+        Reader {
+            buf: vec![0; 1 << 20],
+            start: 0,
+            end: 0,
+        }
     }
 
     async fn fill(&mut self, s: &mut TcpStream) -> std::io::Result<usize> {
@@ -219,7 +227,10 @@ impl Reader {
         }
         let n = s.read(&mut self.buf[self.end..]).await?;
         if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "broker closed"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "broker closed",
+            ));
         }
         self.end += n;
         Ok(n)
@@ -269,7 +280,10 @@ async fn open(o: &Opts, client_id: &str) -> std::io::Result<(TcpStream, Reader)>
     loop {
         if let Some((first, b0, _)) = r.next() {
             if first >> 4 != 2 {
-                return Err(other(format!("expected CONNACK, got packet type {}", first >> 4)));
+                return Err(other(format!(
+                    "expected CONNACK, got packet type {}",
+                    first >> 4
+                )));
             }
             let rc = r.buf[b0 + 1];
             if rc != 0 {
@@ -365,7 +379,9 @@ async fn subscriber(
             Err(_) => break, // nothing for idle_ms: count what arrived (QoS 0 may drop)
         }
     }
-    shared.last_delivery_ns.fetch_max(last_ns, Ordering::Relaxed);
+    shared
+        .last_delivery_ns
+        .fetch_max(last_ns, Ordering::Relaxed);
     shared.delivered.fetch_add(got, Ordering::Relaxed);
     let _ = s.write_all(&[0xe0, 0]).await;
     Ok(())
@@ -439,7 +455,9 @@ async fn publisher(
         }
         shared.published.fetch_add(done, Ordering::Relaxed);
     }
-    shared.last_ack_ns.fetch_max(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    shared
+        .last_ack_ns
+        .fetch_max(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
     // Keep the connection until the subscribers are done: a DISCONNECT right away could
     // race ahead of queued deliveries on some brokers; the runtime drops it at exit.
     std::mem::forget(s);
@@ -538,7 +556,9 @@ async fn run_idle(o: Opts) -> String {
         let gate = gate.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await.expect("semaphore closed");
-            open(&o, &format!("lg-{}-idle-{i}", std::process::id())).await.map(|(s, _)| s)
+            open(&o, &format!("lg-{}-idle-{i}", std::process::id()))
+                .await
+                .map(|(s, _)| s)
         }));
     }
     let mut streams = Vec::with_capacity(o.conns);
@@ -558,7 +578,12 @@ async fn run_idle(o: Opts) -> String {
         streams.len(),
         o.conns,
         elapsed,
-        errors.iter().take(5).map(|e| format!("{:?}", e)).collect::<Vec<_>>().join(",")
+        errors
+            .iter()
+            .take(5)
+            .map(|e| format!("{:?}", e))
+            .collect::<Vec<_>>()
+            .join(",")
     );
     // Hold the connections until the harness has measured the broker and closes stdin.
     let mut stdin = tokio::io::stdin();
