@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-mod codec;
-mod client;
 mod broker;
+mod client;
+mod codec;
 
 /// Stops the background runtime; registered with `atexit` by `turbomqtt/__init__.py`.
 /// The GIL is released while tasks wind down so that none of them can deadlock on it.
