@@ -736,7 +736,8 @@ fn every_reason_code_in_every_packet() {
         ..Properties::default()
     };
     type Make = Box<dyn Fn(ReasonCode) -> Packet>;
-    let kinds: Vec<(&[u8], Make, fn(u8) -> Vec<u8>)> = vec![
+    type Kind<'a> = (&'a [u8], Make, fn(u8) -> Vec<u8>);
+    let kinds: Vec<Kind> = vec![
         (
             connack,
             Box::new(|c| {
