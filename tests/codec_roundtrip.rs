@@ -653,6 +653,14 @@ fn paho_minimal_encodings() {
     });
     assert_eq!(enc(&c, ProtocolVersion::V311), [0x20, 0x02, 0x00, 0x05]);
     assert_eq!(enc(&c, v5), [0x20, 0x03, 0x00, 0x87, 0x00]);
+    // A refusal never carries session present ([MQTT-3.2.2-4]).
+    let c = Packet::ConnAck(ConnAck {
+        session_present: true,
+        code: ReasonCode::BANNED,
+        ..Default::default()
+    });
+    assert_eq!(enc(&c, ProtocolVersion::V311), [0x20, 0x02, 0x00, 0x05]);
+    assert_eq!(enc(&c, v5), [0x20, 0x03, 0x00, 0x8A, 0x00]);
     // v3 SUBACK: every v5 failure is 0x80.
     let s = Packet::SubAck(SubAck {
         pkid: 1,
