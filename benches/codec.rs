@@ -15,6 +15,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput};
+use turbomqtt::codec::topic::matches;
 use turbomqtt::codec::{encode, Decoder, Packet, ProtocolVersion, Publish, QoS};
 
 fn publish(payload_len: usize) -> Packet {
@@ -57,6 +58,24 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
             g.finish();
         }
     }
+    // The router and `topic_matches_sub` call this once per (filter, topic) pair.
+    let mut g = c.benchmark_group("topic_matches");
+    g.throughput(Throughput::Elements(4));
+    g.bench_function("4 filters", |b| {
+        let topic = "sensors/building-1/floor-2/temperature";
+        let filters = [
+            "sensors/+/floor-2/#",
+            "sensors/building-1/+/humidity",
+            "#",
+            "$SYS/#",
+        ];
+        b.iter(|| {
+            for f in filters {
+                black_box(matches(black_box(f), black_box(topic)));
+            }
+        })
+    });
+    g.finish();
 }
 
 /// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`).

@@ -204,7 +204,9 @@ impl Reader<'_> {
 
 /// Whether `raw` has a non-ASCII byte, and whether it has a NUL, `+` or `#`; eight bytes
 /// at a time (a byte is zero exactly when `(v - 0x01..) & !v & 0x80..` has its bit set).
-#[inline]
+/// The last word overlaps the one before it, and a short input is padded with `a`, so
+/// there is no byte-by-byte tail.
+#[inline(always)]
 pub(crate) fn scan_topic(raw: &[u8]) -> (bool, bool) {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -212,18 +214,29 @@ pub(crate) fn scan_topic(raw: &[u8]) -> (bool, bool) {
     fn zero_byte(v: u64) -> u64 {
         v.wrapping_sub(LO) & !v & HI
     }
+    #[inline(always)]
+    fn word(c: &[u8]) -> u64 {
+        u64::from_le_bytes(c.try_into().expect("eight bytes"))
+    }
     let (mut high, mut special) = (0u64, 0u64);
-    let mut chunks = raw.chunks_exact(8);
-    for c in &mut chunks {
-        let v = u64::from_le_bytes(c.try_into().expect("eight bytes"));
+    let mut scan = |v: u64| {
         high |= v & HI;
         special |= zero_byte(v)
             | zero_byte(v ^ (LO * u64::from(b'+')))
             | zero_byte(v ^ (LO * u64::from(b'#')));
-    }
-    for &b in chunks.remainder() {
-        high |= u64::from(b & 0x80);
-        special |= u64::from(b == 0 || b == b'+' || b == b'#');
+    };
+    let n = raw.len();
+    if n >= 8 {
+        for c in raw.chunks_exact(8) {
+            scan(word(c));
+        }
+        if n % 8 != 0 {
+            scan(word(&raw[n - 8..]));
+        }
+    } else {
+        let mut padded = [b'a'; 8];
+        padded[..n].copy_from_slice(raw);
+        scan(u64::from_le_bytes(padded));
     }
     (high != 0, special != 0)
 }
