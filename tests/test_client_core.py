@@ -543,6 +543,45 @@ def test_tls_without_verification_accepts_any_certificate(tls_mosquitto):
     Peer().connected("127.0.0.1", port, tls={"verify": False})
 
 
+@pytest.fixture
+def mutual_tls_mosquitto(mosquitto_extra):
+    """A TLS listener that requires a client certificate; yields (port, ca, cert, key)
+    with the client key encrypted under the password "secret"."""
+    from conftest import _free_port
+
+    certs = pathlib.Path(tempfile.mkdtemp(prefix="turbomqtt-mtls-"))
+    certs.chmod(0o755)
+    ca, crt, key = _make_certs(certs)
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=certs, check=True, capture_output=True)
+
+    run("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-aes256",
+        "-pass", "pass:secret", "-out", "client.key")
+    run("req", "-new", "-key", "client.key", "-passin", "pass:secret", "-out", "client.csr",
+        "-subj", "/CN=client")
+    # Extensions make it an X.509 v3 certificate, which rustls requires.
+    (certs / "client.cnf").write_text("extendedKeyUsage=clientAuth\n")
+    run("x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "client.crt", "-days", "2", "-extfile", "client.cnf")
+    for f in certs.iterdir():
+        f.chmod(0o644)
+    port = _free_port()
+    mosquitto_extra(f"listener {port} 127.0.0.1\ncafile {ca}\ncertfile {crt}\n"
+                    f"keyfile {key}\nrequire_certificate true\n").start()
+    _wait_listening(port)
+    yield port, str(ca), str(certs / "client.crt"), str(certs / "client.key")
+    shutil.rmtree(certs, ignore_errors=True)
+
+
+def test_client_certificate_with_encrypted_key(mutual_tls_mosquitto):
+    port, ca, cert, key = mutual_tls_mosquitto
+    tls = {"ca_certs": ca, "certfile": cert, "keyfile": key, "keyfile_password": "secret"}
+    Peer().connected("127.0.0.1", port, tls=tls)
+    with pytest.raises(ssl.SSLError, match="wrong keyfile_password"):
+        Peer().connect("127.0.0.1", port, tls={**tls, "keyfile_password": "nope"})
+
+
 def test_missing_ca_file_raises_file_not_found(tls_mosquitto, tmp_path):
     port, _ = tls_mosquitto
     with pytest.raises(FileNotFoundError):

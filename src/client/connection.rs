@@ -50,10 +50,17 @@ async fn read_loop(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
         }
-        match reader.read(&mut buf).await {
-            Ok(0) => return Close::lost("connection closed by the broker"),
-            Ok(_) => {}
-            Err(e) => return Close::lost(e.to_string()),
+        let ended = match reader.read(&mut buf).await {
+            Ok(0) => Some("connection closed by the broker".to_string()),
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(error) = ended {
+            // After our DISCONNECT the broker may close before the writer reports.
+            if shared.session.lock().state() == ConnState::Disconnecting {
+                return Close::by_us();
+            }
+            return Close::lost(error);
         }
         let mut decode_error = None;
         loop {
