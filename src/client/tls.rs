@@ -199,7 +199,7 @@ fn pem_section(text: &str, label: &str) -> Option<Vec<u8>> {
     let end = format!("-----END {label}-----");
     let start = text.find(&begin)?;
     let stop = start + text[start..].find(&end)? + end.len();
-    let (found, der) = pkcs8::der::pem::decode_vec(text[start..stop].as_bytes()).ok()?;
+    let (found, der) = pkcs8::der::pem::decode_vec(&text.as_bytes()[start..stop]).ok()?;
     (found == label).then_some(der)
 }
 
