@@ -116,6 +116,22 @@ def test_messages_arrive_in_publish_order(mosquitto):
     assert [int(m[2]) for m in p.messages()] == list(range(300))
 
 
+def test_slow_consumer_pauses_reading_instead_of_growing_or_dropping(mosquitto):
+    p = Peer()
+    p.core.set_event_limit(50)
+    p.connected(*mosquitto)
+    t = topic()
+    p.subscribe(t, 1)
+    for i in range(2000):
+        p.core.publish(t, b"%04d" % i + b"." * 1000, 1, False, None)
+    # Nothing signals "the reader paused", so give it time to (wrongly) read ahead.
+    time.sleep(1.0)
+    # One socket read may overshoot the limit (at most 64 KiB of packets).
+    assert p.core.pending() < 50 + 100
+    p.until(lambda ev: len(p.messages()) == 2000, timeout=30)
+    assert [int(m[2][:4]) for m in p.messages()] == list(range(2000))
+
+
 def test_one_mid_counter_for_subscribe_publish_unsubscribe(mosquitto):
     p = Peer().connected(*mosquitto)
     t = topic()
