@@ -598,6 +598,29 @@ def test_client_certificate_with_encrypted_key(mutual_tls_mosquitto):
         Peer().connect("127.0.0.1", port, tls={**tls, "keyfile_password": "nope"})
 
 
+def test_websocket_over_tls(mosquitto_extra):
+    from conftest import _free_port
+
+    certs = pathlib.Path(tempfile.mkdtemp(prefix="turbomqtt-wss-"))
+    try:
+        certs.chmod(0o755)
+        ca, crt, key = _make_certs(certs)
+        for f in certs.iterdir():
+            f.chmod(0o644)
+        port = _free_port()
+        mosquitto_extra(f"listener {port} lo\nprotocol websockets\ncafile {ca}\n"
+                        f"certfile {crt}\nkeyfile {key}\n").start()
+        _wait_listening(port)
+        p = Peer().connected("localhost", port, transport="websockets",
+                             tls={"ca_certs": str(ca)})
+        t = topic()
+        p.subscribe(t, 1)
+        p.core.publish(t, b"wss", 1, False, None)
+        p.until(lambda ev: len(p.messages()) == 1)
+    finally:
+        shutil.rmtree(certs, ignore_errors=True)
+
+
 def test_missing_ca_file_raises_file_not_found(tls_mosquitto, tmp_path):
     port, _ = tls_mosquitto
     with pytest.raises(FileNotFoundError):

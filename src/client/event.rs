@@ -326,6 +326,28 @@ mod tests {
     }
 
     #[test]
+    fn reader_waits_for_room_until_the_face_drains() {
+        let q = std::sync::Arc::new(EventQueue::new(2).unwrap());
+        q.extend([log("a"), log("b"), log("c")]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let q2 = q.clone();
+        let drainer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            q2.drain(1)
+        });
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), q.wait_for_room())
+                .await
+                .expect("room after a drain");
+        });
+        assert_eq!(drainer.join().unwrap().len(), 1);
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
     fn wake_ends_a_wait_without_events() {
         let q = std::sync::Arc::new(EventQueue::new(10).unwrap());
         let q2 = q.clone();
