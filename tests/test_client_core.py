@@ -402,6 +402,92 @@ def test_v5_server_disconnect_is_reported_with_its_reason_code():
     t.join(5)
 
 
+def _read_packet(conn):
+    """One MQTT packet as (first byte, body) from a blocking socket."""
+    first = _recv_exact(conn, 1)[0]
+    length, shift = 0, 0
+    while True:
+        b = _recv_exact(conn, 1)[0]
+        length |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    return first, _recv_exact(conn, length)
+
+
+def test_unacknowledged_qos1_is_resent_with_dup_after_reconnect():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(2)
+    seen = []
+
+    def serve():
+        with server:
+            server.settimeout(10)
+            # First connection: take the PUBLISH, never acknowledge it, drop the link.
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(10)
+                _read_packet(conn)  # CONNECT
+                conn.sendall(b"\x20\x02\x00\x00")
+                seen.append(_read_packet(conn))
+            # Second connection: resume the session and acknowledge the resend.
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(10)
+                _read_packet(conn)
+                conn.sendall(b"\x20\x02\x01\x00")
+                first, body = _read_packet(conn)
+                seen.append((first, body))
+                conn.sendall(b"\x40\x02" + body[-len(b"data") - 2:-len(b"data")])
+                while conn.recv(1024):
+                    pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    p = Peer().connected("127.0.0.1", server.getsockname()[1], clean_start=False,
+                         client_id="resender")
+    rc, mid = p.core.publish("r/t", b"data", 1, False, None)
+    assert rc == 0
+    p.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev))
+    assert p.of(EV_PUBLISHED) == []
+    p.core.reconnect()
+    p.until(lambda ev: any(e[0] == EV_PUBLISHED and e[1] == mid for e in ev))
+    (first1, body1), (first2, body2) = seen
+    assert first1 == 0x32, "QoS 1, DUP clear the first time"
+    assert first2 == 0x3A, "QoS 1 with DUP set when resent"
+    assert body1 == body2
+    p.core.disconnect()
+    t.join(10)
+
+
+def test_v5_client_sends_disconnect_0x94_for_an_unknown_topic_alias():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    got = []
+
+    def serve():
+        with server:
+            server.settimeout(10)
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(10)
+                _read_packet(conn)
+                # CONNACK, then a PUBLISH naming topic alias 9 that was never set.
+                conn.sendall(b"\x20\x03\x00\x00\x00" + b"\x30\x07\x00\x00\x03\x23\x00\x09x")
+                got.append(_read_packet(conn))
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    p = Peer().connect("127.0.0.1", server.getsockname()[1], protocol=5)
+    p.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev))
+    t.join(10)
+    assert got == [(0xE0, b"\x94\x00")] or got == [(0xE0, b"\x94")]
+    assert p.of(EV_DISCONNECTED)[0][1] == 2
+    assert p.messages() == []
+
+
 def test_malformed_packet_from_the_broker_closes_with_protocol_error():
     port, t = _scripted_broker(b"\x20\x02\x00\x00" + b"\x90\xff\xff\xff\xff\xff")
     p = Peer().connect("127.0.0.1", port)
