@@ -316,6 +316,17 @@ def test_keepalive_pings_keep_an_idle_connection(mosquitto):
     assert p.core.is_connected()
 
 
+def test_paused_keepalive_lets_the_broker_drop_an_idle_client(mosquitto):
+    p = Peer()
+    p.core.set_log_packets(True)
+    p.core.set_keepalive_paused(True)
+    p.connect(*mosquitto, keepalive=1)
+    # mosquitto closes the connection after 1.5 keepalive intervals of silence.
+    p.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev), timeout=10)
+    assert not any(e[0] == EV_LOG and e[2] == "Sending PINGREQ" for e in p.events)
+    assert p.of(EV_DISCONNECTED)[0][1] == 7
+
+
 def test_log_lines_use_paho_wording(mosquitto):
     p = Peer()
     p.core.set_log_packets(True)

@@ -121,6 +121,16 @@ impl Client {
     pub fn set_log_packets(&self, on: bool) {
         self.with_session(|s| s.set_log_packets(on));
     }
+    pub fn set_resolve_topic_aliases(&self, on: bool) {
+        self.with_session(|s| s.set_resolve_topic_aliases(on));
+    }
+    /// While paused the connection task sends no PINGREQ (paho pings only while a loop
+    /// function runs).
+    pub fn set_keepalive_paused(&self, paused: bool) {
+        self.with_session(|s| s.set_keepalive_paused(paused, Instant::now()));
+        // The writer sleeps until the old deadline; let it recompute.
+        self.shared.wake_writer.notify_one();
+    }
     pub fn is_connected(&self) -> bool {
         self.shared.session.lock().is_connected()
     }
