@@ -305,6 +305,21 @@ def test_close_without_disconnect_makes_the_broker_send_the_will(mosquitto):
     assert watcher.messages()[0][2] == b"gone"
 
 
+def test_connect_right_after_disconnect_still_sends_disconnect(mosquitto):
+    t = topic()
+    watcher = Peer().connected(*mosquitto)
+    watcher.subscribe(t, 1)
+    p = Peer().connected(*mosquitto, client_id="quick", will=(t, b"will", 1, False, None))
+    assert p.core.disconnect() == 0
+    p.connect(*mosquitto, client_id="quick")
+    p.until(lambda ev: len(p.of(EV_CONNACK)) == 2)
+    # A marker after the reconnect: had the will been published it would come first.
+    p.core.publish(t, b"marker", 1, False, None)
+    watcher.until(lambda ev: any(m[2] == b"marker" for m in watcher.messages()))
+    assert [m[2] for m in watcher.messages()] == [b"marker"]
+    assert p.of(EV_DISCONNECTED) == []
+
+
 def test_keepalive_pings_keep_an_idle_connection(mosquitto):
     p = Peer()
     p.core.set_log_packets(True)
