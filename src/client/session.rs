@@ -1249,6 +1249,26 @@ mod tests {
     }
 
     #[test]
+    fn raising_max_inflight_while_connected_releases_queued_messages() {
+        let mut s = connected(ProtocolVersion::V311);
+        s.set_max_inflight(1);
+        publish(&mut s, QoS::AtLeastOnce);
+        publish(&mut s, QoS::AtLeastOnce);
+        assert_eq!(pubs(&sent(&mut s)), vec![(1, false)]);
+        s.set_max_inflight(0);
+        assert_eq!(pubs(&sent(&mut s)), vec![(2, false)]);
+    }
+
+    #[test]
+    fn unknown_pubrec_is_answered_and_unexpected_connack_is_a_protocol_error() {
+        let mut s = connected(ProtocolVersion::V311);
+        s.handle(Packet::PubRec(ack(42))).unwrap();
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubRel(a)] if a.pkid == 42));
+        let r = s.handle(Packet::ConnAck(ConnAck::default()));
+        assert_eq!(r.unwrap_err().code, rc::PROTOCOL);
+    }
+
+    #[test]
     fn server_receive_maximum_limits_the_window() {
         let mut s = Session::new();
         s.set_max_inflight(0);
