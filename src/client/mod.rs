@@ -56,6 +56,15 @@ pub(crate) struct Shared {
     last: Mutex<Option<ConnectOptions>>,
 }
 
+/// Ends a task when dropped (a plain `JoinHandle` would detach it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A connect in progress; the caller waits on it in short slices so it can check for
 /// signals in between.
 pub struct PendingConnect {
@@ -180,13 +189,11 @@ impl Client {
         let shared = self.shared.clone();
         let mut task = self.shared.task.lock();
         let join = crate::runtime::handle().spawn(async move {
-            if let (Some(g), Some(mut old)) = (finishing, previous) {
-                if tokio::time::timeout(Duration::from_secs(1), &mut old)
-                    .await
-                    .is_err()
-                {
-                    old.abort();
-                }
+            if let (Some(g), Some(old)) = (finishing, previous) {
+                // Aborted with this attempt (Ctrl-C, close()) or after the grace period.
+                let mut old = AbortOnDrop(old);
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut old.0).await;
+                drop(old);
                 let mut s = shared.session.lock();
                 if s.generation() == g {
                     s.on_connection_lost();
