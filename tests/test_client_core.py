@@ -592,7 +592,7 @@ def test_websocket_transport(mosquitto_extra):
     mosquitto_extra(f"listener {ws_port} lo\nprotocol websockets\n").start()
     _wait_listening(ws_port)
     p = Peer().connected("127.0.0.1", ws_port, transport="websockets", ws_path="/mqtt",
-                         ws_headers=[("X-Test", "1")])
+                         ws_headers={"X-Test": "1"})
     t = topic()
     p.subscribe(t, 2)
     p.core.publish(t, b"over ws", 2, False, None)
@@ -724,6 +724,7 @@ def test_websocket_over_tls(mosquitto_extra):
                         f"certfile {crt}\nkeyfile {key}\n").start()
         _wait_listening(port)
         p = Peer().connected("localhost", port, transport="websockets",
+                             ws_headers=[("X-Pairs", "also accepted")],
                              tls={"ca_certs": str(ca)})
         t = topic()
         p.subscribe(t, 1)
