@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+mod broker;
 mod client;
 mod codec;
 
@@ -18,7 +19,8 @@ fn _shutdown(py: Python<'_>) {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
-    client::register(m)?;
     codec::register(m)?;
+    client::register(m)?;
+    broker::register(m)?;
     Ok(())
 }
