@@ -13,6 +13,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -960,3 +961,24 @@ def test_nonblocking_connect_failure_arrives_as_an_exception_event():
             p.close()
 
     asyncio.run(main())
+
+
+def test_interpreter_exit_with_a_thread_blocked_in_wait_does_not_hang(mosquitto):
+    script = f"""
+import threading
+from turbomqtt import _core
+core = _core.ClientCore()
+core.connect(host={mosquitto[0]!r}, port={mosquitto[1]}, keepalive=60, client_id="exit",
+             protocol=4, clean_start=True)
+def loop():
+    while True:
+        if core.wait(None):
+            core.drain()
+threading.Thread(target=loop, daemon=True).start()
+core.subscribe([("exit/#", 1)])
+print("ready", flush=True)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ready"
