@@ -1030,3 +1030,36 @@ print("ready", flush=True)
                           text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ready"
+
+
+def test_broker_restart_loses_no_qos1_or_qos2_message(tmp_path):
+    from conftest import MosquittoProcess
+
+    # mosquitto drops to its own user before writing: a world-writable persistence dir.
+    store = pathlib.Path(tempfile.mkdtemp(prefix="turbomqtt-persist-"))
+    store.chmod(0o777)
+    broker = MosquittoProcess(
+        tmp_path, f"persistence true\npersistence_location {store}/\n").start()
+    try:
+        t = topic()
+        sub = Peer().connected(broker.host, broker.port, clean_start=False, client_id="keeper")
+        sub.subscribe(t, 2)
+        pub = Peer().connected(broker.host, broker.port, clean_start=False, client_id="sender")
+        mids = {}
+        for i in range(600):
+            rc, mid = pub.core.publish(t, b"%d" % i, 1 + i % 2, False, None)
+            assert rc == 0
+            mids[mid] = i
+        broker.stop()  # mid-stream: some messages are still unacknowledged
+        pub.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev))
+        sub.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev))
+        broker.start()
+        sub.core.reconnect()
+        pub.core.reconnect()
+        pub.until(lambda ev: {e[1] for e in ev if e[0] == EV_PUBLISHED} >= set(mids),
+                  timeout=30)
+        sub.until(lambda ev: {int(m[2]) for m in sub.messages()} == set(range(600)),
+                  timeout=30)
+    finally:
+        broker.stop()
+        shutil.rmtree(store, ignore_errors=True)
