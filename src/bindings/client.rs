@@ -71,13 +71,17 @@ fn module_error(py: Python<'_>, module: &str, class: &str, args: (i32, String)) 
 /// The one place where connection errors become Python exceptions.
 fn connect_error(py: Python<'_>, e: &ConnectError) -> PyErr {
     match e {
-        // EAI_NONAME, as `socket.getaddrinfo` reports an unknown host on Linux.
-        ConnectError::Resolve { .. } => module_error(
-            py,
-            "socket",
-            "gaierror",
-            (-2, "Name or service not known".into()),
-        ),
+        // The getaddrinfo codes and texts of glibc, as `socket.getaddrinfo` reports them.
+        ConnectError::Resolve { detail, .. } => {
+            let (code, text) = if detail.contains("Temporary failure") {
+                (-3, "Temporary failure in name resolution")
+            } else if detail.contains("No address associated") {
+                (-5, "No address associated with hostname")
+            } else {
+                (-2, "Name or service not known")
+            };
+            module_error(py, "socket", "gaierror", (code, text.into()))
+        }
         ConnectError::Io(io) => match io.raw_os_error() {
             Some(errno) => {
                 let text = std::io::Error::from_raw_os_error(errno).to_string();
@@ -220,6 +224,17 @@ fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyR
     }
 }
 
+/// WebSocket headers as a dict (the contract) or a list of pairs.
+fn header_list(h: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    match h.cast::<PyDict>() {
+        Ok(d) => d
+            .iter()
+            .map(|(k, v)| Ok((k.extract::<String>()?, v.extract::<String>()?)))
+            .collect(),
+        Err(_) => h.extract::<Vec<(String, String)>>(),
+    }
+}
+
 fn tls_options(d: &Bound<'_, PyDict>) -> PyResult<TlsOptions> {
     Ok(TlsOptions {
         ca_certs: get::<PathBuf>(d, "ca_certs")?,
@@ -328,6 +343,23 @@ impl ClientCore {
         self.client.set_manual_ack(on);
     }
 
+    /// While more than `n` events wait undrained the core stops reading the socket
+    /// (default 65536), so a slow consumer pushes back on the broker.
+    fn set_event_limit(&self, n: usize) {
+        self.client.events().set_limit(n);
+    }
+
+    /// False: incoming v5 PUBLISH packets that use a topic alias keep their (empty) wire
+    /// topic, as paho-mqtt delivers them. Default True: the full topic.
+    fn set_resolve_topic_aliases(&self, on: bool) {
+        self.client.set_resolve_topic_aliases(on);
+    }
+
+    /// No PINGREQ while paused (paho sends pings only while a loop function runs).
+    fn set_keepalive_paused(&self, paused: bool) {
+        self.client.set_keepalive_paused(paused);
+    }
+
     fn set_log_packets(&self, on: bool) {
         self.client.set_log_packets(on);
     }
@@ -352,7 +384,7 @@ impl ClientCore {
         properties: Option<PyBackedBytes>,
         transport: &str,
         ws_path: &str,
-        ws_headers: Option<Vec<(String, String)>>,
+        ws_headers: Option<Bound<'_, PyAny>>,
         tls: Option<Bound<'_, PyDict>>,
         bind_address: &str,
         bind_port: u16,
@@ -401,7 +433,11 @@ impl ClientCore {
                 port,
                 kind,
                 ws_path: ws_path.to_string(),
-                ws_headers: ws_headers.unwrap_or_default(),
+                ws_headers: ws_headers
+                    .as_ref()
+                    .map(header_list)
+                    .transpose()?
+                    .unwrap_or_default(),
                 tls: tls.as_ref().map(tls_options).transpose()?,
                 bind_address: bind_address.to_string(),
                 bind_port,
