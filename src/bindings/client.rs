@@ -557,7 +557,7 @@ impl ClientCore {
         self.client.is_connected()
     }
 
-    fn fileno(&self) -> i32 {
+    fn fileno(&self) -> i64 {
         self.client.events().fileno()
     }
 

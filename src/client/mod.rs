@@ -11,6 +11,7 @@
 
 mod connection;
 pub mod event;
+mod notifier;
 pub mod props;
 mod proxy;
 pub mod session;
