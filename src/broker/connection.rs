@@ -201,7 +201,12 @@ struct Connection<S> {
     /// The client's maximum packet size (v5 §3.1.2.11.4).
     client_max_packet: u32,
     batch: Vec<(u16, Delivery)>,
+    /// Sessions this client's last publishes filled above their high-water mark.
+    busy: Vec<Arc<SessionCell>>,
 }
+
+/// How long a publisher waits for a busy subscriber before treating it as stalled.
+const BACKPRESSURE_WAIT: Duration = Duration::from_millis(200);
 
 fn expiry_forever(secs: u32) -> bool {
     secs == u32::MAX
@@ -457,6 +462,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             client_alias_max,
             client_max_packet,
             batch: Vec::new(),
+            busy: Vec::new(),
         };
         // Resend unacknowledged messages of a resumed session (MQTT 5 §4.4).
         if attached.session_present {
@@ -505,6 +511,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 tokio::task::yield_now().await;
                 continue;
             }
+            if !self.busy.is_empty() {
+                self.wait_for_subscribers().await;
+            }
             let deadline = if self.keep_alive.is_zero() {
                 None
             } else {
@@ -534,6 +543,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 _ = sleep_until_opt(deadline) => return Close::KeepAlive,
             }
         }
+    }
+
+    /// Backpressure: before reading more, wait until the sessions this client's
+    /// messages filled have drained, or mark them stalled if they do not (a subscriber
+    /// that stopped reading must not stop the publishers).
+    async fn wait_for_subscribers(&mut self) {
+        let busy = std::mem::take(&mut self.busy);
+        for cell in &busy {
+            let drained = cell.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            let still_high = {
+                let st = cell.state.lock();
+                let (_, low) = super::router::water_marks(st.session.max_queued);
+                st.link.is_some() && st.session.queued_len() > low
+            };
+            if still_high
+                && tokio::time::timeout(BACKPRESSURE_WAIT, drained)
+                    .await
+                    .is_err()
+            {
+                cell.stalled
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        self.busy = busy;
+        self.busy.clear();
     }
 
     /// Decodes and handles every complete packet in the read buffer.
@@ -703,7 +739,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     message.properties = Some(props);
                 }
             }
-            let n = shared.route(message);
+            let n = shared.route_with_backpressure(message, &mut self.busy);
             if n == 0 && self.v5() {
                 code = ReasonCode::NO_MATCHING_SUBSCRIBERS;
             }
@@ -899,6 +935,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 }
             }
             more = st.session.has_sendable();
+            let (_, low) = super::router::water_marks(st.session.max_queued);
+            if st.session.queued_len() <= low {
+                drop(st);
+                self.cell
+                    .stalled
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                self.cell.drained.notify_waiters();
+            }
         }
         for (pkid, d) in batch.drain(..) {
             self.send_publish(pkid, &d, false);

@@ -43,12 +43,33 @@ pub struct SessionState {
 #[derive(Debug)]
 pub struct SessionCell {
     pub state: Mutex<SessionState>,
+    /// Signalled when an online session's queue falls below the low-water mark, so
+    /// publishers held back by it (see `Offered::Busy`) resume.
+    pub drained: Notify,
+    /// Set when a publisher waited for this session in vain: it is not draining, so
+    /// publishers stop waiting for it (its queue bound then drops messages) until it
+    /// drains again.
+    pub stalled: std::sync::atomic::AtomicBool,
+}
+
+/// Backpressure marks on an online session's queue, as fractions of `max_queued`:
+/// above `high` publishers pause reading their sockets until it drains below `low`,
+/// so a QoS 0 burst is slowed down rather than dropped while the subscriber keeps up.
+pub fn water_marks(max_queued: usize) -> (usize, usize) {
+    let high = (max_queued / 2).max(1);
+    (high, high / 2)
 }
 
 /// What happened when a delivery was offered to a session.
 pub enum Offered {
     Queued,
-    Dropped { first: bool, client_id: Arc<str> },
+    /// Queued, but the queue is above its high-water mark and the session is draining:
+    /// the publisher should wait for `drained` before reading more.
+    Busy,
+    Dropped {
+        first: bool,
+        client_id: Arc<str>,
+    },
     Skipped,
 }
 
@@ -60,6 +81,8 @@ impl SessionCell {
                 link: None,
                 expires_at: None,
             }),
+            drained: Notify::new(),
+            stalled: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -70,12 +93,20 @@ impl SessionCell {
         let was_empty = st.session.queued_len() == 0;
         match st.session.enqueue(delivery) {
             Enqueued::Queued => {
+                let Some(link) = &st.link else {
+                    return Offered::Queued;
+                };
                 if was_empty {
-                    if let Some(link) = &st.link {
-                        link.wake.notify_one();
-                    }
+                    link.wake.notify_one();
                 }
-                Offered::Queued
+                let (high, _) = water_marks(st.session.max_queued);
+                if st.session.queued_len() >= high
+                    && !self.stalled.load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    Offered::Busy
+                } else {
+                    Offered::Queued
+                }
             }
             Enqueued::Dropped { first } => Offered::Dropped {
                 first,
