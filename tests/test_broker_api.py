@@ -172,6 +172,7 @@ def test_acl_file_per_user_and_pattern(tmp_path):
         "user alice\n"
         "topic readwrite alice/#\n"
         "topic read public/#\n"
+        "topic deny public/secret\n"
         "pattern readwrite clients/%c/#\n"
         "pattern read users/%u/#\n"
     )
@@ -183,6 +184,8 @@ def test_acl_file_per_user_and_pattern(tmp_path):
         assert codes == [1, 0x87, 1, 1]
         # Denied publish (read-only topic): PUBACK 0x87 and nothing routed.
         alice.client.publish("public/news", b"denied", 1).wait_for_publish(5)
+        # Denied at delivery: the wildcard subscription does not cover a deny rule.
+        b.publish("public/secret", b"hidden")
         alice.publish("alice/in", b"allowed", 1)
         assert alice.get().payload == b"allowed"
         alice.publish("clients/cid/x", b"pattern", 1)

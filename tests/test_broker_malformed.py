@@ -261,3 +261,24 @@ def test_slow_subscriber_memory_is_bounded(mqtt_broker_factory):
     assert stats["publish_received"] >= 1501
     pub.disconnect()
     raw.close()
+
+
+def test_will_published_on_keepalive_timeout(broker, bystander):
+    raw = RawPeer(broker.port)
+    raw.connect(
+        client_id="silent", version=4, keepalive=1, will=("ok/will", b"timed out", 1, False)
+    )
+    m = bystander.get()
+    assert (m.topic, m.payload) == ("ok/will", b"timed out")
+    assert raw.expect_closed() == []
+
+
+def test_v311_takeover_closes_the_first_connection(broker, bystander):
+    first = RawPeer(broker.port)
+    first.connect(client_id="twin", version=4)
+    second = RawPeer(broker.port)
+    assert second.connect(client_id="twin", version=4)[1] == 0
+    assert first.expect_closed() == []
+    second.send(b"\xc0\x00")
+    assert second.expect(13) == b""
+    still_fine(bystander)

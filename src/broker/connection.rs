@@ -358,6 +358,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         let cell = attached.cell;
         {
             let mut st = cell.state.lock();
+            st.username = connect.username.as_deref().map(Arc::from);
             let receive_max = if v5 {
                 connect.properties.receive_maximum.unwrap_or(65535)
             } else {

@@ -38,6 +38,8 @@ pub struct SessionState {
     pub link: Option<Link>,
     /// Set while offline: when the session ends (MQTT 5 §3.1.2.11.2). None: never.
     pub expires_at: Option<Instant>,
+    /// The username of the last connection, for ACL checks at delivery.
+    pub username: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -80,6 +82,7 @@ impl SessionCell {
                 session,
                 link: None,
                 expires_at: None,
+                username: None,
             }),
             drained: Notify::new(),
             stalled: std::sync::atomic::AtomicBool::new(false),

@@ -149,13 +149,26 @@ impl Shared {
         busy: &mut Vec<Arc<super::router::SessionCell>>,
     ) -> usize {
         let message = Arc::new(message);
-        let targets = {
+        let mut targets = {
             let mut r = self.router.lock();
             if message.retain && self.config.retain_available {
                 r.retained.store(&message);
             }
             r.targets(&message)
         };
+        if let Some(acl) = &self.acl {
+            // Read access is checked per message too (like mosquitto), so a deny rule
+            // inside a permitted wildcard subscription holds.
+            targets.retain(|t| {
+                let st = t.cell.state.lock();
+                acl.allows(
+                    &st.session.client_id,
+                    st.username.as_deref(),
+                    &message.topic,
+                    Access::Read,
+                )
+            });
+        }
         let n = targets.len();
         for t in targets {
             let offered = t.cell.offer(t.delivery);
