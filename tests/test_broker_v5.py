@@ -130,3 +130,31 @@ def test_mqtt_31_client(broker):
     assert (m.payload, m.qos) == (b"hi", 1)
     assert [c["protocol"] for c in broker.clients() if c["client_id"] == "old-sub"] == [3]
     sub.disconnect()
+
+
+def test_enhanced_authentication_method_refused(broker):
+    p = Peer(broker.port, "scram", V5).connect(
+        properties=connect_props(AuthenticationMethod="SCRAM-SHA-1"), expect_success=False
+    )
+    assert p.reason_code == 0x8C
+    p.client.loop_stop()
+
+
+def test_protocol_error_carries_a_reason_string(broker):
+    raw = RawPeer(broker.port)
+    raw.connect(client_id="why", version=5)
+    raw.send(b"\xc1\x00")  # PINGREQ with reserved flags
+    packets = raw.expect_closed()
+    assert len(packets) == 1 and packets[0][0] >> 4 == 14
+    body = packets[0][1]
+    assert body[0] == 0x81
+    assert body[2] == 0x1F, "property: reason string"
+    assert b"reserved" in body
+
+
+def test_no_reason_string_when_problem_information_is_not_requested(broker):
+    raw = RawPeer(broker.port)
+    raw.connect(client_id="quiet", version=5, props=bytes([0x17, 0]))
+    raw.send(b"\xc1\x00")
+    packets = raw.expect_closed()
+    assert packets[0][1] in (b"\x81", b"\x81\x00")

@@ -25,7 +25,13 @@ use super::shared::{ClientInfo, Shared, Stats};
 /// Bytes encoded into the write buffer before it is flushed, so one wake-up never
 /// builds an unbounded buffer for a slow subscriber.
 const WRITE_BATCH: usize = 64 * 1024;
-const READ_CHUNK: usize = 8 * 1024;
+/// Read buffer sizing: idle connections keep a small buffer (memory per connection
+/// matters with thousands of them); a connection whose reads fill the buffer doubles it
+/// up to `READ_MAX`.
+const READ_MIN: usize = 1024;
+const READ_MAX: usize = 64 * 1024;
+/// A write buffer that grew beyond this during a burst is released after the flush.
+const WRITE_KEEP: usize = 256 * 1024;
 /// How long a closing connection may take to flush its last packets.
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -67,8 +73,8 @@ where
     let mut io = Io {
         rd,
         wr,
-        rbuf: BytesMut::with_capacity(READ_CHUNK),
-        wbuf: BytesMut::with_capacity(READ_CHUNK),
+        rbuf: BytesMut::with_capacity(READ_MIN),
+        wbuf: BytesMut::new(),
         decoder: Decoder::new(shared.config.max_packet_size),
         shared: shared.clone(),
         version: ProtocolVersion::V311,
@@ -174,7 +180,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
         let n = self.wbuf.len();
         let r = self.wr.write_all(&self.wbuf).await;
-        self.wbuf.clear();
+        if self.wbuf.capacity() > WRITE_KEEP {
+            self.wbuf = BytesMut::new();
+        } else {
+            self.wbuf.clear();
+        }
         Stats::add(&self.shared.stats.bytes_sent, n as u64);
         r
     }
@@ -201,6 +211,8 @@ struct Connection<S> {
     /// The client's maximum packet size (v5 §3.1.2.11.4).
     client_max_packet: u32,
     batch: Vec<(u16, Delivery)>,
+    /// v5 request problem information (§3.1.2.11.7): reason strings only if wanted.
+    problem_info: bool,
     /// Sessions this client's last publishes filled above their high-water mark.
     busy: Vec<Arc<SessionCell>>,
 }
@@ -246,6 +258,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     ^ (shared.started.elapsed().as_nanos() as u64).rotate_left(17)
             );
             assigned = true;
+        }
+
+        // Enhanced authentication (MQTT 5 §4.12) is not supported: a method we do not
+        // know gets 0x8C (§3.1.2.11.9).
+        if let Some(method) = &connect.properties.authentication_method {
+            let what = format!("client {client_id}: unsupported authentication method {method:?}");
+            return refuse(io, &ctx, ReasonCode::BAD_AUTHENTICATION_METHOD, &what).await;
         }
 
         // Authentication.
@@ -463,6 +482,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             client_alias_max,
             client_max_packet,
             batch: Vec::new(),
+            problem_info: connect.properties.request_problem_information != Some(0),
             busy: Vec::new(),
         };
         // Resend unacknowledged messages of a resumed session (MQTT 5 §4.4).
@@ -496,6 +516,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
 
     async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
         let mut last_read = Instant::now();
+        let mut read_size = READ_MIN;
         loop {
             let more = self.fill_outgoing();
             if !self.io.wbuf.is_empty() {
@@ -521,6 +542,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 // MQTT 5 §3.1.2.10: one and a half times the keep alive.
                 Some(last_read + self.keep_alive * 3 / 2)
             };
+            let spare = self.io.rbuf.capacity() - self.io.rbuf.len();
+            if spare < read_size / 2 {
+                self.io.rbuf.reserve(read_size);
+            }
+            let spare = self.io.rbuf.capacity() - self.io.rbuf.len();
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return Close::Shutdown,
@@ -534,8 +560,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                             if let Some(close) = self.handle_input() {
                                 return close;
                             }
-                            if self.io.rbuf.capacity() - self.io.rbuf.len() < 512 {
-                                self.io.rbuf.reserve(READ_CHUNK);
+                            if n >= spare {
+                                read_size = (read_size * 2).min(READ_MAX);
                             }
                         }
                     }
@@ -1052,10 +1078,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         );
         if v5 {
             if let Some(code) = reason {
-                self.io.send(&Packet::Disconnect(Disconnect {
+                let mut d = Disconnect {
                     code,
                     ..Default::default()
-                }));
+                };
+                if let Close::Error(_, text) = &close {
+                    if self.problem_info {
+                        d.properties.reason_string = Some(text.clone());
+                    }
+                }
+                self.io.send(&Packet::Disconnect(d));
             }
         }
         // Unread input is dropped; pending output gets a short chance to leave.
@@ -1212,11 +1244,15 @@ where
             ctx.peer, code.0
         ),
     );
-    io.send(&Packet::ConnAck(ConnAck {
+    let mut ack = ConnAck {
         session_present: false,
         code,
         ..Default::default()
-    }));
+    };
+    if io.version.is_v5() {
+        ack.properties.reason_string = Some(what.to_string());
+    }
+    io.send(&Packet::ConnAck(ack));
     let _ = tokio::time::timeout(CLOSE_FLUSH, async {
         let _ = io.flush().await;
         let _ = io.wr.shutdown().await;
