@@ -80,7 +80,7 @@ where
         version: ProtocolVersion::V311,
     };
     let connect = tokio::select! {
-        r = tokio::time::timeout(shared.config.connect_timeout, io.read_connect()) => match r {
+        r = tokio::time::timeout(shared.config.connect_timeout, Box::pin(io.read_connect())) => match r {
             Ok(Ok(c)) => c,
             Ok(Err(problem)) => {
                 if let Some(p) = problem {
@@ -102,11 +102,13 @@ where
         _ = shutdown.changed() => return,
     };
     io.version = connect.protocol;
-    let Some(mut conn) = Connection::accept(ctx, io, *connect).await else {
+    // The CONNECT handling and closing phases are boxed: they are large and short-lived,
+    // and the task's future is as big as its largest phase for the whole connection.
+    let Some(mut conn) = Box::pin(Connection::accept(ctx, io, *connect)).await else {
         return;
     };
     let close = conn.serve(&mut shutdown).await;
-    conn.finish(close).await;
+    Box::pin(conn.finish(close)).await;
 }
 
 struct Io<S> {
@@ -1265,4 +1267,34 @@ where
 pub fn injected(topic: &str, payload: Bytes, qos: QoS, retain: bool) -> Result<Message, String> {
     topic::validate_topic_name(topic).map_err(|e| format!("invalid topic {topic:?}: {e}"))?;
     Ok(Message::new(ByteStr::from(topic), payload, qos, retain))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every idle connection keeps its task's future alive: keep it small (the boxed
+    /// CONNECT and closing phases are not part of it).
+    #[test]
+    fn connection_future_stays_small() {
+        let shared = Shared::new(Default::default(), Default::default(), None);
+        let (stream, _peer) = tokio::io::duplex(16);
+        let ctx = ConnectionContext {
+            shared,
+            peer: String::new(),
+            listener: String::new(),
+        };
+        let future = run(ctx, stream);
+        assert!(std::mem::size_of_val(&future) <= 2048);
+    }
+
+    #[test]
+    fn peeks_the_protocol_level_of_a_connect() {
+        let v5 = [0x10, 10, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60];
+        assert_eq!(peek_connect_level(&v5), Some(ProtocolVersion::V5));
+        let v31 = [0x10, 12, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3];
+        assert_eq!(peek_connect_level(&v31), Some(ProtocolVersion::V31));
+        assert_eq!(peek_connect_level(&[0x30, 0]), None);
+        assert_eq!(peek_connect_level(&[0x10]), None);
+    }
 }
