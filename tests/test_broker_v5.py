@@ -158,3 +158,28 @@ def test_no_reason_string_when_problem_information_is_not_requested(broker):
     raw.send(b"\xc1\x00")
     packets = raw.expect_closed()
     assert packets[0][1] in (b"\x81", b"\x81\x00")
+
+
+def test_outgoing_topic_aliases_when_enabled(mqtt_broker_factory):
+    broker = mqtt_broker_factory(sys_interval=0, outgoing_topic_aliases=True)
+    raw = raw_v5(broker.port, "aliased", bytes([0x22]) + struct.pack("!H", 5))
+    raw.send(subscribe_packet("al/t", 0))
+    raw.expect(9)
+    broker.publish("al/t", b"one")
+    broker.publish("al/t", b"two")
+    first, second = raw.expect(3), raw.expect(3)
+    # topic "al/t", properties: topic alias 1 (0x23 0x0001), then the payload
+    assert first == b"\x00\x04al/t" + b"\x03\x23\x00\x01" + b"one"
+    assert second == b"\x00\x00" + b"\x03\x23\x00\x01" + b"two", "empty topic, alias only"
+    raw.close()
+
+
+def test_disconnect_can_end_the_session_at_once(broker):
+    raw = raw_v5(broker.port, "leaving", bytes([0x11]) + struct.pack("!I", 600))
+    raw.send(subscribe_packet("dc/t", 1))
+    raw.expect(9)
+    # DISCONNECT, reason 0, session expiry interval 0.
+    raw.send(b"\xe0\x07\x00\x05\x11\x00\x00\x00\x00")
+    assert raw.expect_closed() == []
+    wait_until(lambda: broker.stats()["sessions"] == 0)
+    assert broker.stats()["subscriptions"] == 0

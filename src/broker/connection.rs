@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch};
 
 use crate::codec::{
     encode, encoded_len, topic, ByteStr, ConnAck, Connect, Decoder, Disconnect, LastWill, Packet,
@@ -18,7 +18,7 @@ use crate::codec::{
 use super::auth::{Access, Credentials};
 use super::events::{Event, Level};
 use super::message::Message;
-use super::router::{Control, Link, SessionCell};
+use super::router::{Control, Link, SessionCell, Signals};
 use super::session::{publish_for, Delivery, Resend};
 use super::shared::{ClientInfo, Shared, Stats};
 
@@ -199,8 +199,7 @@ struct Connection<S> {
     client_id: Arc<str>,
     username: Option<String>,
     cell: Arc<SessionCell>,
-    wake: Arc<Notify>,
-    control: mpsc::UnboundedReceiver<Control>,
+    signals: Arc<Signals>,
     keep_alive: Duration,
     will: Option<LastWill>,
     /// v5 session expiry interval in seconds; v3: 0 for clean session, else forever.
@@ -360,12 +359,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             .next_conn_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let client_id: Arc<str> = Arc::from(client_id.as_str());
-        let wake = Arc::new(Notify::new());
-        let (control_tx, control) = mpsc::unbounded_channel();
+        let signals = Arc::new(Signals::default());
         let link = Link {
             conn_id,
-            wake: wake.clone(),
-            control: control_tx,
+            signals: signals.clone(),
         };
         let attached = shared.router.lock().attach(
             &client_id,
@@ -374,7 +371,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             config.max_queued_messages,
         );
         if let Some(prev) = attached.previous {
-            let _ = prev.control.send(Control::TakenOver);
+            prev.signals.send(Control::TakenOver);
         }
         let cell = attached.cell;
         {
@@ -474,8 +471,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             client_id,
             username,
             cell,
-            wake,
-            control,
+            signals,
             keep_alive: Duration::from_secs(u64::from(keep_alive)),
             will: connect.will,
             session_expiry,
@@ -517,6 +513,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
     }
 
     async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
+        if self.io.rbuf.is_empty() {
+            self.io.rbuf = BytesMut::new();
+        }
         let mut last_read = Instant::now();
         let mut read_size = READ_MIN;
         loop {
@@ -525,7 +524,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 let flushed = tokio::select! {
                     r = self.io.flush() => r,
                     _ = shutdown.changed() => return Close::Shutdown,
-                    c = self.control.recv() => return control_close(c),
+                    _ = self.signals.control.notified() => return control_close(self.signals.take()),
                 };
                 if flushed.is_err() {
                     return Close::Lost;
@@ -545,14 +544,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 Some(last_read + self.keep_alive * 3 / 2)
             };
             let spare = self.io.rbuf.capacity() - self.io.rbuf.len();
-            if spare < read_size / 2 {
+            // A quiet connection with nothing buffered reads into an unallocated buffer
+            // (tokio then reads up to 64 bytes); a busy one keeps `read_size` ready.
+            if spare < read_size / 2 && (read_size > READ_MIN || !self.io.rbuf.is_empty()) {
                 self.io.rbuf.reserve(read_size);
             }
             let spare = self.io.rbuf.capacity() - self.io.rbuf.len();
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return Close::Shutdown,
-                c = self.control.recv() => return control_close(c),
+                _ = self.signals.control.notified() => return control_close(self.signals.take()),
                 r = self.io.rd.read_buf(&mut self.io.rbuf) => {
                     match r {
                         Ok(0) | Err(_) => return Close::Lost,
@@ -562,13 +563,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                             if let Some(close) = self.handle_input() {
                                 return close;
                             }
-                            if n >= spare {
+                            if spare > 0 && n >= spare {
                                 read_size = (read_size * 2).min(READ_MAX);
+                            } else if self.io.rbuf.is_empty() && read_size == READ_MIN {
+                                // A quiet connection holds no read buffer between
+                                // packets; the next read allocates one again.
+                                self.io.rbuf = BytesMut::new();
                             }
                         }
                     }
                 }
-                _ = self.wake.notified() => {}
+                _ = self.signals.wake.notified() => {}
                 _ = sleep_until_opt(deadline) => return Close::KeepAlive,
             }
         }
