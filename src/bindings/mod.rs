@@ -5,6 +5,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 
 mod broker;
+mod codec;
 
 /// Stops the background runtime; registered with `atexit` by `turbomqtt/__init__.py`.
 /// The GIL is released while tasks wind down so that none of them can deadlock on it.
@@ -18,5 +19,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     broker::register(m)?;
+    codec::register(m)?;
     Ok(())
 }
