@@ -5,6 +5,7 @@ publishes and receives: nothing else is disturbed."""
 
 from __future__ import annotations
 
+import random
 import socket
 import struct
 
@@ -282,3 +283,25 @@ def test_v311_takeover_closes_the_first_connection(broker, bystander):
     second.send(b"\xc0\x00")
     assert second.expect(13) == b""
     still_fine(bystander)
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_random_garbage_after_connect_never_disturbs_others(broker, bystander, version):
+    """Seeded random bytes (some starting with a plausible packet header) from many
+    clients: each is closed or keeps going, the broker stays up, the bystander works."""
+    rng = random.Random(version)
+    raws = []
+    for i in range(30):
+        raw = RawPeer(broker.port)
+        raw.connect(client_id=f"fuzz{i}", version=version)
+        header = bytes([rng.choice([0x30, 0x32, 0x34, 0x62, 0x82, 0xA2, 0xC0, 0xE0, 0xF0])])
+        body = rng.randbytes(rng.randint(0, 300))
+        try:
+            raw.send(header + body)
+        except OSError:
+            pass
+        raws.append(raw)
+    still_fine(bystander)
+    for raw in raws:
+        raw.close()
+    assert broker.running
