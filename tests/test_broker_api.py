@@ -36,13 +36,13 @@ def test_stop_closes_every_socket_and_port_rebinds_at_once():
     b = Broker(port=0).start()
     port = b.port
     peer = Peer(port, "c", V5).connect()
-    threads_before = {t.name for t in threading.enumerate()}
-    assert "turbomqtt-broker-events" in threads_before
+    events_thread = f"turbomqtt-broker-events-{port}"
+    assert events_thread in {t.name for t in threading.enumerate()}
     b.stop()
     assert peer.disconnected.wait(5), "the client saw its connection closed"
     assert peer.disconnect_reason.value == 0x8B, "v5: server shutting down"
     peer.client.loop_stop()
-    assert "turbomqtt-broker-events" not in {t.name for t in threading.enumerate()}
+    assert events_thread not in {t.name for t in threading.enumerate()}
     with Broker(port=port) as again:
         assert again.port == port
     b.stop()  # idempotent
@@ -129,7 +129,7 @@ def test_auth_callback_runs_in_python():
         bad.client.loop_stop()
         ok.disconnect()
     assert [s[:3] for s in seen] == [("good", "u", b"open sesame"), ("bad", "u", b"no")]
-    assert all(s[3] == "turbomqtt-broker-events" for s in seen)
+    assert all(s[3].startswith("turbomqtt-broker-events-") for s in seen)
 
 
 def test_on_message_observer():
