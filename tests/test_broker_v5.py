@@ -47,14 +47,14 @@ def test_reconnect_within_will_delay_cancels_the_will(broker):
     watcher = Peer(broker.port, "watcher", V5).connect()
     watcher.subscribe("will/#", 0)
     wp = Properties(PacketTypes.WILLMESSAGE)
-    wp.WillDelayInterval = 1
+    wp.WillDelayInterval = 2
     props = connect_props(SessionExpiryInterval=60)
     p = Peer(broker.port, "back", V5)
     p.connect(will=("will/back", b"x", 0, False), will_properties=wp, properties=props)
     p.kill()
     offline(broker, "back")
     Peer(broker.port, "back", V5).connect(clean=False, properties=props)
-    watcher.get_none(1.5)
+    watcher.get_none(2.5)
     watcher.disconnect()
 
 
