@@ -23,6 +23,7 @@ from broker_support import (
     publish_packet,
     subscribe_packet,
     varint,
+    wait_until,
 )
 
 MAX_PACKET = 1024
@@ -97,6 +98,7 @@ def test_oversized_log_names_client_and_limit(broker, bystander, caplog):
         raw.send(publish_packet("big", b"x" * 5000, 0))
         assert closed_with(raw) == 0x95
         still_fine(bystander)
+        wait_until(lambda: any("huge" in r.getMessage() for r in caplog.records))
     lines = [r.getMessage() for r in caplog.records if "huge" in r.getMessage()]
     assert len(lines) == 1
     assert str(MAX_PACKET) in lines[0]

@@ -1104,13 +1104,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         })
         .await;
 
-        shared.clients.lock().remove(&self.conn_id);
-        let n = shared.clients.lock().len() as u64;
-        shared
-            .stats
-            .clients_connected
-            .store(n, std::sync::atomic::Ordering::Relaxed);
-
         let publish_will = !matches!(close, Close::Normal { with_will: false });
         let will = self.will.take().filter(|_| publish_will);
         let attached = self.is_attached();
@@ -1152,6 +1145,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 self.publish_will(w, 0);
             }
         }
+        // Last, so that once a client is gone from `clients()` its session is detached.
+        shared.clients.lock().remove(&self.conn_id);
+        let n = shared.clients.lock().len() as u64;
+        shared
+            .stats
+            .clients_connected
+            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn publish_will(&self, w: LastWill, delay: u32) {
