@@ -1,8 +1,10 @@
 """The installed package: the native module loads and the runtime shuts down cleanly."""
 
+import os
 import subprocess
 import sys
 
+import pytest
 import turbomqtt
 import turbomqtt._core
 
@@ -18,3 +20,44 @@ def test_interpreter_exit_after_shutdown_does_not_hang():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
     )
     assert out.stdout.strip() == "ok"
+
+
+FORK_SCRIPT = r"""
+import os, socket, turbomqtt
+
+parent_broker = turbomqtt.Broker(port=0)
+parent_broker.start()  # the runtime now runs in the parent
+pid = os.fork()
+if pid == 0:
+    code = 4
+    try:
+        child_broker = turbomqtt.Broker(port=0)
+        child_broker.start()
+        s = socket.create_connection(("127.0.0.1", child_broker.port), timeout=10)
+        # MQTT 3.1.1 CONNECT, clean session, keepalive 60, client id "x".
+        s.sendall(bytes([0x10, 13, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 60, 0, 1]) + b"x")
+        connack = s.recv(4)
+        s.close()
+        child_broker.stop()
+        code = 0 if connack == bytes([0x20, 2, 0, 0]) else 3
+    finally:
+        os._exit(code)
+_, status = os.waitpid(pid, 0)
+parent_broker.stop()
+print("child exit", os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_runtime_is_recreated_in_a_forked_child():
+    # The parent's tokio worker threads do not exist in a child: the child must get a
+    # runtime of its own instead of hanging on the inherited one.
+    out = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("child exit 0"), out.stdout + out.stderr
