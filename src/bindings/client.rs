@@ -22,9 +22,13 @@ use crate::client::{
     TransportKind, TransportOptions,
 };
 use crate::codec::{
-    ByteStr, Connect, LastWill, Properties, ProtocolVersion, QoS, RetainHandling,
-    SubscribeFilter, SubscribeOptions,
+    ByteStr, Connect, LastWill, Properties, ProtocolVersion, QoS, RetainHandling, SubscribeFilter,
+    SubscribeOptions,
 };
+
+// Additions for the asyncio face (branch aio), kept in their own file.
+#[path = "client_aio.rs"]
+mod aio;
 
 pyo3::create_exception!(
     turbomqtt._core,
@@ -97,7 +101,9 @@ fn connect_error(py: Python<'_>, e: ConnectError) -> PyErr {
                 format!("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {detail}"),
             ),
         ),
-        ConnectError::Tls(detail) => module_error(py, "ssl", "SSLError", (1, format!("[SSL] {detail}"))),
+        ConnectError::Tls(detail) => {
+            module_error(py, "ssl", "SSLError", (1, format!("[SSL] {detail}")))
+        }
         ConnectError::WebSocket(detail) => WebsocketConnectionError::new_err(detail),
         ConnectError::Proxy(detail) => PyConnectionError::new_err(detail),
         ConnectError::InvalidArgument(detail) => PyValueError::new_err(detail),
@@ -199,6 +205,7 @@ fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTuple>>
             level.into_pyobject(py)?.into_any(),
             message.into_pyobject(py)?.into_any(),
         ],
+        Event::ConnectResult { attempt, failure } => aio::connect_result(py, *attempt, failure)?,
     };
     PyTuple::new(py, items)
 }
@@ -250,8 +257,8 @@ fn proxy_options(d: &Bound<'_, PyDict>) -> PyResult<ProxyOptions> {
             }
         }
     };
-    let host = get::<String>(d, "host")?
-        .ok_or_else(|| PyValueError::new_err("proxy needs a 'host'"))?;
+    let host =
+        get::<String>(d, "host")?.ok_or_else(|| PyValueError::new_err("proxy needs a 'host'"))?;
     let port = get::<u16>(d, "port")?.unwrap_or(match kind {
         ProxyKind::Http => 8080,
         _ => 1080,
@@ -272,11 +279,7 @@ pub struct ClientCore {
 }
 
 impl ClientCore {
-    fn wait_connect(
-        &self,
-        py: Python<'_>,
-        pending: crate::client::PendingConnect,
-    ) -> PyResult<()> {
+    fn wait_connect(&self, py: Python<'_>, pending: crate::client::PendingConnect) -> PyResult<()> {
         let mut pending = pending;
         loop {
             let (back, result) = py.detach(move || {
@@ -521,7 +524,9 @@ impl ClientCore {
         let events = self.client.events();
         loop {
             let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(SIGNAL_CHECK),
+                Some(d) => d
+                    .saturating_duration_since(Instant::now())
+                    .min(SIGNAL_CHECK),
                 None => SIGNAL_CHECK,
             };
             if py.detach(|| events.wait(slice)) {
@@ -544,6 +549,28 @@ impl ClientCore {
         }
         Ok(list)
     }
+
+    // ---- asyncio face (branch aio); the bodies live in client_aio.rs ----
+
+    /// A core whose event queue pauses socket reading beyond `limit` undrained events.
+    #[staticmethod]
+    fn with_event_limit(limit: usize) -> PyResult<Self> {
+        Ok(Self {
+            client: Client::with_event_limit(limit)?,
+        })
+    }
+
+    /// `connect()`'s keywords, but returns an attempt number at once; the outcome
+    /// arrives as an EV_CONNECT_RESULT event.
+    #[pyo3(signature = (**kwargs))]
+    fn connect_start(&self, kwargs: Option<Bound<'_, PyDict>>) -> PyResult<u64> {
+        aio::connect_start(self, kwargs)
+    }
+
+    /// `connect_start()` with the last arguments; None if never connected.
+    fn reconnect_start(&self) -> Option<u64> {
+        self.client.start_reconnect_evented()
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -559,5 +586,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EV_UNSUBACK", EV_UNSUBACK)?;
     m.add("EV_DISCONNECTED", EV_DISCONNECTED)?;
     m.add("EV_LOG", EV_LOG)?;
+    m.add("EV_CONNECT_RESULT", aio::EV_CONNECT_RESULT)?;
     Ok(())
 }

@@ -88,6 +88,12 @@ pub enum Event {
         level: u8,
         message: String,
     },
+    /// (asyncio face) The outcome of [`super::Client::start_connect_evented`] attempt
+    /// `attempt`: `None` once CONNECT is written, else why the transport failed.
+    ConnectResult {
+        attempt: u64,
+        failure: Option<super::async_connect::ConnectFailure>,
+    },
 }
 
 struct Pending {

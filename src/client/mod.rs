@@ -9,6 +9,7 @@
 //! Lock order: `task` before `session` before the event queue's lock; no lock is ever
 //! held across an `.await` or while Python code runs.
 
+mod async_connect;
 mod connection;
 pub mod event;
 pub mod props;
@@ -25,6 +26,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+pub use async_connect::ConnectFailure;
 pub use connection::MAX_PACKET_SIZE;
 pub use event::{Event, EventQueue, Message, DEFAULT_EVENT_LIMIT};
 pub use session::Session;
