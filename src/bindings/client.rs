@@ -22,8 +22,8 @@ use crate::client::{
     TransportKind, TransportOptions,
 };
 use crate::codec::{
-    ByteStr, Connect, LastWill, Properties, ProtocolVersion, QoS, RetainHandling, SubscribeFilter,
-    SubscribeOptions,
+    ByteStr, Connect, LastWill, Properties, ProtocolVersion, QoS, RetainHandling,
+    SubscribeFilter, SubscribeOptions,
 };
 
 // Additions for the asyncio face (branch aio), kept in their own file.
@@ -101,9 +101,7 @@ fn connect_error(py: Python<'_>, e: ConnectError) -> PyErr {
                 format!("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {detail}"),
             ),
         ),
-        ConnectError::Tls(detail) => {
-            module_error(py, "ssl", "SSLError", (1, format!("[SSL] {detail}")))
-        }
+        ConnectError::Tls(detail) => module_error(py, "ssl", "SSLError", (1, format!("[SSL] {detail}"))),
         ConnectError::WebSocket(detail) => WebsocketConnectionError::new_err(detail),
         ConnectError::Proxy(detail) => PyConnectionError::new_err(detail),
         ConnectError::InvalidArgument(detail) => PyValueError::new_err(detail),
@@ -257,8 +255,8 @@ fn proxy_options(d: &Bound<'_, PyDict>) -> PyResult<ProxyOptions> {
             }
         }
     };
-    let host =
-        get::<String>(d, "host")?.ok_or_else(|| PyValueError::new_err("proxy needs a 'host'"))?;
+    let host = get::<String>(d, "host")?
+        .ok_or_else(|| PyValueError::new_err("proxy needs a 'host'"))?;
     let port = get::<u16>(d, "port")?.unwrap_or(match kind {
         ProxyKind::Http => 8080,
         _ => 1080,
@@ -279,7 +277,11 @@ pub struct ClientCore {
 }
 
 impl ClientCore {
-    fn wait_connect(&self, py: Python<'_>, pending: crate::client::PendingConnect) -> PyResult<()> {
+    fn wait_connect(
+        &self,
+        py: Python<'_>,
+        pending: crate::client::PendingConnect,
+    ) -> PyResult<()> {
         let mut pending = pending;
         loop {
             let (back, result) = py.detach(move || {
@@ -524,9 +526,7 @@ impl ClientCore {
         let events = self.client.events();
         loop {
             let slice = match deadline {
-                Some(d) => d
-                    .saturating_duration_since(Instant::now())
-                    .min(SIGNAL_CHECK),
+                Some(d) => d.saturating_duration_since(Instant::now()).min(SIGNAL_CHECK),
                 None => SIGNAL_CHECK,
             };
             if py.detach(|| events.wait(slice)) {
