@@ -996,8 +996,9 @@ class Client:
 
     def messages(self, *, queue_size: int | None = None) -> MessageStream:
         """A new stream of every message this client receives (whatever the
-        subscription). Create it before subscribing so no early message is missed."""
-        self._loop_checked()
+        subscription). It may be created before connecting: with a resumed session
+        the broker sends queued messages right after CONNACK, and a message that
+        matches no stream is acknowledged and dropped."""
         return self._add_stream(None, queue_size)
 
     def subscription(
