@@ -1,6 +1,7 @@
 """turbomqtt.asyncio against mosquitto: connect, awaited acknowledgements per QoS,
 subscribe/unsubscribe codes, streams, properties, request/response, errors."""
 
+# ruff: noqa: F811 - pytest fixtures imported from _asyncio_support shadow their names
 from __future__ import annotations
 
 import asyncio
@@ -8,9 +9,8 @@ import socket
 import uuid
 
 import pytest
-from _asyncio_support import make_mosquitto, mosquitto_factory  # noqa: F401 - fixture
-
 import turbomqtt.asyncio as mqtt
+from _asyncio_support import make_mosquitto, mosquitto_factory  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -44,11 +44,10 @@ async def test_connect_and_disconnect(broker):
 @pytest.mark.parametrize("protocol", [3, 4, 5, mqtt.ProtocolVersion.V311])
 @pytest.mark.parametrize("qos", [0, 1, 2])
 async def test_publish_is_acknowledged_and_delivered_per_qos(broker, prefix, protocol, qos):
-    async with client(broker, protocol=protocol) as c:
-        async with c.subscription(f"{prefix}/#", qos=2) as sub:
-            code = await asyncio.wait_for(c.publish(f"{prefix}/x", b"hello", qos=qos), 5)
-            assert code == 0
-            m = await asyncio.wait_for(sub.get(), 5)
+    async with client(broker, protocol=protocol) as c, c.subscription(f"{prefix}/#", qos=2) as sub:
+        code = await asyncio.wait_for(c.publish(f"{prefix}/x", b"hello", qos=qos), 5)
+        assert code == 0
+        m = await asyncio.wait_for(sub.get(), 5)
     assert (m.topic, m.payload, m.qos, m.retain) == (f"{prefix}/x", b"hello", qos, False)
     assert isinstance(m.topic, mqtt.Topic) and m.topic.matches(f"{prefix}/+")
     assert (m.mid != 0) == (qos > 0)
@@ -307,7 +306,7 @@ async def test_refused_subscription_raises_subscribe_error():
 
 async def test_manual_ack_withholds_puback_until_ack(broker, prefix):
     ident = f"manual-{uuid.uuid4().hex[:8]}"
-    opts = dict(identifier=ident, protocol=4, clean_start=False, manual_ack=True)
+    opts = {"identifier": ident, "protocol": 4, "clean_start": False, "manual_ack": True}
     async with client(broker, **opts) as c:
         await c.subscribe(f"{prefix}/m", 1)
     async with client(broker) as pub:
