@@ -14,12 +14,12 @@ Flow control (never drop a message the broker considers delivered):
   were routed to has handed them to its consumer (or by ``Message.ack()`` with
   ``manual_ack=True``). A slow consumer therefore holds back acknowledgements, and the
   broker's inflight window (v5: our ``receive_maximum``) stops the flow.
-- When a stream's queue reaches ``queue_size`` (QoS 0 floods, brokers without a
-  window), the client stops draining the core; the core's event queue fills up to
+- When a stream's queue reaches ``queue_size`` with QoS 0 messages (or exceeds it by
+  65535 unacknowledged ones: a broker without a window), the client stops draining the core; the core's event queue fills up to
   ``event_limit`` and it then stops reading the socket, so TCP pushes back on the
   broker. Draining resumes when every stream is below ``queue_size``. While paused, no
-  acknowledgement of our own publishes is read either: a consumer must not await a
-  publish while its own stream is full.
+  acknowledgement of our own publishes is read either: a consumer of a QoS 0 stream
+  should not await a publish while that stream is full.
 """
 
 from __future__ import annotations
@@ -83,6 +83,9 @@ EV_CONNECT_RESULT = _core.EV_CONNECT_RESULT
 _RC_NO_CONN = 4
 _RC_QUEUE_SIZE = 15
 _DRAIN_BATCH = 1024
+# A stream may exceed its size by this many unacknowledged QoS 1/2 messages (the
+# largest receive maximum, §3.1.2.11.3) before reading pauses anyway.
+_HARD_EXTRA = 65535
 _LOG_LEVELS = {
     1: logging.INFO,
     2: logging.INFO,
@@ -225,14 +228,21 @@ class MessageStream:
         return self._levels is None or _levels_match(self._levels, topic)
 
     def _put(self, message: Message) -> bool:
-        """Queues `message`; True when the queue is now full."""
-        self._queue.append(message)
+        """Queues `message`; True when reading must pause.
+
+        QoS 1/2 messages stay unacknowledged while queued, so the broker's inflight
+        window (our v5 receive maximum) bounds them: they never pause reading, which
+        would also hold back the acknowledgements of our own publishes. QoS 0 messages
+        pause reading at `maxsize`; the hard cap covers brokers without a window."""
+        queue = self._queue
+        queue.append(message)
         if message.qos:
             message._holds += 1
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(None)
-        return len(self._queue) >= self.maxsize
+        n = len(queue)
+        return (n >= self.maxsize and not message.qos) or n >= self.maxsize + _HARD_EXTRA
 
     def _end(self, error: BaseException | None) -> None:
         self._closed = True
