@@ -1,7 +1,7 @@
 """Backpressure without loss: a slow consumer holds acknowledgements back, memory stays
 bounded by the queue sizes, and every QoS 1 message arrives once consumed."""
 
-# ruff: noqa: F811 - pytest fixtures imported from _asyncio_support shadow their names
+# ruff: noqa: F811, SIM117 - pytest fixtures imported from _asyncio_support shadow their names
 from __future__ import annotations
 
 import asyncio
