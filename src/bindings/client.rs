@@ -567,6 +567,12 @@ impl ClientCore {
         aio::connect_start(self, kwargs)
     }
 
+    /// While `on`, the connection reads nothing more from the socket (queued events
+    /// stay drainable); the asyncio face pauses while a consumer's queue is full.
+    fn pause_reading(&self, on: bool) {
+        self.client.events().set_paused(on);
+    }
+
     /// `connect_start()` with the last arguments; None if never connected.
     fn reconnect_start(&self) -> Option<u64> {
         self.client.start_reconnect_evented()

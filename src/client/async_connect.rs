@@ -206,4 +206,24 @@ mod tests {
         std::io::Read::read_exact(&mut sock, &mut first).unwrap();
         assert_eq!(first[0], 0x10, "CONNECT");
     }
+
+    #[test]
+    fn paused_queue_has_no_room_until_resumed() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let q = std::sync::Arc::new(crate::client::EventQueue::new(10).unwrap());
+        q.set_paused(true);
+        rt.block_on(async {
+            let waiting = tokio::time::timeout(Duration::from_millis(50), q.wait_for_room());
+            assert!(waiting.await.is_err(), "no room while paused");
+            let q2 = q.clone();
+            let resumer = tokio::spawn(async move { q2.set_paused(false) });
+            tokio::time::timeout(Duration::from_secs(5), q.wait_for_room())
+                .await
+                .expect("room once resumed");
+            resumer.await.unwrap();
+        });
+    }
 }

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -112,6 +113,8 @@ pub struct EventQueue {
     ready: Condvar,
     room: Notify,
     limit: usize,
+    /// (asyncio face) Set by the face while one of its consumers is full.
+    paused: AtomicBool,
     notifier_read: UnixStream,
     notifier_write: UnixStream,
 }
@@ -132,6 +135,7 @@ impl EventQueue {
             ready: Condvar::new(),
             room: Notify::new(),
             limit: limit.max(1),
+            paused: AtomicBool::new(false),
             notifier_read,
             notifier_write,
         })
@@ -207,13 +211,23 @@ impl EventQueue {
         !p.events.is_empty()
     }
 
-    /// Resolves once the queue holds at most its limit.
+    /// (asyncio face) While paused the connection task reads nothing more from the
+    /// socket; queued events stay drainable (so acknowledgements already read still
+    /// reach the face) and TCP flow control pushes back on the broker.
+    pub fn set_paused(&self, on: bool) {
+        self.paused.store(on, Ordering::Release);
+        if !on {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Resolves once the queue holds at most its limit (and reading is not paused).
     pub async fn wait_for_room(&self) {
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.len() <= self.limit {
+            if self.len() <= self.limit && !self.paused.load(Ordering::Acquire) {
                 return;
             }
             notified.await;

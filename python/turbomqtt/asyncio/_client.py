@@ -15,11 +15,15 @@ Flow control (never drop a message the broker considers delivered):
   ``manual_ack=True``). A slow consumer therefore holds back acknowledgements, and the
   broker's inflight window (v5: our ``receive_maximum``) stops the flow.
 - When a stream's queue reaches ``queue_size`` with QoS 0 messages (or exceeds it by
-  65535 unacknowledged ones: a broker without a window), the client stops draining the core; the core's event queue fills up to
-  ``event_limit`` and it then stops reading the socket, so TCP pushes back on the
-  broker. Draining resumes when every stream is below ``queue_size``. While paused, no
-  acknowledgement of our own publishes is read either: a consumer of a QoS 0 stream
-  should not await a publish while that stream is full.
+  65535 unacknowledged ones: a broker without a window), the core stops reading the
+  socket (``pause_reading``), so TCP pushes back on the broker. Events already read
+  are still drained (a stream may exceed its size by what was already read: at most
+  ``event_limit`` events plus one socket read), so the completions of our own QoS 0
+  publishes still arrive. Reading resumes when every stream is below ``queue_size``.
+  While paused no PUBACK/PUBCOMP is read either: a consumer should not await a QoS 1/2
+  publish while its own QoS 0 stream is full.
+- If the loop itself falls behind, the core's event queue stops the reading at
+  ``event_limit`` undrained events.
 """
 
 from __future__ import annotations
@@ -730,11 +734,10 @@ class Client:
                     return
 
     def _pause(self) -> None:
-        if self._paused:
+        if self._paused or self._core is None:
             return
         self._paused = True
-        if self._reader_installed and self._loop is not None:
-            self._loop.remove_reader(self._fd)
+        self._core.pause_reading(True)
 
     def _maybe_resume(self) -> None:
         if not self._paused:
@@ -743,26 +746,21 @@ class Client:
             if len(stream._queue) >= stream.maxsize:
                 return
         self._paused = False
-        if self._core is None:
-            return
-        if self._reader_installed and self._loop is not None:
-            self._loop.add_reader(self._fd, self._on_readable)
-        else:
-            self._drained.set()
+        if self._core is not None:
+            self._core.pause_reading(False)
 
     # ------------------------------------------------------------------ events
 
     def _on_readable(self) -> None:
         core = self._core
-        if core is None or self._paused:
+        if core is None:
             return
         try:
             events = core.drain(_DRAIN_BATCH)
             if events:
                 self._dispatch(events)
         finally:
-            if not self._paused:
-                self._drained.set()
+            self._drained.set()
 
     def _dispatch(self, events: list[tuple[Any, ...]]) -> None:
         streams: tuple[MessageStream, ...] | None = None
