@@ -9,9 +9,8 @@ import socket
 import uuid
 
 import pytest
-from _asyncio_support import mosquitto  # noqa: F401 - fixture
-
 import turbomqtt.asyncio as mqtt
+from _asyncio_support import mosquitto  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,7 +1,7 @@
 """The asyncio client on the default loop, on uvloop, with the thread wake-up (the path
 of loops without add_reader), several clients per loop and loops in several threads."""
 
-# ruff: noqa: F811 - pytest fixtures imported from _asyncio_support shadow their names
+# ruff: noqa: F811, SIM117 - pytest fixtures imported from _asyncio_support shadow their names
 from __future__ import annotations
 
 import asyncio
@@ -9,9 +9,8 @@ import threading
 import uuid
 
 import pytest
-from _asyncio_support import mosquitto  # noqa: F401 - fixture
-
 import turbomqtt.asyncio as mqtt
+from _asyncio_support import mosquitto  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.timeout(60)
 
