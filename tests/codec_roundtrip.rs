@@ -353,6 +353,10 @@ fn every_property_in_every_packet_that_allows_it() {
     let mut count = 0;
     for (table, props) in sets {
         let packets: Vec<Packet> = if table == CONNECT_PROPS {
+            let mut props = props;
+            if props.authentication_data.is_some() {
+                props.authentication_method = Some("SCRAM-SHA-1".into());
+            }
             vec![connect(v, true, true, props)]
         } else if table == WILL_PROPS {
             let mut c = connect(v, true, false, Properties::default());
@@ -450,9 +454,18 @@ fn every_property_in_every_packet_that_allows_it() {
                 }),
             ]
         } else {
+            // Every AUTH but the bare Success form names its method (§3.15.2.2.2).
+            let mut props = props;
+            props
+                .authentication_method
+                .get_or_insert_with(|| "SCRAM-SHA-1".into());
             vec![
                 Packet::Auth(Auth {
                     code: ReasonCode::CONTINUE_AUTHENTICATION,
+                    properties: props.clone(),
+                }),
+                Packet::Auth(Auth {
+                    code: ReasonCode::RE_AUTHENTICATE,
                     properties: props.clone(),
                 }),
                 Packet::Auth(Auth {

@@ -16,19 +16,15 @@ use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use crate::client::event::Event;
+use crate::client::event::{Event, Wait};
 use crate::client::{
     props, Client, ConnectError, ConnectOptions, ProxyKind, ProxyOptions, TlsOptions,
     TransportKind, TransportOptions,
 };
 use crate::codec::{
-    ByteStr, Connect, LastWill, Properties, ProtocolVersion, QoS, RetainHandling,
-    SubscribeFilter, SubscribeOptions,
+    ByteStr, Connect, LastWill, Properties, ProtocolVersion, QoS, RetainHandling, SubscribeFilter,
+    SubscribeOptions,
 };
-
-// Additions for the asyncio face (branch aio), kept in their own file.
-#[path = "client_aio.rs"]
-mod aio;
 
 pyo3::create_exception!(
     turbomqtt._core,
@@ -44,6 +40,7 @@ pub const EV_SUBACK: u8 = 4;
 pub const EV_UNSUBACK: u8 = 5;
 pub const EV_DISCONNECTED: u8 = 6;
 pub const EV_LOG: u8 = 7;
+pub const EV_CONNECT_FAILED: u8 = 8;
 
 /// How often blocking waits wake up to let Python handle signals (Ctrl-C).
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
@@ -72,7 +69,7 @@ fn module_error(py: Python<'_>, module: &str, class: &str, args: (i32, String)) 
 }
 
 /// The one place where connection errors become Python exceptions.
-fn connect_error(py: Python<'_>, e: ConnectError) -> PyErr {
+fn connect_error(py: Python<'_>, e: &ConnectError) -> PyErr {
     match e {
         // EAI_NONAME, as `socket.getaddrinfo` reports an unknown host on Linux.
         ConnectError::Resolve { .. } => module_error(
@@ -89,7 +86,7 @@ fn connect_error(py: Python<'_>, e: ConnectError) -> PyErr {
                     .map_or(text.as_str(), |(head, _)| head);
                 os_error(py, errno, strerror)
             }
-            None => PyErr::from(io),
+            None => PyErr::from(std::io::Error::new(io.kind(), io.to_string())),
         },
         ConnectError::Timeout => PyTimeoutError::new_err("timed out"),
         ConnectError::TlsVerify(detail) => module_error(
@@ -101,11 +98,13 @@ fn connect_error(py: Python<'_>, e: ConnectError) -> PyErr {
                 format!("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {detail}"),
             ),
         ),
-        ConnectError::Tls(detail) => module_error(py, "ssl", "SSLError", (1, format!("[SSL] {detail}"))),
-        ConnectError::WebSocket(detail) => WebsocketConnectionError::new_err(detail),
-        ConnectError::Proxy(detail) => PyConnectionError::new_err(detail),
-        ConnectError::InvalidArgument(detail) => PyValueError::new_err(detail),
-        ConnectError::NotImplemented(detail) => PyNotImplementedError::new_err(detail),
+        ConnectError::Tls(detail) => {
+            module_error(py, "ssl", "SSLError", (1, format!("[SSL] {detail}")))
+        }
+        ConnectError::WebSocket(detail) => WebsocketConnectionError::new_err(detail.clone()),
+        ConnectError::Proxy(detail) => PyConnectionError::new_err(detail.clone()),
+        ConnectError::InvalidArgument(detail) => PyValueError::new_err(detail.clone()),
+        ConnectError::NotImplemented(detail) => PyNotImplementedError::new_err(detail.clone()),
         ConnectError::Cancelled => PyConnectionAbortedError::new_err("connect was cancelled"),
     }
 }
@@ -203,7 +202,13 @@ fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTuple>>
             level.into_pyobject(py)?.into_any(),
             message.into_pyobject(py)?.into_any(),
         ],
-        Event::ConnectResult { attempt, failure } => aio::connect_result(py, *attempt, failure)?,
+        Event::ConnectFailed(failure) => vec![
+            EV_CONNECT_FAILED.into_pyobject(py)?.into_any(),
+            connect_error(py, &failure.0)
+                .into_value(py)
+                .into_bound(py)
+                .into_any(),
+        ],
     };
     PyTuple::new(py, items)
 }
@@ -255,8 +260,8 @@ fn proxy_options(d: &Bound<'_, PyDict>) -> PyResult<ProxyOptions> {
             }
         }
     };
-    let host = get::<String>(d, "host")?
-        .ok_or_else(|| PyValueError::new_err("proxy needs a 'host'"))?;
+    let host =
+        get::<String>(d, "host")?.ok_or_else(|| PyValueError::new_err("proxy needs a 'host'"))?;
     let port = get::<u16>(d, "port")?.unwrap_or(match kind {
         ProxyKind::Http => 8080,
         _ => 1080,
@@ -277,11 +282,7 @@ pub struct ClientCore {
 }
 
 impl ClientCore {
-    fn wait_connect(
-        &self,
-        py: Python<'_>,
-        pending: crate::client::PendingConnect,
-    ) -> PyResult<()> {
+    fn wait_connect(&self, py: Python<'_>, pending: crate::client::PendingConnect) -> PyResult<()> {
         let mut pending = pending;
         loop {
             let (back, result) = py.detach(move || {
@@ -291,7 +292,7 @@ impl ClientCore {
             pending = back;
             match result {
                 Some(Ok(())) => return Ok(()),
-                Some(Err(e)) => return Err(connect_error(py, e)),
+                Some(Err(e)) => return Err(connect_error(py, &e)),
                 None => {
                     if let Err(e) = py.check_signals() {
                         pending.cancel();
@@ -335,7 +336,7 @@ impl ClientCore {
     #[pyo3(signature = (*, host, port, keepalive, client_id, protocol, clean_start,
         username=None, password=None, will=None, properties=None, transport="tcp",
         ws_path="/mqtt", ws_headers=None, tls=None, bind_address="", bind_port=0,
-        proxy=None, timeout=5.0))]
+        proxy=None, timeout=5.0, block=true))]
     fn connect(
         &self,
         py: Python<'_>,
@@ -357,6 +358,7 @@ impl ClientCore {
         bind_port: u16,
         proxy: Option<Bound<'_, PyDict>>,
         timeout: f64,
+        block: bool,
     ) -> PyResult<()> {
         let version = ProtocolVersion::from_level(protocol)
             .ok_or_else(|| PyValueError::new_err(format!("unsupported protocol {protocol}")))?;
@@ -407,6 +409,11 @@ impl ClientCore {
             },
             timeout: Duration::from_secs_f64(timeout),
         };
+        if !block {
+            // For event-loop faces: returns at once; EV_CONNACK or EV_CONNECT_FAILED follows.
+            self.client.start_connect_nowait(opts);
+            return Ok(());
+        }
         let pending = self.client.start_connect(opts);
         self.wait_connect(py, pending)
     }
@@ -496,6 +503,16 @@ impl ClientCore {
         self.client.close();
     }
 
+    /// Makes a blocked `wait()` (in any thread) return False at once.
+    fn wake(&self) {
+        self.client.events().wake();
+    }
+
+    /// Removes every unacknowledged or queued outgoing QoS>0 message; returns their mids.
+    fn drop_out_messages(&self) -> Vec<u16> {
+        self.client.drop_out_messages()
+    }
+
     fn ack(&self, mid: u16, qos: u8) -> i32 {
         self.client.ack(mid, qos)
     }
@@ -526,11 +543,15 @@ impl ClientCore {
         let events = self.client.events();
         loop {
             let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(SIGNAL_CHECK),
+                Some(d) => d
+                    .saturating_duration_since(Instant::now())
+                    .min(SIGNAL_CHECK),
                 None => SIGNAL_CHECK,
             };
-            if py.detach(|| events.wait(slice)) {
-                return Ok(true);
+            match py.detach(|| events.wait(slice)) {
+                Wait::Events => return Ok(true),
+                Wait::Woken => return Ok(false),
+                Wait::TimedOut => {}
             }
             py.check_signals()?;
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -549,34 +570,6 @@ impl ClientCore {
         }
         Ok(list)
     }
-
-    // ---- asyncio face (branch aio); the bodies live in client_aio.rs ----
-
-    /// A core whose event queue pauses socket reading beyond `limit` undrained events.
-    #[staticmethod]
-    fn with_event_limit(limit: usize) -> PyResult<Self> {
-        Ok(Self {
-            client: Client::with_event_limit(limit)?,
-        })
-    }
-
-    /// `connect()`'s keywords, but returns an attempt number at once; the outcome
-    /// arrives as an EV_CONNECT_RESULT event.
-    #[pyo3(signature = (**kwargs))]
-    fn connect_start(&self, kwargs: Option<Bound<'_, PyDict>>) -> PyResult<u64> {
-        aio::connect_start(self, kwargs)
-    }
-
-    /// While `on`, the connection reads nothing more from the socket (queued events
-    /// stay drainable); the asyncio face pauses while a consumer's queue is full.
-    fn pause_reading(&self, on: bool) {
-        self.client.events().set_paused(on);
-    }
-
-    /// `connect_start()` with the last arguments; None if never connected.
-    fn reconnect_start(&self) -> Option<u64> {
-        self.client.start_reconnect_evented()
-    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -592,6 +585,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EV_UNSUBACK", EV_UNSUBACK)?;
     m.add("EV_DISCONNECTED", EV_DISCONNECTED)?;
     m.add("EV_LOG", EV_LOG)?;
-    m.add("EV_CONNECT_RESULT", aio::EV_CONNECT_RESULT)?;
+    m.add("EV_CONNECT_FAILED", EV_CONNECT_FAILED)?;
     Ok(())
 }

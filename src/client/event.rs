@@ -10,14 +10,29 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 
+use super::transport::ConnectError;
 use crate::codec::ByteStr;
+
+/// A failed connection attempt started without waiting (`Client::start_connect_nowait`).
+/// Shared, not cloned: `io::Error` cannot be cloned. Equal only to itself.
+#[derive(Debug, Clone)]
+pub struct ConnectFailure(pub Arc<ConnectError>);
+
+impl PartialEq for ConnectFailure {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ConnectFailure {}
 
 /// paho-mqtt's `MQTTErrorCode` values the core produces.
 pub mod rc {
@@ -37,6 +52,14 @@ pub mod log_level {
     pub const WARNING: u8 = 4;
     pub const ERR: u8 = 8;
     pub const DEBUG: u8 = 16;
+}
+
+/// How [`EventQueue::wait`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    Events,
+    Woken,
+    TimedOut,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,16 +112,14 @@ pub enum Event {
         level: u8,
         message: String,
     },
-    /// (asyncio face) The outcome of [`super::Client::start_connect_evented`] attempt
-    /// `attempt`: `None` once CONNECT is written, else why the transport failed.
-    ConnectResult {
-        attempt: u64,
-        failure: Option<super::async_connect::ConnectFailure>,
-    },
+    /// Opening the transport failed (only for connects started without waiting).
+    ConnectFailed(ConnectFailure),
 }
 
 struct Pending {
     events: VecDeque<Event>,
+    /// `wake()` was called: the next `wait` returns at once.
+    woken: bool,
     /// A byte sits in the notifier socket pair.
     signalled: bool,
 }
@@ -113,8 +134,6 @@ pub struct EventQueue {
     ready: Condvar,
     room: Notify,
     limit: usize,
-    /// (asyncio face) Set by the face while one of its consumers is full.
-    paused: AtomicBool,
     notifier_read: UnixStream,
     notifier_write: UnixStream,
 }
@@ -130,12 +149,12 @@ impl EventQueue {
         Ok(Self {
             pending: Mutex::new(Pending {
                 events: VecDeque::new(),
+                woken: false,
                 signalled: false,
             }),
             ready: Condvar::new(),
             room: Notify::new(),
             limit: limit.max(1),
-            paused: AtomicBool::new(false),
             notifier_read,
             notifier_write,
         })
@@ -201,33 +220,41 @@ impl EventQueue {
         self.len() == 0
     }
 
-    /// Blocks the calling (non-runtime) thread until an event is pending or `timeout`
-    /// passes; returns whether events are pending.
-    pub fn wait(&self, timeout: Duration) -> bool {
+    /// Blocks the calling (non-runtime) thread until an event is pending, `wake()` is
+    /// called or `timeout` passes.
+    pub fn wait(&self, timeout: Duration) -> Wait {
         let mut p = self.pending.lock();
-        if p.events.is_empty() {
+        if p.events.is_empty() && !p.woken {
             let _ = self.ready.wait_for(&mut p, timeout);
         }
-        !p.events.is_empty()
-    }
-
-    /// (asyncio face) While paused the connection task reads nothing more from the
-    /// socket; queued events stay drainable (so acknowledgements already read still
-    /// reach the face) and TCP flow control pushes back on the broker.
-    pub fn set_paused(&self, on: bool) {
-        self.paused.store(on, Ordering::Release);
-        if !on {
-            self.room.notify_waiters();
+        if !p.events.is_empty() {
+            Wait::Events
+        } else if std::mem::take(&mut p.woken) {
+            Wait::Woken
+        } else {
+            Wait::TimedOut
         }
     }
 
-    /// Resolves once the queue holds at most its limit (and reading is not paused).
+    /// Makes a blocked (or the next) `wait` return without events.
+    pub fn wake(&self) {
+        self.pending.lock().woken = true;
+        self.ready.notify_all();
+    }
+
+    /// Removes queued events matching `f` (used to forget the end of a connection that
+    /// is being replaced).
+    pub fn remove_where(&self, f: impl Fn(&Event) -> bool) {
+        self.pending.lock().events.retain(|e| !f(e));
+    }
+
+    /// Resolves once the queue holds at most its limit.
     pub async fn wait_for_room(&self) {
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.len() <= self.limit && !self.paused.load(Ordering::Acquire) {
+            if self.len() <= self.limit {
                 return;
             }
             notified.await;
@@ -268,7 +295,7 @@ mod tests {
         assert_eq!(q.drain(1), vec![log("a")]);
         assert_eq!(q.drain(0), vec![log("b"), log("c")]);
         assert_eq!(notifier_bytes(&q), 0);
-        assert!(!q.wait(Duration::from_millis(1)));
+        assert_eq!(q.wait(Duration::from_millis(1)), Wait::TimedOut);
         q.push(log("d"));
         assert_eq!(
             notifier_bytes(&q),
@@ -287,7 +314,21 @@ mod tests {
                 message: "x".into(),
             })
         });
-        assert!(q.wait(Duration::from_secs(5)));
+        assert_eq!(q.wait(Duration::from_secs(5)), Wait::Events);
         t.join().unwrap();
+    }
+
+    #[test]
+    fn wake_ends_a_wait_without_events() {
+        let q = std::sync::Arc::new(EventQueue::new(10).unwrap());
+        let q2 = q.clone();
+        let t = std::thread::spawn(move || q2.wake());
+        assert_eq!(q.wait(Duration::from_secs(5)), Wait::Woken);
+        t.join().unwrap();
+        assert_eq!(
+            q.wait(Duration::from_millis(1)),
+            Wait::TimedOut,
+            "wake is used up"
+        );
     }
 }

@@ -9,7 +9,6 @@
 //! Lock order: `task` before `session` before the event queue's lock; no lock is ever
 //! held across an `.await` or while Python code runs.
 
-mod async_connect;
 mod connection;
 pub mod event;
 pub mod props;
@@ -26,9 +25,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-pub use async_connect::ConnectFailure;
 pub use connection::MAX_PACKET_SIZE;
-pub use event::{Event, EventQueue, Message, DEFAULT_EVENT_LIMIT};
+pub use event::{Event, EventQueue, Message, Wait, DEFAULT_EVENT_LIMIT};
 pub use session::Session;
 pub use tls::TlsOptions;
 pub use transport::{ConnectError, ProxyKind, ProxyOptions, TransportKind, TransportOptions};
@@ -128,9 +126,25 @@ impl Client {
     }
 
     /// Closes any current connection (without DISCONNECT and without an event) and
-    /// starts opening a new one on the runtime.
+    /// starts opening a new one on the runtime. A not yet drained `Disconnected` event
+    /// of the replaced connection is dropped: paho gives no `on_disconnect` for the
+    /// connection `reconnect()` replaces.
     pub fn start_connect(&self, opts: ConnectOptions) -> PendingConnect {
+        self.spawn_connect(opts, false)
+    }
+
+    /// Like [`start_connect`](Self::start_connect) for callers that do not block (an
+    /// asyncio face): a failure arrives as `Event::ConnectFailed`, success as the usual
+    /// `Event::ConnAck`.
+    pub fn start_connect_nowait(&self, opts: ConnectOptions) {
+        drop(self.spawn_connect(opts, true));
+    }
+
+    fn spawn_connect(&self, opts: ConnectOptions, report_failure: bool) -> PendingConnect {
         self.close();
+        self.shared
+            .events
+            .remove_where(|e| matches!(e, Event::Disconnected { .. }));
         *self.shared.last.lock() = Some(opts.clone());
         let (tx, rx) = mpsc::sync_channel(1);
         let shared = self.shared.clone();
@@ -144,7 +158,12 @@ impl Client {
             let stream = match opened {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = tx.send(Err(e));
+                    if report_failure {
+                        let failure = event::ConnectFailure(Arc::new(e));
+                        shared.events.push(Event::ConnectFailed(failure));
+                    } else {
+                        let _ = tx.send(Err(e));
+                    }
                     return;
                 }
             };
@@ -220,6 +239,10 @@ impl Client {
 
     pub fn disconnect(&self, code: u8, properties: Properties) -> i32 {
         self.with_session(|s| s.disconnect(code, properties))
+    }
+
+    pub fn drop_out_messages(&self) -> Vec<u16> {
+        self.with_session(|s| s.drop_out_messages())
     }
 
     pub fn ack(&self, mid: u16, qos: u8) -> i32 {

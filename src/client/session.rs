@@ -196,6 +196,24 @@ impl MidSet {
     }
 }
 
+/// Python's `repr()` of a bytes object, as paho's log lines show topics.
+fn bytes_repr(b: &[u8]) -> String {
+    let mut s = String::from("b'");
+    for &c in b {
+        match c {
+            b'\\' => s.push_str("\\\\"),
+            b'\'' => s.push_str("\\'"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            0x20..=0x7e => s.push(c as char),
+            _ => s.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    s.push('\'');
+    s
+}
+
 pub struct Session {
     version: ProtocolVersion,
     state: ConnState,
@@ -369,12 +387,12 @@ impl Session {
         });
         if self.log_packets {
             let msg = format!(
-                "Sending PUBLISH (d{}, q{}, r{}, m{}), '{:?}', ... ({} bytes)",
+                "Sending PUBLISH (d{}, q{}, r{}, m{}), '{}', ... ({} bytes)",
                 m.dup as u8,
                 m.qos as u8,
                 m.retain as u8,
                 m.mid,
-                m.topic.as_bytes(),
+                bytes_repr(m.topic.as_bytes()),
                 m.payload.len()
             );
             self.log(msg);
@@ -395,6 +413,11 @@ impl Session {
 
     /// Sends queued messages while the inflight window has room (in order).
     fn fill_window(&mut self) {
+        // Every message not inflight is waiting to be sent; none waiting is the common
+        // case and must not cost a scan of a long inflight list on every acknowledgement.
+        if self.outgoing.len() == self.inflight {
+            return;
+        }
         let mut i = 0;
         while i < self.outgoing.len() && self.window_open() {
             match self.outgoing[i].state {
@@ -449,10 +472,10 @@ impl Session {
             if self.log_packets {
                 if let Packet::Publish(p) = &packet {
                     let msg = format!(
-                        "Sending PUBLISH (d0, q0, r{}, m{}), '{:?}', ... ({} bytes)",
+                        "Sending PUBLISH (d0, q0, r{}, m{}), '{}', ... ({} bytes)",
                         retain as u8,
                         mid,
-                        p.topic.as_bytes(),
+                        bytes_repr(p.topic.as_bytes()),
                         p.payload.len()
                     );
                     self.log(msg);
@@ -550,6 +573,17 @@ impl Session {
         }));
         self.state = ConnState::Disconnecting;
         rc::SUCCESS
+    }
+
+    /// Forgets every outgoing QoS 1/2 message (paho's `drop_out_messages`); returns
+    /// their mids in order.
+    pub fn drop_out_messages(&mut self) -> Vec<u16> {
+        let mids: Vec<u16> = self.outgoing.drain(..).map(|m| m.mid).collect();
+        for &mid in &mids {
+            self.in_use.remove(mid);
+        }
+        self.inflight = 0;
+        mids
     }
 
     /// Manual acknowledgement (paho's `ack()`): PUBACK for QoS 1, PUBCOMP for QoS 2.
@@ -969,6 +1003,12 @@ mod tests {
     }
 
     #[test]
+    fn log_lines_show_topics_as_python_bytes() {
+        assert_eq!(bytes_repr(b"a/b"), "b'a/b'");
+        assert_eq!(bytes_repr(b"it's\n\xff"), "b'it\\'s\\n\\xff'");
+    }
+
+    #[test]
     fn connect_is_written_and_connack_connects() {
         let mut s = Session::new();
         assert!(!s.is_connected());
@@ -1223,6 +1263,23 @@ mod tests {
         sent(&mut s);
         connack(&mut s, false, Properties::default());
         assert_eq!(pubs(&sent(&mut s)), vec![(1, true), (2, true), (3, true)]);
+    }
+
+    #[test]
+    fn dropped_out_messages_are_not_resent() {
+        let mut s = connected(ProtocolVersion::V311);
+        publish(&mut s, QoS::AtLeastOnce);
+        s.on_connection_lost();
+        publish(&mut s, QoS::ExactlyOnce);
+        assert_eq!(s.drop_out_messages(), vec![1, 2]);
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, true, 60),
+            Instant::now(),
+        );
+        sent(&mut s);
+        connack(&mut s, false, Properties::default());
+        assert!(sent(&mut s).is_empty());
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce).1, 3);
     }
 
     #[test]

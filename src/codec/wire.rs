@@ -137,18 +137,6 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    /// Everything left, as a slice of the frame.
-    #[inline]
-    pub(crate) fn rest(&mut self) -> Bytes {
-        let b = if self.pos == self.end {
-            Bytes::new()
-        } else {
-            self.buf.slice(self.pos..self.end)
-        };
-        self.pos = self.end;
-        b
-    }
-
     /// Binary data (§1.5.6): two-byte length, then bytes.
     pub(crate) fn binary(&mut self) -> Result<Bytes, DecodeError> {
         let len = self.u16()? as usize;
@@ -177,6 +165,43 @@ impl<'a> Reader<'a> {
         check_utf8(&self.buf[self.pos..self.pos + len])?;
         let b = self.bytes(len)?;
         // SAFETY: checked just above.
+        Ok(unsafe { ByteStr::from_utf8_unchecked(b) })
+    }
+}
+
+impl Reader<'_> {
+    /// Where the next field starts in the frame.
+    #[inline]
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// A PUBLISH topic name as a slice of the frame: UTF-8, no U+0000, no wildcards
+    /// ([MQTT-3.3.2-2]); empty is left to the caller (it may stand for a topic alias).
+    /// ASCII topics, the common case, are checked in one vectorisable pass.
+    #[inline]
+    pub(crate) fn topic(&mut self) -> Result<ByteStr, DecodeError> {
+        let len = self.u16()? as usize;
+        if self.remaining() < len {
+            return Err(TRUNCATED);
+        }
+        let raw = &self.buf[self.pos..self.pos + len];
+        let (mut high, mut special) = (false, false);
+        for &b in raw {
+            high |= b >= 0x80;
+            special |= b == 0 || b == b'+' || b == b'#';
+        }
+        if high {
+            check_utf8(raw)?;
+        }
+        if special {
+            if raw.contains(&0) {
+                return Err(DecodeError::Malformed("string contains U+0000"));
+            }
+            return Err(DecodeError::TopicNameInvalid("wildcard in topic name"));
+        }
+        let b = self.bytes(len)?;
+        // SAFETY: checked above (ASCII, or `check_utf8`).
         Ok(unsafe { ByteStr::from_utf8_unchecked(b) })
     }
 }
