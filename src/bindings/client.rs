@@ -328,6 +328,23 @@ impl ClientCore {
         self.client.set_manual_ack(on);
     }
 
+    /// While more than `n` events wait undrained the core stops reading the socket
+    /// (default 65536), so a slow consumer pushes back on the broker.
+    fn set_event_limit(&self, n: usize) {
+        self.client.events().set_limit(n);
+    }
+
+    /// False: incoming v5 PUBLISH packets that use a topic alias keep their (empty) wire
+    /// topic, as paho-mqtt delivers them. Default True: the full topic.
+    fn set_resolve_topic_aliases(&self, on: bool) {
+        self.client.set_resolve_topic_aliases(on);
+    }
+
+    /// No PINGREQ while paused (paho sends pings only while a loop function runs).
+    fn set_keepalive_paused(&self, paused: bool) {
+        self.client.set_keepalive_paused(paused);
+    }
+
     fn set_log_packets(&self, on: bool) {
         self.client.set_log_packets(on);
     }

@@ -65,6 +65,9 @@ pub struct Close {
     pub from_server: bool,
     pub properties: Option<Bytes>,
     pub error: Option<String>,
+    /// For an error we detected: the reason code a v5 client sends in DISCONNECT
+    /// before closing (MQTT 5 §4.13.1).
+    pub reason: Option<ReasonCode>,
 }
 
 impl Close {
@@ -74,15 +77,21 @@ impl Close {
             from_server: false,
             properties: None,
             error: Some(error.into()),
+            reason: None,
         }
     }
 
     pub fn protocol(error: impl Into<String>) -> Self {
+        Self::protocol_with(ReasonCode::PROTOCOL_ERROR, error)
+    }
+
+    pub fn protocol_with(reason: ReasonCode, error: impl Into<String>) -> Self {
         Self {
             code: rc::PROTOCOL,
             from_server: false,
             properties: None,
             error: Some(error.into()),
+            reason: Some(reason),
         }
     }
 
@@ -92,6 +101,7 @@ impl Close {
             from_server: false,
             properties: None,
             error: None,
+            reason: None,
         }
     }
 
@@ -101,6 +111,7 @@ impl Close {
             from_server: false,
             properties: None,
             error: Some("no PINGRESP within the keepalive interval".into()),
+            reason: None,
         }
     }
 }
@@ -112,6 +123,8 @@ impl Close {
 #[derive(Debug, Clone)]
 pub struct KeepAlive {
     interval: Duration,
+    /// No PINGREQ and no timeout while paused (paho sends pings only while a loop runs).
+    paused: bool,
     last_out: Instant,
     last_in: Instant,
     ping_sent: Option<Instant>,
@@ -129,6 +142,7 @@ impl KeepAlive {
     pub fn new(interval: Duration, now: Instant) -> Self {
         Self {
             interval,
+            paused: false,
             last_out: now,
             last_in: now,
             ping_sent: None,
@@ -141,6 +155,16 @@ impl KeepAlive {
 
     pub fn set_interval(&mut self, interval: Duration) {
         self.interval = interval;
+    }
+
+    pub fn set_paused(&mut self, paused: bool, now: Instant) {
+        if self.paused && !paused {
+            // Silence while paused was intended: judge the connection afresh.
+            self.last_out = now;
+            self.last_in = now;
+            self.ping_sent = None;
+        }
+        self.paused = paused;
     }
 
     pub fn on_sent(&mut self, now: Instant) {
@@ -158,7 +182,7 @@ impl KeepAlive {
     /// `connected`: a CONNACK was received (no PINGREQ before it; silence before the
     /// CONNACK for a whole interval ends the connection).
     pub fn poll(&mut self, now: Instant, connected: bool) -> KeepAliveAction {
-        if self.interval.is_zero() {
+        if self.interval.is_zero() || self.paused {
             return KeepAliveAction::Wait(None);
         }
         if let Some(sent) = self.ping_sent {
@@ -228,6 +252,9 @@ pub struct Session {
     server_receive_max: usize,
     manual_ack: bool,
     log_packets: bool,
+    /// Resolve v5 topic aliases of incoming PUBLISH packets (paho leaves the topic empty).
+    resolve_aliases: bool,
+    keepalive_paused: bool,
     /// QoS 2 messages received and PUBREC'd, delivered when PUBREL arrives.
     incoming_qos2: HashMap<u16, Box<Message>>,
     /// v5 topic aliases the server set on this connection (§3.3.2.3.4).
@@ -263,6 +290,8 @@ impl Session {
             server_receive_max: 0,
             manual_ack: false,
             log_packets: false,
+            resolve_aliases: true,
+            keepalive_paused: false,
             incoming_qos2: HashMap::new(),
             aliases_in: HashMap::new(),
             keepalive: KeepAlive::new(Duration::ZERO, Instant::now()),
@@ -287,6 +316,14 @@ impl Session {
     }
     pub fn set_log_packets(&mut self, on: bool) {
         self.log_packets = on;
+    }
+    pub fn set_resolve_topic_aliases(&mut self, on: bool) {
+        self.resolve_aliases = on;
+    }
+    /// Survives reconnects, like the other settings.
+    pub fn set_keepalive_paused(&mut self, paused: bool, now: Instant) {
+        self.keepalive_paused = paused;
+        self.keepalive.set_paused(paused, now);
     }
     pub fn state(&self) -> ConnState {
         self.state
@@ -586,6 +623,23 @@ impl Session {
         mids
     }
 
+    /// We found the server at fault: a v5 session tells it why in DISCONNECT before the
+    /// connection closes (MQTT 5 §4.13.1). Returns whether something was written.
+    pub fn fail(&mut self, reason: ReasonCode) -> bool {
+        if !self.version.is_v5() || !self.transport_open() {
+            return false;
+        }
+        if self.log_packets {
+            self.log(format!("Sending DISCONNECT {}", reason.0));
+        }
+        self.send(&Packet::Disconnect(Disconnect {
+            code: reason,
+            properties: Properties::default(),
+        }));
+        self.state = ConnState::Disconnecting;
+        true
+    }
+
     /// Manual acknowledgement (paho's `ack()`): PUBACK for QoS 1, PUBCOMP for QoS 2.
     pub fn ack(&mut self, mid: u16, qos: u8) -> i32 {
         if !self.manual_ack {
@@ -636,6 +690,7 @@ impl Session {
             self.incoming_qos2.clear();
         }
         self.keepalive = KeepAlive::new(Duration::from_secs(connect.keep_alive.into()), now);
+        self.keepalive.set_paused(self.keepalive_paused, now);
         if self.log_packets {
             self.log(format!(
                 "Sending CONNECT (u{}, p{}, wr{}, wq{}, wf{}, c{}, k{}) client_id=b'{}'",
@@ -702,6 +757,7 @@ impl Session {
                         from_server: false,
                         properties: None,
                         error: Some(format!("connection refused, code {code}")),
+                        reason: None,
                     });
                 }
                 if let Some(rm) = ack.properties.receive_maximum {
@@ -809,6 +865,7 @@ impl Session {
                     from_server: true,
                     properties: props::to_wire_opt(&d.properties),
                     error: None,
+                    reason: None,
                 })
             }
             Packet::Auth(_) => {
@@ -844,14 +901,23 @@ impl Session {
     }
 
     fn handle_publish(&mut self, mut p: Publish) -> Result<(), Close> {
-        if let Some(alias) = p.properties.as_ref().and_then(|pr| pr.topic_alias) {
+        let alias = p.properties.as_ref().and_then(|pr| pr.topic_alias);
+        if let Some(alias) = alias.filter(|_| self.resolve_aliases) {
             if alias == 0 {
-                return Err(Close::protocol("topic alias 0"));
+                return Err(Close::protocol_with(
+                    ReasonCode::TOPIC_ALIAS_INVALID,
+                    "topic alias 0",
+                ));
             }
             if p.topic.is_empty() {
                 match self.aliases_in.get(&alias) {
                     Some(t) => p.topic = t.clone(),
-                    None => return Err(Close::protocol("unknown topic alias")),
+                    None => {
+                        return Err(Close::protocol_with(
+                            ReasonCode::TOPIC_ALIAS_INVALID,
+                            "unknown topic alias",
+                        ))
+                    }
                 }
             } else {
                 self.aliases_in.insert(alias, p.topic.clone());
@@ -1183,6 +1249,26 @@ mod tests {
     }
 
     #[test]
+    fn raising_max_inflight_while_connected_releases_queued_messages() {
+        let mut s = connected(ProtocolVersion::V311);
+        s.set_max_inflight(1);
+        publish(&mut s, QoS::AtLeastOnce);
+        publish(&mut s, QoS::AtLeastOnce);
+        assert_eq!(pubs(&sent(&mut s)), vec![(1, false)]);
+        s.set_max_inflight(0);
+        assert_eq!(pubs(&sent(&mut s)), vec![(2, false)]);
+    }
+
+    #[test]
+    fn unknown_pubrec_is_answered_and_unexpected_connack_is_a_protocol_error() {
+        let mut s = connected(ProtocolVersion::V311);
+        s.handle(Packet::PubRec(ack(42))).unwrap();
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubRel(a)] if a.pkid == 42));
+        let r = s.handle(Packet::ConnAck(ConnAck::default()));
+        assert_eq!(r.unwrap_err().code, rc::PROTOCOL);
+    }
+
+    #[test]
     fn server_receive_maximum_limits_the_window() {
         let mut s = Session::new();
         s.set_max_inflight(0);
@@ -1379,6 +1465,16 @@ mod tests {
     }
 
     #[test]
+    fn a_v5_session_explains_a_protocol_error_in_disconnect() {
+        let mut s = connected(ProtocolVersion::V5);
+        assert!(s.fail(ReasonCode::TOPIC_ALIAS_INVALID));
+        assert!(matches!(&sent(&mut s)[..], [Packet::Disconnect(d)] if d.code.0 == 0x94));
+        let mut v3 = connected(ProtocolVersion::V311);
+        assert!(!v3.fail(ReasonCode::PROTOCOL_ERROR), "3.x just closes");
+        assert!(sent(&mut v3).is_empty());
+    }
+
+    #[test]
     fn server_disconnect_closes_with_its_reason_code() {
         let mut s = connected(ProtocolVersion::V5);
         let close = s
@@ -1430,6 +1526,36 @@ mod tests {
             k.poll(t1 + ka, true),
             KeepAliveAction::Wait(Some(t1 + Duration::from_secs(18)))
         );
+    }
+
+    #[test]
+    fn paused_keepalive_neither_pings_nor_times_out() {
+        let t0 = Instant::now();
+        let ka = Duration::from_secs(10);
+        let mut k = KeepAlive::new(ka, t0);
+        k.set_paused(true, t0);
+        assert_eq!(k.poll(t0 + ka * 5, true), KeepAliveAction::Wait(None));
+        k.set_paused(false, t0 + ka * 5);
+        assert_eq!(
+            k.poll(t0 + ka * 5, true),
+            KeepAliveAction::Wait(Some(t0 + ka * 6))
+        );
+    }
+
+    #[test]
+    fn aliases_can_be_left_unresolved_as_paho_does() {
+        let mut s = connected(ProtocolVersion::V5);
+        s.set_resolve_topic_aliases(false);
+        s.handle(Packet::Publish(Publish {
+            topic: ByteStr::new(),
+            properties: Some(Box::new(Properties {
+                topic_alias: Some(7),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert!(matches!(&events(&mut s)[..], [Event::Message(m)] if m.topic.is_empty()));
     }
 
     #[test]
