@@ -82,7 +82,7 @@ EV_SUBACK = _core.EV_SUBACK
 EV_UNSUBACK = _core.EV_UNSUBACK
 EV_DISCONNECTED = _core.EV_DISCONNECTED
 EV_LOG = _core.EV_LOG
-EV_CONNECT_RESULT = _core.EV_CONNECT_RESULT
+EV_CONNECT_FAILED = _core.EV_CONNECT_FAILED
 
 _RC_NO_CONN = 4
 _RC_QUEUE_SIZE = 15
@@ -181,31 +181,6 @@ def _tls_dict(tls: TLSArg) -> dict[str, Any] | None:
     if isinstance(tls, Mapping):
         return dict(tls)
     raise TypeError(f"tls must be an ssl.SSLContext, TLSParameters, dict or bool, not {tls!r}")
-
-
-def _connect_failure(errno: int | None, kind: str, message: str) -> BaseException:
-    """The exception `socket`/`ssl` would raise, from an EV_CONNECT_RESULT failure."""
-    import socket
-
-    if kind == "gaierror":
-        return socket.gaierror(errno, message)
-    if kind == "os":
-        return OSError(errno, message) if errno is not None else OSError(message)
-    if kind == "timeout":
-        return TimeoutError(message)
-    if kind == "ssl_verify":
-        return ssl.SSLCertVerificationError(errno or 1, message)
-    if kind == "ssl":
-        return ssl.SSLError(errno or 1, message)
-    if kind == "websocket":
-        return _core.WebsocketConnectionError(message)
-    if kind == "proxy":
-        return ConnectionError(message)
-    if kind == "value":
-        return ValueError(message)
-    if kind == "not_implemented":
-        return NotImplementedError(message)
-    return ConnectionAbortedError(message)
 
 
 class MessageStream:
@@ -531,7 +506,7 @@ class Client:
             "properties": encode_properties(connect_props),
             "transport": transport,
             "ws_path": websocket_path,
-            "ws_headers": dict(websocket_headers) if websocket_headers else None,
+            "ws_headers": list(websocket_headers.items()) if websocket_headers else None,
             "tls": _tls_dict(tls),
             "bind_address": bind_address,
             "bind_port": bind_port,
@@ -547,7 +522,6 @@ class Client:
         self._thread_stop = threading.Event()
         self._drained = threading.Event()
         self._paused = False
-        self._attempt = 0
         self._connect_waiter: asyncio.Future[None] | None = None
         self._connected_flag = False
         self._connected_waiters: list[asyncio.Future[None]] = []
@@ -593,7 +567,8 @@ class Client:
         self._loop = loop
         self._final_error = None
         self._closing = False
-        core = _core.ClientCore.with_event_limit(self._event_limit)
+        core = _core.ClientCore()
+        core.set_event_limit(self._event_limit)
         core.set_manual_ack(True)
         core.set_max_inflight(self._max_inflight)
         self._core = core
@@ -601,7 +576,8 @@ class Client:
         waiter: asyncio.Future[None] = loop.create_future()
         self._connect_waiter = waiter
         try:
-            self._attempt = core.connect_start(**self._connect_kwargs)
+            # Returns at once: EV_CONNACK or EV_CONNECT_FAILED follows.
+            core.connect(**self._connect_kwargs, block=False)
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), self._timeout + 1.0)
             except asyncio.TimeoutError:
@@ -787,8 +763,8 @@ class Client:
             elif kind == EV_DISCONNECTED:
                 self._on_disconnected(ev)
                 streams = None
-            elif kind == EV_CONNECT_RESULT:
-                self._on_connect_result(ev)
+            elif kind == EV_CONNECT_FAILED:
+                self._on_connect_failed(ev[1])
             elif kind == EV_LOG:
                 self._logger.log(_LOG_LEVELS.get(ev[1], logging.DEBUG), "%s", ev[2])
 
@@ -869,11 +845,9 @@ class Client:
                 else:
                     fut.set_result(list(codes))
 
-    def _on_connect_result(self, ev: tuple[Any, ...]) -> None:
-        _, attempt, errno, kind, message = ev
-        if attempt != self._attempt or kind is None:
-            return
-        error = _connect_failure(errno, kind, message)
+    def _on_connect_failed(self, error: BaseException) -> None:
+        # The exception blocking connect() would raise (ConnectionRefusedError,
+        # socket.gaierror, TimeoutError, ssl.SSLError, ...).
         w = self._connect_waiter
         if w is not None and not w.done():
             w.set_exception(error)
@@ -986,9 +960,11 @@ class Client:
         core = self._core
         if core is None or self._closing:
             return
-        attempt = core.reconnect_start()
-        if attempt is not None:
-            self._attempt = attempt
+        try:
+            core.connect(**self._connect_kwargs, block=False)
+        except Exception as e:  # noqa: BLE001 - arguments were valid once; keep trying
+            self._logger.warning("reconnect failed: %s", e)
+            self._schedule_reconnect()
 
     # ------------------------------------------------------------------ streams
 
