@@ -98,3 +98,40 @@ def mosquitto_factory():
     yield make
     for m in made:
         m.stop()
+
+
+class Embedded:
+    """turbomqtt's own broker, with the same start/stop interface as Mosquitto (in
+    memory: a restart keeps nothing)."""
+
+    def __init__(self, **options) -> None:
+        self.port = free_port()
+        # Large per-session queues: any loss in the tests is then the client's.
+        options.setdefault("max_queued_messages", 1_000_000)
+        self.options = options
+        self.broker = None
+
+    def start(self) -> None:
+        import turbomqtt
+
+        self.broker = turbomqtt.Broker(port=self.port, **self.options).start()
+
+    def stop(self) -> None:
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+
+
+def make_broker(kind: str):
+    if kind == "mosquitto":
+        return make_mosquitto()
+    b = Embedded()
+    b.start()
+    return b
+
+
+@pytest.fixture(params=["mosquitto", "embedded"])
+def any_broker(request):
+    b = make_broker(request.param)
+    yield b
+    b.stop()

@@ -10,15 +10,15 @@ import uuid
 
 import pytest
 import turbomqtt.asyncio as mqtt
-from _asyncio_support import mosquitto  # noqa: F401 - fixture
+from _asyncio_support import any_broker  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.mark.parametrize("qos", [0, 1, 2])
-async def test_cancelled_publish_still_goes_out_and_client_stays_usable(mosquitto, qos):
+async def test_cancelled_publish_still_goes_out_and_client_stays_usable(any_broker, qos):
     topic = f"cancel/{uuid.uuid4().hex[:8]}"
-    async with mqtt.Client("127.0.0.1", mosquitto.port) as c, c.subscription(topic, 2) as sub:
+    async with mqtt.Client("127.0.0.1", any_broker.port) as c, c.subscription(topic, 2) as sub:
         task = asyncio.create_task(c.publish(topic, "cancelled", qos=qos))
         await asyncio.sleep(0)  # the publish is handed to the core, its ack not yet read
         task.cancel()
@@ -32,10 +32,10 @@ async def test_cancelled_publish_still_goes_out_and_client_stays_usable(mosquitt
         assert got == [b"cancelled", b"after"]
 
 
-async def test_cancelled_iteration_loses_no_message(mosquitto):
+async def test_cancelled_iteration_loses_no_message(any_broker):
     topic = f"cancel-iter/{uuid.uuid4().hex[:8]}"
     async with (
-        mqtt.Client("127.0.0.1", mosquitto.port, queue_size=8) as c,
+        mqtt.Client("127.0.0.1", any_broker.port, queue_size=8) as c,
         c.subscription(topic, 1) as sub,
     ):
         got: list[bytes] = []
@@ -65,9 +65,9 @@ async def test_cancelled_iteration_loses_no_message(mosquitto):
         assert got == [str(i).encode() for i in range(101)]
 
 
-async def test_cancelled_subscription_entry_leaves_no_stream(mosquitto):
+async def test_cancelled_subscription_entry_leaves_no_stream(any_broker):
     topic = f"cancel-sub/{uuid.uuid4().hex[:8]}"
-    async with mqtt.Client("127.0.0.1", mosquitto.port) as c:
+    async with mqtt.Client("127.0.0.1", any_broker.port) as c:
         entered = asyncio.Event()
 
         async def enter():
@@ -88,7 +88,7 @@ async def test_cancelled_subscription_entry_leaves_no_stream(mosquitto):
             assert (await asyncio.wait_for(sub.get(), 5)).payload == b"x"
 
 
-async def test_cancelled_connect_leaves_nothing_behind(mosquitto):
+async def test_cancelled_connect_leaves_nothing_behind(any_broker):
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(1)
@@ -103,7 +103,7 @@ async def test_cancelled_connect_leaves_nothing_behind(mosquitto):
     finally:
         silent.close()
     # The same object connects to a real broker afterwards.
-    c.port = mosquitto.port
-    c._connect_kwargs["port"] = mosquitto.port
+    c.port = any_broker.port
+    c._connect_kwargs["port"] = any_broker.port
     async with c:
         assert await c.publish("x", "y", qos=1) in (0, 0x10)

@@ -10,16 +10,16 @@ import uuid
 
 import pytest
 import turbomqtt.asyncio as mqtt
-from _asyncio_support import make_mosquitto, mosquitto_factory  # noqa: F401 - fixture
+from _asyncio_support import make_broker, mosquitto_factory  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.timeout(30)
 
 
-@pytest.fixture(scope="module")
-def broker():
-    m = make_mosquitto()
-    yield m
-    m.stop()
+@pytest.fixture(scope="module", params=["mosquitto", "embedded"])
+def broker(request):
+    b = make_broker(request.param)
+    yield b
+    b.stop()
 
 
 @pytest.fixture

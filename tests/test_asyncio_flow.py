@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 import turbomqtt.asyncio as mqtt
-from _asyncio_support import mosquitto  # noqa: F401 - fixture
+from _asyncio_support import any_broker  # noqa: F401 - fixture
 
 N = int(os.environ.get("TURBOMQTT_SLOW_CONSUMER_N", "100000"))
 
@@ -28,12 +28,12 @@ async def publish_all(client: mqtt.Client, topic: str, n: int, qos: int) -> None
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(("protocol", "n"), [(5, N), (4, N // 5)])
-async def test_slow_consumer_gets_every_qos1_message_with_bounded_memory(mosquitto, protocol, n):
+async def test_slow_consumer_gets_every_qos1_message_with_bounded_memory(any_broker, protocol, n):
     N = n
     topic = f"flow/{uuid.uuid4().hex[:8]}"
     queue_size = 100
-    sub = mqtt.Client("127.0.0.1", mosquitto.port, protocol=protocol, queue_size=queue_size)
-    async with sub, mqtt.Client("127.0.0.1", mosquitto.port) as pub:
+    sub = mqtt.Client("127.0.0.1", any_broker.port, protocol=protocol, queue_size=queue_size)
+    async with sub, mqtt.Client("127.0.0.1", any_broker.port) as pub:
         async with sub.subscription(topic, qos=1) as stream:
             # The consumer is asleep while everything is published and acknowledged
             # by the broker: the broker holds the backlog, not us.
@@ -55,12 +55,12 @@ async def test_slow_consumer_gets_every_qos1_message_with_bounded_memory(mosquit
 
 
 @pytest.mark.timeout(60)
-async def test_qos0_flood_pauses_reading_instead_of_growing(mosquitto):
+async def test_qos0_flood_pauses_reading_instead_of_growing(any_broker):
     topic = f"flood/{uuid.uuid4().hex[:8]}"
     n = 20000
     queue_size = 50
-    sub = mqtt.Client("127.0.0.1", mosquitto.port, queue_size=queue_size, event_limit=64)
-    async with sub, mqtt.Client("127.0.0.1", mosquitto.port) as pub:
+    sub = mqtt.Client("127.0.0.1", any_broker.port, queue_size=queue_size, event_limit=64)
+    async with sub, mqtt.Client("127.0.0.1", any_broker.port) as pub:
         async with sub.subscription(topic, qos=0) as stream:
             await publish_all(pub, topic, n, 0)
             for _ in range(3):
@@ -87,11 +87,11 @@ async def test_qos0_flood_pauses_reading_instead_of_growing(mosquitto):
 
 
 @pytest.mark.timeout(60)
-async def test_publishing_while_own_qos1_streams_are_full_does_not_deadlock(mosquitto):
+async def test_publishing_while_own_qos1_streams_are_full_does_not_deadlock(any_broker):
     """Full QoS 1 streams hold acknowledgements back but keep reading, so the PUBACKs
     of our own publishes still arrive."""
     topic = f"two/{uuid.uuid4().hex[:8]}"
-    async with mqtt.Client("127.0.0.1", mosquitto.port, queue_size=10) as c:
+    async with mqtt.Client("127.0.0.1", any_broker.port, queue_size=10) as c:
         async with (
             c.subscription(f"{topic}/a", qos=1) as a,
             c.subscription(f"{topic}/b", qos=1) as b,

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 import turbomqtt.asyncio as mqtt
-from _asyncio_support import mosquitto  # noqa: F401 - fixture
+from _asyncio_support import any_broker  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,33 +27,33 @@ async def scenario(port: int, **kw) -> None:
             assert got == list(range(300))
 
 
-def test_uvloop(mosquitto):
+def test_uvloop(any_broker):
     uvloop = pytest.importorskip("uvloop")
     loop = uvloop.new_event_loop()
     try:
-        loop.run_until_complete(scenario(mosquitto.port))
+        loop.run_until_complete(scenario(any_broker.port))
     finally:
         loop.close()
 
 
-async def test_thread_wakeup(mosquitto):
-    await scenario(mosquitto.port, wakeup="thread")
+async def test_thread_wakeup(any_broker):
+    await scenario(any_broker.port, wakeup="thread")
 
 
-async def test_thread_wakeup_with_backpressure(mosquitto):
+async def test_thread_wakeup_with_backpressure(any_broker):
     topic = f"loops-bp/{uuid.uuid4().hex[:8]}"
-    async with mqtt.Client("127.0.0.1", mosquitto.port, wakeup="thread", queue_size=5) as c:
+    async with mqtt.Client("127.0.0.1", any_broker.port, wakeup="thread", queue_size=5) as c:
         async with c.subscription(topic, 0) as sub:
             await asyncio.gather(*(c.publish(topic, str(i)) for i in range(500)))
             got = [int((await asyncio.wait_for(sub.get(), 10)).payload) for _ in range(500)]
             assert got == list(range(500))
 
 
-async def test_several_clients_on_one_loop(mosquitto):
-    await asyncio.gather(*(scenario(mosquitto.port) for _ in range(4)))
+async def test_several_clients_on_one_loop(any_broker):
+    await asyncio.gather(*(scenario(any_broker.port) for _ in range(4)))
 
 
-def test_clients_on_several_loops_in_several_threads(mosquitto):
+def test_clients_on_several_loops_in_several_threads(any_broker):
     errors: list[BaseException] = []
 
     def run(use_uvloop: bool) -> None:
@@ -63,12 +63,12 @@ def test_clients_on_several_loops_in_several_threads(mosquitto):
 
                 loop = uvloop.new_event_loop()
                 try:
-                    loop.run_until_complete(scenario(mosquitto.port))
+                    loop.run_until_complete(scenario(any_broker.port))
                 finally:
                     loop.close()
             else:
-                asyncio.run(scenario(mosquitto.port))
-                asyncio.run(scenario(mosquitto.port, wakeup="thread"))
+                asyncio.run(scenario(any_broker.port))
+                asyncio.run(scenario(any_broker.port, wakeup="thread"))
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 

@@ -57,6 +57,7 @@ from turbomqtt.asyncio._errors import (
     RequestTimeoutError,
     SubscribeError,
     UnsubscribeError,
+    reason_text,
 )
 from turbomqtt.asyncio._properties import PropertiesArg, encode_properties
 from turbomqtt.asyncio._types import (
@@ -524,6 +525,8 @@ class Client:
         self._paused = False
         self._connect_waiter: asyncio.Future[None] | None = None
         self._connected_flag = False
+        # True once connected *and* resubscribed: what `connected()` waits for.
+        self._announced = False
         self._connected_waiters: list[asyncio.Future[None]] = []
         self._generation = 0
         self._final_error: BaseException | None = None
@@ -618,6 +621,7 @@ class Client:
         core.close()
         self._core = None
         self._connected_flag = False
+        self._announced = False
         if self._reconnect_handle is not None:
             self._reconnect_handle.cancel()
             self._reconnect_handle = None
@@ -873,30 +877,55 @@ class Client:
         w = self._connect_waiter
         if w is not None and not w.done():
             w.set_result(None)
+        core = self._core
+        assert core is not None
+        resubscribing: list[asyncio.Future[Any]] = []
+        if not session_present and self._subscriptions:
+            # The broker forgot our subscriptions (§4.1): subscribe again, and announce
+            # the connection only once they are in place, so a publish that follows
+            # `await client.connected()` is not missed.
+            by_props: dict[bytes | None, list[tuple[str, int]]] = {}
+            for f, (opts, p) in self._subscriptions.items():
+                by_props.setdefault(p, []).append((f, opts))
+            loop = self._loop_checked()
+            for p, filters in by_props.items():
+                fut: asyncio.Future[Any] = loop.create_future()
+                self._send_request("resub", fut, (filters, p))
+                resubscribing.append(fut)
+        deferred, self._deferred = self._deferred, []
+        for kind, dfut, request in deferred:
+            if not dfut.done():
+                self._send_request(kind, dfut, request)
+        event = ConnectionEvent("connected", session_present=bool(session_present))
+        if not resubscribing:
+            self._announce_connected(event)
+            return
+        generation = self._generation
+        left = [len(resubscribing)]
+
+        def done(f: asyncio.Future[Any]) -> None:
+            if not f.cancelled() and f.exception() is not None:
+                self._logger.warning("resubscribe failed: %s", f.exception())
+            left[0] -= 1
+            if left[0] == 0 and generation == self._generation and self._connected_flag:
+                self._announce_connected(event)
+
+        for f in resubscribing:
+            f.add_done_callback(done)
+
+    def _announce_connected(self, event: ConnectionEvent) -> None:
+        self._announced = True
         for fut in self._connected_waiters:
             if not fut.done():
                 fut.set_result(None)
         self._connected_waiters = []
-        core = self._core
-        assert core is not None
-        if not session_present and self._subscriptions:
-            by_props: dict[bytes | None, list[tuple[str, int]]] = {}
-            for f, (opts, p) in self._subscriptions.items():
-                by_props.setdefault(p, []).append((f, opts))
-            for p, filters in by_props.items():
-                rc, _mid = core.subscribe(filters, p)
-                if rc != 0:
-                    self._logger.warning("resubscribe failed with rc %s", rc)
-        deferred, self._deferred = self._deferred, []
-        for kind, fut, request in deferred:
-            if not fut.done():
-                self._send_request(kind, fut, request)
-        self._emit(ConnectionEvent("connected", session_present=bool(session_present)))
+        self._emit(event)
 
     def _on_disconnected(self, ev: tuple[Any, ...]) -> None:
         _, code, from_server, _props, error = ev
         was_connected = self._connected_flag
         self._connected_flag = False
+        self._announced = False
         if self._closing:
             w = self._closed_waiter
             if w is not None and not w.done():
@@ -911,7 +940,11 @@ class Client:
         # re-sent after a reconnect, or fail.
         will_reconnect = self._reconnect and self._connect_waiter is None
         if error is None:
-            error = f"disconnected with code {code}"
+            error = (
+                f"the broker disconnected: {reason_text(code)} (0x{code:02X})"
+                if from_server
+                else f"disconnected with code {code}"
+            )
         lost = ConnectionLostError(code, f"connection lost: {error}", from_server=from_server)
         for mid, entry in list(self._pending.items()):
             kind, fut, extra = entry
@@ -919,6 +952,9 @@ class Client:
                 continue  # the core resends it after the reconnect
             del self._pending[mid]
             if fut.done():
+                continue
+            if kind == "resub":
+                fut.cancel()  # the next CONNACK subscribes again anyway
                 continue
             if kind in ("sub", "unsub") and will_reconnect:
                 self._deferred.append(entry)
@@ -1015,11 +1051,11 @@ class Client:
         return self._connected_flag
 
     async def connected(self) -> None:
-        """Returns once the client is connected (at once if it is); raises the final
-        error if the client ended."""
+        """Returns once the client is connected and, after a reconnect, resubscribed
+        (at once if it is); raises the final error if the client ended."""
         if self._final_error is not None:
             raise self._final_error
-        if self._connected_flag:
+        if self._announced:
             return
         fut = self._loop_checked().create_future()
         self._connected_waiters.append(fut)
@@ -1133,12 +1169,14 @@ class Client:
             fut.set_exception(NotConnectedError("the client is disconnected"))
             return
         filters, props = request
-        if kind == "sub":
+        if kind in ("sub", "resub"):
             rc, mid = core.subscribe(filters, props)
         else:
             rc, mid = core.unsubscribe(filters, props)
         if rc == _RC_NO_CONN:
-            if self._reconnect and self._final_error is None and not self._closing:
+            if kind == "resub":
+                fut.cancel()
+            elif self._reconnect and self._final_error is None and not self._closing:
                 self._deferred.append((kind, fut, request))
             else:
                 fut.set_exception(NotConnectedError("not connected"))
