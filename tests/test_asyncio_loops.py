@@ -5,6 +5,8 @@ of loops without add_reader), several clients per loop and loops in several thre
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import uuid
 
@@ -79,3 +81,21 @@ def test_clients_on_several_loops_in_several_threads(any_broker):
         t.join(50)
     assert not any(t.is_alive() for t in threads)
     assert errors == []
+
+
+@pytest.mark.parametrize("wakeup", ["reader", "thread"])
+def test_interpreter_exit_with_a_connected_client_does_not_hang(any_broker, wakeup):
+    code = (
+        "import asyncio, turbomqtt.asyncio as m\n"
+        "async def main():\n"
+        f"    c = m.Client('127.0.0.1', {any_broker.port}, reconnect=True, wakeup='{wakeup}')\n"
+        "    await c.connect()\n"
+        "    s = c.messages()\n"
+        "    await c.subscribe('exit/#', 1)\n"
+        "    print(await c.publish('exit/x', 'y', qos=1), flush=True)\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert out.stdout.strip() in ("0", "16")
