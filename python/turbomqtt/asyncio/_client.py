@@ -690,6 +690,8 @@ class Client:
         if self._thread is not None:
             self._thread_stop.set()
             self._drained.set()
+            if self._core is not None:
+                self._core.wake()  # the waiting thread returns at once
             self._thread = None
 
     def _wait_thread(
