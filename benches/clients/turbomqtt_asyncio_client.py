@@ -57,16 +57,30 @@ async def sub():
         cpu0 = cpu_seconds()
         ready(impl=IMPL)
         count, first, last = 0, 0.0, 0.0
-        while count < args.n:
-            try:
-                await asyncio.wait_for(stream.get(), args.idle if count else 300)
-            except asyncio.TimeoutError:
-                break
+        progress = [0]
+
+        async def watchdog():
+            # Ends the iteration after --idle seconds without a message (300 s before
+            # the first), without a timer per message.
+            seen = -1
+            while True:
+                await asyncio.sleep(args.idle if progress[0] else 300)
+                if progress[0] == seen:
+                    stream.close()
+                    return
+                seen = progress[0]
+
+        dog = asyncio.create_task(watchdog())
+        async for _ in stream:
             t = now()
             count += 1
+            progress[0] = count
             if count == 1:
                 first = t
             last = t
+            if count >= args.n:
+                break
+        dog.cancel()
         cpu1 = cpu_seconds()
     result(impl=IMPL, received=count, t_first=first, t_last=last, cpu_s=cpu1 - cpu0)
 

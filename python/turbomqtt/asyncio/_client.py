@@ -70,6 +70,7 @@ from turbomqtt.asyncio._types import (
     Will,
     _filter_levels,
     _levels_match,
+    _parts_match,
 )
 
 __all__ = ["Client", "ConnectionEventStream", "MessageStream", "Subscription"]
@@ -787,8 +788,15 @@ class Client:
             self._release(message)
             return
         full = False
+        parts = None  # the topic's levels, split once for all filtered streams
         for stream in streams:
-            if stream._matches(message.topic) and stream._put(message):
+            levels = stream._levels
+            if levels is not None:
+                if parts is None:
+                    parts = message.topic.split("/")
+                if not _parts_match(levels, parts):
+                    continue
+            if stream._put(message):
                 full = True
         if not message._holds:
             # Nobody listens for it: acknowledge now rather than stall the broker.

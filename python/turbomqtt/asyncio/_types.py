@@ -51,7 +51,10 @@ def _filter_levels(filter_: str) -> list[str]:
 
 
 def _levels_match(levels: list[str], topic: str) -> bool:
-    parts = topic.split("/")
+    return _parts_match(levels, topic.split("/"))
+
+
+def _parts_match(levels: list[str], parts: list[str]) -> bool:
     # Filters starting with a wildcard never match topics starting with '$' (§4.7.2).
     if parts[0].startswith("$") and levels[0] in ("+", "#"):
         return False
