@@ -920,8 +920,8 @@ class Client:
             if left[0] == 0 and generation == self._generation and self._connected_flag:
                 self._announce_connected(event)
 
-        for f in resubscribing:
-            f.add_done_callback(done)
+        for rfut in resubscribing:
+            rfut.add_done_callback(done)
 
     def _announce_connected(self, event: ConnectionEvent) -> None:
         self._announced = True
