@@ -397,3 +397,35 @@ def test_properties_encoding_round_trip():
     )
     with pytest.raises(ValueError):
         mqtt.encode_properties({"nope": 1})
+
+
+async def test_malformed_packet_from_the_broker_raises_protocol_error():
+    # A scripted 3.1.1 peer on a real socket: CONNACK, then a packet of reserved type 0.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.setblocking(False)
+    loop = asyncio.get_running_loop()
+    go = asyncio.Event()
+
+    async def peer():
+        conn, _ = await loop.sock_accept(server)
+        with conn:
+            await loop.sock_recv(conn, 1024)  # CONNECT
+            await loop.sock_sendall(conn, bytes([0x20, 2, 0, 0]))
+            await go.wait()
+            await loop.sock_sendall(conn, bytes([0x00, 0x00]))
+            await loop.sock_recv(conn, 1024)  # EOF once the client closes
+
+    task = asyncio.create_task(peer())
+    try:
+        async with mqtt.Client("127.0.0.1", server.getsockname()[1], protocol=4) as c:
+            stream = c.messages()
+            go.set()
+            with pytest.raises(mqtt.ProtocolError) as e:
+                await asyncio.wait_for(stream.get(), 5)
+            assert e.value.reason_code == 2
+            assert isinstance(e.value, mqtt.ConnectionLostError)
+        await asyncio.wait_for(task, 5)
+    finally:
+        server.close()

@@ -955,7 +955,8 @@ class Client:
                 if from_server
                 else f"disconnected with code {code}"
             )
-        lost = ConnectionLostError(code, f"connection lost: {error}", from_server=from_server)
+        kind = ProtocolError if code == 2 and not from_server else ConnectionLostError
+        lost = kind(code, f"connection lost: {error}", from_server=from_server)
         for mid, entry in list(self._pending.items()):
             kind, fut, extra = entry
             if kind == "pub" and extra > 0 and will_reconnect:
@@ -981,7 +982,7 @@ class Client:
         )
         w = self._connect_waiter
         if w is not None and not w.done():
-            w.set_exception(ProtocolError(error) if code == 2 else lost)
+            w.set_exception(lost)
             return
         if will_reconnect:
             self._logger.info("connection lost (%s); reconnecting", error)

@@ -130,12 +130,13 @@ class ConnectionLostError(MqttError):
         self.from_server = from_server
 
 
+class ProtocolError(ConnectionLostError):
+    """The broker broke the protocol (a malformed or unexpected packet), which ended
+    the connection (``reason_code`` 2)."""
+
+
 class NotConnectedError(MqttError):
     """The operation needs a connection and there is none (and none is coming)."""
-
-
-class ProtocolError(MqttError):
-    """The broker broke the protocol (malformed packet, unexpected packet)."""
 
 
 class RequestTimeoutError(MqttError, TimeoutError):
