@@ -955,8 +955,8 @@ class Client:
                 if from_server
                 else f"disconnected with code {code}"
             )
-        kind = ProtocolError if code == 2 and not from_server else ConnectionLostError
-        lost = kind(code, f"connection lost: {error}", from_server=from_server)
+        error_class = ProtocolError if code == 2 and not from_server else ConnectionLostError
+        lost = error_class(code, f"connection lost: {error}", from_server=from_server)
         for mid, entry in list(self._pending.items()):
             kind, fut, extra = entry
             if kind == "pub" and extra > 0 and will_reconnect:
