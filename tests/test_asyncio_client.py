@@ -429,3 +429,20 @@ async def test_malformed_packet_from_the_broker_raises_protocol_error():
         await asyncio.wait_for(task, 5)
     finally:
         server.close()
+
+
+async def test_two_subscriptions_on_one_filter_unsubscribe_only_with_the_last(broker, prefix):
+    topic = f"{prefix}/same"
+    async with client(broker) as c:
+        async with c.subscription(topic, qos=1) as first:
+            async with c.subscription(topic, qos=1) as second:
+                await c.publish(topic, "both", qos=1)
+                assert (await asyncio.wait_for(first.get(), 5)).payload == b"both"
+                assert (await asyncio.wait_for(second.get(), 5)).payload == b"both"
+            # The inner exit kept the broker subscription: the outer stream still gets it.
+            await c.publish(topic, "still", qos=1)
+            m = await asyncio.wait_for(first.get(), 5)
+            while m.payload == b"both":  # a broker may have sent one copy per SUBSCRIBE
+                m = await asyncio.wait_for(first.get(), 5)
+            assert m.payload == b"still"
+        assert topic not in c._subscriptions
