@@ -107,3 +107,22 @@ async def test_cancelled_connect_leaves_nothing_behind(any_broker):
     c._connect_kwargs["port"] = any_broker.port
     async with c:
         assert await c.publish("x", "y", qos=1) in (0, 0x10)
+
+
+async def test_cancelled_exit_still_ends_the_client(any_broker):
+    c = mqtt.Client("127.0.0.1", any_broker.port)
+    inside = asyncio.Event()
+
+    async def use():
+        async with c:
+            inside.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(use())
+    await asyncio.wait_for(inside.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert c._core is None and not c.is_connected
+    with pytest.raises(mqtt.NotConnectedError):
+        await c.publish("a", "b")

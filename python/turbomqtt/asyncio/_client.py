@@ -610,8 +610,13 @@ class Client:
             if core.disconnect(reason_code, props) == 0:
                 try:
                     await asyncio.wait_for(asyncio.shield(self._closed_waiter), 5.0)
-                except (asyncio.TimeoutError, asyncio.CancelledError):
+                except asyncio.TimeoutError:
                     pass
+                except asyncio.CancelledError:
+                    # Still end the client (the DISCONNECT is queued), then let the
+                    # cancellation go on.
+                    self._teardown(None)
+                    raise
         self._teardown(None)
 
     def _teardown(self, error: BaseException | None) -> None:
