@@ -5,7 +5,7 @@
 # against turbomqtt's embedded broker). See examples/seed/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q --disable-pip-version-check . "sanic>=23"
+python3 -m pip install -q --disable-pip-version-check --no-cache-dir . "sanic>=23"
 python3 -c "import turbomqtt, turbomqtt._core; print('turbomqtt', turbomqtt.__version__, 'imported')"
 
 rc=0

@@ -22,4 +22,6 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ] || ! c
 fi
 
 echo "== installing turbomqtt with its test extras"
-python3 -m pip install -q --disable-pip-version-check ".[test]"
+# --no-cache-dir: pip caches wheels built from a local folder by its path, which would
+# install a stale build when the same checkout path is tested again.
+python3 -m pip install -q --disable-pip-version-check --no-cache-dir ".[test]"

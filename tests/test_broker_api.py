@@ -36,13 +36,13 @@ def test_stop_closes_every_socket_and_port_rebinds_at_once():
     b = Broker(port=0).start()
     port = b.port
     peer = Peer(port, "c", V5).connect()
-    threads_before = {t.name for t in threading.enumerate()}
-    assert "turbomqtt-broker-events" in threads_before
+    events_thread = f"turbomqtt-broker-events-{port}"
+    assert events_thread in {t.name for t in threading.enumerate()}
     b.stop()
     assert peer.disconnected.wait(5), "the client saw its connection closed"
     assert peer.disconnect_reason.value == 0x8B, "v5: server shutting down"
     peer.client.loop_stop()
-    assert "turbomqtt-broker-events" not in {t.name for t in threading.enumerate()}
+    assert events_thread not in {t.name for t in threading.enumerate()}
     with Broker(port=port) as again:
         assert again.port == port
     b.stop()  # idempotent
@@ -129,7 +129,7 @@ def test_auth_callback_runs_in_python():
         bad.client.loop_stop()
         ok.disconnect()
     assert [s[:3] for s in seen] == [("good", "u", b"open sesame"), ("bad", "u", b"no")]
-    assert all(s[3] == "turbomqtt-broker-events" for s in seen)
+    assert all(s[3].startswith("turbomqtt-broker-events-") for s in seen)
 
 
 def test_on_message_observer():
@@ -172,6 +172,7 @@ def test_acl_file_per_user_and_pattern(tmp_path):
         "user alice\n"
         "topic readwrite alice/#\n"
         "topic read public/#\n"
+        "topic deny public/secret\n"
         "pattern readwrite clients/%c/#\n"
         "pattern read users/%u/#\n"
     )
@@ -183,6 +184,8 @@ def test_acl_file_per_user_and_pattern(tmp_path):
         assert codes == [1, 0x87, 1, 1]
         # Denied publish (read-only topic): PUBACK 0x87 and nothing routed.
         alice.client.publish("public/news", b"denied", 1).wait_for_publish(5)
+        # Denied at delivery: the wildcard subscription does not cover a deny rule.
+        b.publish("public/secret", b"hidden")
         alice.publish("alice/in", b"allowed", 1)
         assert alice.get().payload == b"allowed"
         alice.publish("clients/cid/x", b"pattern", 1)

@@ -55,11 +55,14 @@ def test_cli_serves_until_ctrl_c():
     try:
         sub = Peer(port, "cli-sub", V5).connect()
         sub.subscribe("c/t", 1)
-        Peer(port, "cli-pub", V311).connect().publish("c/t", b"via cli", 1)
+        pub = Peer(port, "cli-pub", V311).connect()
+        pub.publish("c/t", b"via cli", 1)
         assert sub.get().payload == b"via cli"
+        pub.disconnect()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=15) == 0
         assert sub.disconnected.wait(5)
+        sub.client.loop_stop()
     finally:
         proc.kill()
         proc.wait()

@@ -13,6 +13,7 @@ from broker_support import (
     connect_props,
     offline,
     publish_props,
+    wait_until,
 )
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -161,9 +162,10 @@ def test_persistent_session_queues_while_offline(peers, broker, version):
     sub.disconnect()
     offline(broker, "persist")
     pub = peers("pub")
+    # QoS 0 first: the PUBACKs that follow prove the broker routed it while offline.
+    pub.publish("q/t", b"qos0-dropped-offline", 0)
     for i in range(3):
         pub.publish("q/t", b"m%d" % i, 1)
-    pub.publish("q/t", b"qos0-dropped-offline", 0)
     again = Peer(broker.port, "persist", version)
     again.connect(
         clean=False, properties=connect_props(SessionExpiryInterval=300) if version == V5 else None
@@ -206,6 +208,7 @@ def test_offline_queue_is_bounded_and_logged(mqtt_broker_factory, caplog):
         assert got == [b"0", b"1", b"2", b"3", b"4"]
         again.get_none()
         assert broker.stats()["messages_dropped"] == 5
+        wait_until(lambda: any("queue full" in r.getMessage() for r in caplog.records))
     full = [r for r in caplog.records if "queue full" in r.getMessage()]
     assert len(full) == 1 and "slow" in full[0].getMessage()
     again.disconnect()

@@ -5,6 +5,7 @@ publishes and receives: nothing else is disturbed."""
 
 from __future__ import annotations
 
+import random
 import socket
 import struct
 
@@ -22,6 +23,7 @@ from broker_support import (
     publish_packet,
     subscribe_packet,
     varint,
+    wait_until,
 )
 
 MAX_PACKET = 1024
@@ -96,6 +98,7 @@ def test_oversized_log_names_client_and_limit(broker, bystander, caplog):
         raw.send(publish_packet("big", b"x" * 5000, 0))
         assert closed_with(raw) == 0x95
         still_fine(bystander)
+        wait_until(lambda: any("huge" in r.getMessage() for r in caplog.records))
     lines = [r.getMessage() for r in caplog.records if "huge" in r.getMessage()]
     assert len(lines) == 1
     assert str(MAX_PACKET) in lines[0]
@@ -261,3 +264,46 @@ def test_slow_subscriber_memory_is_bounded(mqtt_broker_factory):
     assert stats["publish_received"] >= 1501
     pub.disconnect()
     raw.close()
+
+
+def test_will_published_on_keepalive_timeout(broker, bystander):
+    raw = RawPeer(broker.port)
+    raw.connect(
+        client_id="silent", version=4, keepalive=1, will=("ok/will", b"timed out", 1, False)
+    )
+    m = bystander.get()
+    assert (m.topic, m.payload) == ("ok/will", b"timed out")
+    assert raw.expect_closed() == []
+
+
+def test_v311_takeover_closes_the_first_connection(broker, bystander):
+    first = RawPeer(broker.port)
+    first.connect(client_id="twin", version=4)
+    second = RawPeer(broker.port)
+    assert second.connect(client_id="twin", version=4)[1] == 0
+    assert first.expect_closed() == []
+    second.send(b"\xc0\x00")
+    assert second.expect(13) == b""
+    still_fine(bystander)
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_random_garbage_after_connect_never_disturbs_others(broker, bystander, version):
+    """Seeded random bytes (some starting with a plausible packet header) from many
+    clients: each is closed or keeps going, the broker stays up, the bystander works."""
+    rng = random.Random(version)
+    raws = []
+    for i in range(30):
+        raw = RawPeer(broker.port)
+        raw.connect(client_id=f"fuzz{i}", version=version)
+        header = bytes([rng.choice([0x30, 0x32, 0x34, 0x62, 0x82, 0xA2, 0xC0, 0xE0, 0xF0])])
+        body = rng.randbytes(rng.randint(0, 300))
+        try:
+            raw.send(header + body)
+        except OSError:
+            pass
+        raws.append(raw)
+    still_fine(bystander)
+    for raw in raws:
+        raw.close()
+    assert broker.running

@@ -180,3 +180,23 @@ def test_tcp_tls_and_websocket_listeners_share_one_router(certs):
         got = sorted([sub.get().payload, sub.get().payload])
         assert got == [b"from tcp", b"from tls"]
         assert {c["listener"].split(":")[0] for c in b.clients()} == {"mqtt", "mqtts", "ws"}
+
+
+def test_stop_closes_tls_and_websocket_connections(certs):
+    cert, key = certs["server"]
+    listeners = [
+        {"port": 0, "certfile": cert, "keyfile": key},
+        {"port": 0, "transport": "websocket"},
+    ]
+    b = Broker(listeners=listeners).start()
+    tls_port, ws_port = b.ports
+    over_tls = Peer(tls_port, "t", V5)
+    over_tls.client.tls_set(ca_certs=cert)
+    over_tls.connect()
+    over_ws = Peer(ws_port, "w", V311, transport="websockets").connect()
+    b.stop()
+    assert over_tls.disconnected.wait(5) and over_ws.disconnected.wait(5)
+    for p in (over_tls, over_ws):
+        p.client.loop_stop()
+    with Broker(listeners=[{"port": tls_port, "certfile": cert, "keyfile": key}]) as again:
+        assert again.port == tls_port

@@ -15,7 +15,7 @@ __version__: str = _core.__version__
 # so exit never hangs on a connection task.
 _atexit.register(_core._shutdown)
 
-from turbomqtt.broker import Broker  # noqa: E402  (after the runtime hook)
+from turbomqtt.broker import Broker
 
 
 def install_as_paho() -> None:

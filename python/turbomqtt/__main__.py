@@ -24,8 +24,6 @@ def _run_broker(args: argparse.Namespace) -> int:
         logging.DEBUG if args.verbose >= 2 else logging.INFO if args.verbose else logging.WARNING
     )
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The listening address is always worth printing, even without -v.
-    logging.getLogger("turbomqtt.broker").setLevel(min(level, logging.INFO))
     options: dict[str, Any] = load_config(args.config) if args.config else {}
     if args.host is not None:
         options["host"] = args.host

@@ -61,7 +61,7 @@ class ClientCore:
         properties: bytes | None = None,
         transport: str = "tcp",
         ws_path: str = "/mqtt",
-        ws_headers: list[tuple[str, str]] | None = None,
+        ws_headers: dict[str, str] | list[tuple[str, str]] | None = None,
         tls: dict[str, object] | None = None,
         bind_address: str = "",
         bind_port: int = 0,

@@ -172,7 +172,10 @@ class Broker:
             core = _core.BrokerCore.start(self._native_config())
             self._core = core
             self._thread = threading.Thread(
-                target=self._drain, args=(core,), name="turbomqtt-broker-events", daemon=True
+                target=self._drain,
+                args=(core,),
+                name=f"turbomqtt-broker-events-{core.listeners()[0][1]}",
+                daemon=True,
             )
             self._thread.start()
         return self

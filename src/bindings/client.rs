@@ -71,13 +71,17 @@ fn module_error(py: Python<'_>, module: &str, class: &str, args: (i32, String)) 
 /// The one place where connection errors become Python exceptions.
 fn connect_error(py: Python<'_>, e: &ConnectError) -> PyErr {
     match e {
-        // EAI_NONAME, as `socket.getaddrinfo` reports an unknown host on Linux.
-        ConnectError::Resolve { .. } => module_error(
-            py,
-            "socket",
-            "gaierror",
-            (-2, "Name or service not known".into()),
-        ),
+        // The getaddrinfo codes and texts of glibc, as `socket.getaddrinfo` reports them.
+        ConnectError::Resolve { detail, .. } => {
+            let (code, text) = if detail.contains("Temporary failure") {
+                (-3, "Temporary failure in name resolution")
+            } else if detail.contains("No address associated") {
+                (-5, "No address associated with hostname")
+            } else {
+                (-2, "Name or service not known")
+            };
+            module_error(py, "socket", "gaierror", (code, text.into()))
+        }
         ConnectError::Io(io) => match io.raw_os_error() {
             Some(errno) => {
                 let text = std::io::Error::from_raw_os_error(errno).to_string();
@@ -217,6 +221,17 @@ fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyR
     match d.get_item(key)? {
         Some(v) if !v.is_none() => Ok(Some(v.extract::<T>().map_err(Into::into)?)),
         _ => Ok(None),
+    }
+}
+
+/// WebSocket headers as a dict (the contract) or a list of pairs.
+fn header_list(h: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    match h.cast::<PyDict>() {
+        Ok(d) => d
+            .iter()
+            .map(|(k, v)| Ok((k.extract::<String>()?, v.extract::<String>()?)))
+            .collect(),
+        Err(_) => h.extract::<Vec<(String, String)>>(),
     }
 }
 
@@ -369,7 +384,7 @@ impl ClientCore {
         properties: Option<PyBackedBytes>,
         transport: &str,
         ws_path: &str,
-        ws_headers: Option<Vec<(String, String)>>,
+        ws_headers: Option<Bound<'_, PyAny>>,
         tls: Option<Bound<'_, PyDict>>,
         bind_address: &str,
         bind_port: u16,
@@ -418,7 +433,11 @@ impl ClientCore {
                 port,
                 kind,
                 ws_path: ws_path.to_string(),
-                ws_headers: ws_headers.unwrap_or_default(),
+                ws_headers: ws_headers
+                    .as_ref()
+                    .map(header_list)
+                    .transpose()?
+                    .unwrap_or_default(),
                 tls: tls.as_ref().map(tls_options).transpose()?,
                 bind_address: bind_address.to_string(),
                 bind_port,
@@ -538,7 +557,7 @@ impl ClientCore {
         self.client.is_connected()
     }
 
-    fn fileno(&self) -> i32 {
+    fn fileno(&self) -> i64 {
         self.client.events().fileno()
     }
 

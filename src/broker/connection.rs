@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch};
 
 use crate::codec::{
     encode, encoded_len, topic, ByteStr, ConnAck, Connect, Decoder, Disconnect, LastWill, Packet,
@@ -18,14 +18,20 @@ use crate::codec::{
 use super::auth::{Access, Credentials};
 use super::events::{Event, Level};
 use super::message::Message;
-use super::router::{Control, Link, SessionCell};
+use super::router::{Control, Link, SessionCell, Signals};
 use super::session::{publish_for, Delivery, Resend};
 use super::shared::{ClientInfo, Shared, Stats};
 
 /// Bytes encoded into the write buffer before it is flushed, so one wake-up never
 /// builds an unbounded buffer for a slow subscriber.
 const WRITE_BATCH: usize = 64 * 1024;
-const READ_CHUNK: usize = 8 * 1024;
+/// Read buffer sizing: idle connections keep a small buffer (memory per connection
+/// matters with thousands of them); a connection whose reads fill the buffer doubles it
+/// up to `READ_MAX`.
+const READ_MIN: usize = 1024;
+const READ_MAX: usize = 64 * 1024;
+/// A write buffer that grew beyond this during a burst is released after the flush.
+const WRITE_KEEP: usize = 256 * 1024;
 /// How long a closing connection may take to flush its last packets.
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -67,14 +73,14 @@ where
     let mut io = Io {
         rd,
         wr,
-        rbuf: BytesMut::with_capacity(READ_CHUNK),
-        wbuf: BytesMut::with_capacity(READ_CHUNK),
+        rbuf: BytesMut::with_capacity(READ_MIN),
+        wbuf: BytesMut::new(),
         decoder: Decoder::new(shared.config.max_packet_size),
         shared: shared.clone(),
         version: ProtocolVersion::V311,
     };
     let connect = tokio::select! {
-        r = tokio::time::timeout(shared.config.connect_timeout, io.read_connect()) => match r {
+        r = tokio::time::timeout(shared.config.connect_timeout, Box::pin(io.read_connect())) => match r {
             Ok(Ok(c)) => c,
             Ok(Err(problem)) => {
                 if let Some(p) = problem {
@@ -96,11 +102,13 @@ where
         _ = shutdown.changed() => return,
     };
     io.version = connect.protocol;
-    let Some(mut conn) = Connection::accept(ctx, io, *connect).await else {
+    // The CONNECT handling and closing phases are boxed: they are large and short-lived,
+    // and the task's future is as big as its largest phase for the whole connection.
+    let Some(mut conn) = Box::pin(Connection::accept(ctx, io, *connect)).await else {
         return;
     };
     let close = conn.serve(&mut shutdown).await;
-    conn.finish(close).await;
+    Box::pin(conn.finish(close)).await;
 }
 
 struct Io<S> {
@@ -174,7 +182,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
         let n = self.wbuf.len();
         let r = self.wr.write_all(&self.wbuf).await;
-        self.wbuf.clear();
+        if self.wbuf.capacity() > WRITE_KEEP {
+            self.wbuf = BytesMut::new();
+        } else {
+            self.wbuf.clear();
+        }
         Stats::add(&self.shared.stats.bytes_sent, n as u64);
         r
     }
@@ -187,8 +199,7 @@ struct Connection<S> {
     client_id: Arc<str>,
     username: Option<String>,
     cell: Arc<SessionCell>,
-    wake: Arc<Notify>,
-    control: mpsc::UnboundedReceiver<Control>,
+    signals: Arc<Signals>,
     keep_alive: Duration,
     will: Option<LastWill>,
     /// v5 session expiry interval in seconds; v3: 0 for clean session, else forever.
@@ -201,7 +212,14 @@ struct Connection<S> {
     /// The client's maximum packet size (v5 §3.1.2.11.4).
     client_max_packet: u32,
     batch: Vec<(u16, Delivery)>,
+    /// v5 request problem information (§3.1.2.11.7): reason strings only if wanted.
+    problem_info: bool,
+    /// Sessions this client's last publishes filled above their high-water mark.
+    busy: Vec<Arc<SessionCell>>,
 }
+
+/// How long a publisher waits for a busy subscriber before treating it as stalled.
+const BACKPRESSURE_WAIT: Duration = Duration::from_millis(200);
 
 fn expiry_forever(secs: u32) -> bool {
     secs == u32::MAX
@@ -241,6 +259,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     ^ (shared.started.elapsed().as_nanos() as u64).rotate_left(17)
             );
             assigned = true;
+        }
+
+        // Enhanced authentication (MQTT 5 §4.12) is not supported: a method we do not
+        // know gets 0x8C (§3.1.2.11.9).
+        if let Some(method) = &connect.properties.authentication_method {
+            let what = format!("client {client_id}: unsupported authentication method {method:?}");
+            return refuse(io, &ctx, ReasonCode::BAD_AUTHENTICATION_METHOD, &what).await;
         }
 
         // Authentication.
@@ -334,12 +359,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             .next_conn_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let client_id: Arc<str> = Arc::from(client_id.as_str());
-        let wake = Arc::new(Notify::new());
-        let (control_tx, control) = mpsc::unbounded_channel();
+        let signals = Arc::new(Signals::default());
         let link = Link {
             conn_id,
-            wake: wake.clone(),
-            control: control_tx,
+            signals: signals.clone(),
         };
         let attached = shared.router.lock().attach(
             &client_id,
@@ -348,11 +371,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             config.max_queued_messages,
         );
         if let Some(prev) = attached.previous {
-            let _ = prev.control.send(Control::TakenOver);
+            prev.signals.send(Control::TakenOver);
         }
         let cell = attached.cell;
         {
             let mut st = cell.state.lock();
+            st.username = connect.username.as_deref().map(Arc::from);
             let receive_max = if v5 {
                 connect.properties.receive_maximum.unwrap_or(65535)
             } else {
@@ -447,8 +471,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             client_id,
             username,
             cell,
-            wake,
-            control,
+            signals,
             keep_alive: Duration::from_secs(u64::from(keep_alive)),
             will: connect.will,
             session_expiry,
@@ -457,6 +480,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             client_alias_max,
             client_max_packet,
             batch: Vec::new(),
+            problem_info: connect.properties.request_problem_information != Some(0),
+            busy: Vec::new(),
         };
         // Resend unacknowledged messages of a resumed session (MQTT 5 §4.4).
         if attached.session_present {
@@ -488,14 +513,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
     }
 
     async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
+        if self.io.rbuf.is_empty() {
+            self.io.rbuf = BytesMut::new();
+        }
         let mut last_read = Instant::now();
+        let mut read_size = READ_MIN;
         loop {
             let more = self.fill_outgoing();
             if !self.io.wbuf.is_empty() {
                 let flushed = tokio::select! {
                     r = self.io.flush() => r,
                     _ = shutdown.changed() => return Close::Shutdown,
-                    c = self.control.recv() => return control_close(c),
+                    _ = self.signals.control.notified() => return control_close(self.signals.take()),
                 };
                 if flushed.is_err() {
                     return Close::Lost;
@@ -505,16 +534,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 tokio::task::yield_now().await;
                 continue;
             }
+            if !self.busy.is_empty() {
+                self.wait_for_subscribers().await;
+            }
             let deadline = if self.keep_alive.is_zero() {
                 None
             } else {
                 // MQTT 5 §3.1.2.10: one and a half times the keep alive.
                 Some(last_read + self.keep_alive * 3 / 2)
             };
+            let spare = self.io.rbuf.capacity() - self.io.rbuf.len();
+            // A quiet connection with nothing buffered reads into an unallocated buffer
+            // (tokio then reads up to 64 bytes); a busy one keeps `read_size` ready.
+            if spare < read_size / 2 && (read_size > READ_MIN || !self.io.rbuf.is_empty()) {
+                self.io.rbuf.reserve(read_size);
+            }
+            let spare = self.io.rbuf.capacity() - self.io.rbuf.len();
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return Close::Shutdown,
-                c = self.control.recv() => return control_close(c),
+                _ = self.signals.control.notified() => return control_close(self.signals.take()),
                 r = self.io.rd.read_buf(&mut self.io.rbuf) => {
                     match r {
                         Ok(0) | Err(_) => return Close::Lost,
@@ -524,16 +563,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                             if let Some(close) = self.handle_input() {
                                 return close;
                             }
-                            if self.io.rbuf.capacity() - self.io.rbuf.len() < 512 {
-                                self.io.rbuf.reserve(READ_CHUNK);
+                            if spare > 0 && n >= spare {
+                                read_size = (read_size * 2).min(READ_MAX);
+                            } else if self.io.rbuf.is_empty() && read_size == READ_MIN {
+                                // A quiet connection holds no read buffer between
+                                // packets; the next read allocates one again.
+                                self.io.rbuf = BytesMut::new();
                             }
                         }
                     }
                 }
-                _ = self.wake.notified() => {}
+                _ = self.signals.wake.notified() => {}
                 _ = sleep_until_opt(deadline) => return Close::KeepAlive,
             }
         }
+    }
+
+    /// Backpressure: before reading more, wait until the sessions this client's
+    /// messages filled have drained, or mark them stalled if they do not (a subscriber
+    /// that stopped reading must not stop the publishers).
+    async fn wait_for_subscribers(&mut self) {
+        let busy = std::mem::take(&mut self.busy);
+        for cell in &busy {
+            let drained = cell.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            let still_high = {
+                let st = cell.state.lock();
+                let (_, low) = super::router::water_marks(st.session.max_queued);
+                st.link.is_some() && st.session.queued_len() > low
+            };
+            if still_high
+                && tokio::time::timeout(BACKPRESSURE_WAIT, drained)
+                    .await
+                    .is_err()
+            {
+                cell.stalled
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        self.busy = busy;
+        self.busy.clear();
     }
 
     /// Decodes and handles every complete packet in the read buffer.
@@ -703,7 +773,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     message.properties = Some(props);
                 }
             }
-            let n = shared.route(message);
+            let n = shared.route_with_backpressure(message, &mut self.busy);
             if n == 0 && self.v5() {
                 code = ReasonCode::NO_MATCHING_SUBSCRIBERS;
             }
@@ -899,6 +969,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 }
             }
             more = st.session.has_sendable();
+            let (_, low) = super::router::water_marks(st.session.max_queued);
+            if st.session.queued_len() <= low {
+                drop(st);
+                self.cell
+                    .stalled
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                self.cell.drained.notify_waiters();
+            }
         }
         for (pkid, d) in batch.drain(..) {
             self.send_publish(pkid, &d, false);
@@ -1007,10 +1085,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         );
         if v5 {
             if let Some(code) = reason {
-                self.io.send(&Packet::Disconnect(Disconnect {
+                let mut d = Disconnect {
                     code,
                     ..Default::default()
-                }));
+                };
+                if let Close::Error(_, text) = &close {
+                    if self.problem_info {
+                        d.properties.reason_string = Some(text.clone());
+                    }
+                }
+                self.io.send(&Packet::Disconnect(d));
             }
         }
         // Unread input is dropped; pending output gets a short chance to leave.
@@ -1019,13 +1103,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             let _ = self.io.wr.shutdown().await;
         })
         .await;
-
-        shared.clients.lock().remove(&self.conn_id);
-        let n = shared.clients.lock().len() as u64;
-        shared
-            .stats
-            .clients_connected
-            .store(n, std::sync::atomic::Ordering::Relaxed);
 
         let publish_will = !matches!(close, Close::Normal { with_will: false });
         let will = self.will.take().filter(|_| publish_will);
@@ -1068,6 +1145,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 self.publish_will(w, 0);
             }
         }
+        // Last, so that once a client is gone from `clients()` its session is detached.
+        shared.clients.lock().remove(&self.conn_id);
+        let n = shared.clients.lock().len() as u64;
+        shared
+            .stats
+            .clients_connected
+            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn publish_will(&self, w: LastWill, delay: u32) {
@@ -1167,11 +1251,15 @@ where
             ctx.peer, code.0
         ),
     );
-    io.send(&Packet::ConnAck(ConnAck {
+    let mut ack = ConnAck {
         session_present: false,
         code,
         ..Default::default()
-    }));
+    };
+    if io.version.is_v5() {
+        ack.properties.reason_string = Some(what.to_string());
+    }
+    io.send(&Packet::ConnAck(ack));
     let _ = tokio::time::timeout(CLOSE_FLUSH, async {
         let _ = io.flush().await;
         let _ = io.wr.shutdown().await;
@@ -1184,4 +1272,34 @@ where
 pub fn injected(topic: &str, payload: Bytes, qos: QoS, retain: bool) -> Result<Message, String> {
     topic::validate_topic_name(topic).map_err(|e| format!("invalid topic {topic:?}: {e}"))?;
     Ok(Message::new(ByteStr::from(topic), payload, qos, retain))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every idle connection keeps its task's future alive: keep it small (the boxed
+    /// CONNECT and closing phases are not part of it).
+    #[test]
+    fn connection_future_stays_small() {
+        let shared = Shared::new(Default::default(), Default::default(), None);
+        let (stream, _peer) = tokio::io::duplex(16);
+        let ctx = ConnectionContext {
+            shared,
+            peer: String::new(),
+            listener: String::new(),
+        };
+        let future = run(ctx, stream);
+        assert!(std::mem::size_of_val(&future) <= 2048);
+    }
+
+    #[test]
+    fn peeks_the_protocol_level_of_a_connect() {
+        let v5 = [0x10, 10, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60];
+        assert_eq!(peek_connect_level(&v5), Some(ProtocolVersion::V5));
+        let v31 = [0x10, 12, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3];
+        assert_eq!(peek_connect_level(&v31), Some(ProtocolVersion::V31));
+        assert_eq!(peek_connect_level(&[0x30, 0]), None);
+        assert_eq!(peek_connect_level(&[0x10]), None);
+    }
 }

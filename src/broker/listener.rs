@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -179,9 +179,13 @@ pub fn spawn(
                         listener: name.clone(),
                     };
                     if tls.is_none() && ws_path.is_none() {
-                        tokio::spawn(connection::run(ctx, stream));
+                        tokio::spawn(reporting_panics(
+                            shared.clone(),
+                            connection::run(ctx, stream),
+                        ));
                     } else {
-                        tokio::spawn(upgrade(ctx, stream, tls.clone(), ws_path.clone()));
+                        let task = upgrade(ctx, stream, tls.clone(), ws_path.clone());
+                        tokio::spawn(reporting_panics(shared.clone(), task));
                     }
                 }
                 Err(e) => {
@@ -193,6 +197,21 @@ pub fn spawn(
         }
     });
     Ok(bound)
+}
+
+/// Runs a connection task; a panic (a bug) ends only that connection and is logged,
+/// never unwinding into the runtime unnoticed.
+async fn reporting_panics(shared: Arc<Shared>, task: impl std::future::Future<Output = ()>) {
+    if std::panic::AssertUnwindSafe(task)
+        .catch_unwind()
+        .await
+        .is_err()
+    {
+        shared.log(
+            Level::Error,
+            "internal error: a connection task panicked; that connection was closed".into(),
+        );
+    }
 }
 
 /// TLS handshake and/or WebSocket upgrade, bounded by the connect timeout, then the

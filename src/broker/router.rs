@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::codec::{topic, QoS, ReasonCode, SubscribeOptions};
 
@@ -24,12 +24,33 @@ pub enum Control {
     Disconnect(ReasonCode),
 }
 
+/// Signals from the broker to one connection task (two `Notify`s and a slot, lighter
+/// than a channel: every idle connection carries one).
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// Messages were queued for the session.
+    pub wake: Notify,
+    /// A command is waiting in `command`.
+    pub control: Notify,
+    command: Mutex<Option<Control>>,
+}
+
+impl Signals {
+    pub fn send(&self, command: Control) {
+        *self.command.lock() = Some(command);
+        self.control.notify_one();
+    }
+
+    pub fn take(&self) -> Option<Control> {
+        self.command.lock().take()
+    }
+}
+
 /// The connection currently attached to a session.
 #[derive(Debug, Clone)]
 pub struct Link {
     pub conn_id: u64,
-    pub wake: Arc<Notify>,
-    pub control: mpsc::UnboundedSender<Control>,
+    pub signals: Arc<Signals>,
 }
 
 #[derive(Debug)]
@@ -38,17 +59,40 @@ pub struct SessionState {
     pub link: Option<Link>,
     /// Set while offline: when the session ends (MQTT 5 §3.1.2.11.2). None: never.
     pub expires_at: Option<Instant>,
+    /// The username of the last connection, for ACL checks at delivery.
+    pub username: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
 pub struct SessionCell {
     pub state: Mutex<SessionState>,
+    /// Signalled when an online session's queue falls below the low-water mark, so
+    /// publishers held back by it (see `Offered::Busy`) resume.
+    pub drained: Notify,
+    /// Set when a publisher waited for this session in vain: it is not draining, so
+    /// publishers stop waiting for it (its queue bound then drops messages) until it
+    /// drains again.
+    pub stalled: std::sync::atomic::AtomicBool,
+}
+
+/// Backpressure marks on an online session's queue, as fractions of `max_queued`:
+/// above `high` publishers pause reading their sockets until it drains below `low`,
+/// so a QoS 0 burst is slowed down rather than dropped while the subscriber keeps up.
+pub fn water_marks(max_queued: usize) -> (usize, usize) {
+    let high = (max_queued / 2).max(1);
+    (high, high / 2)
 }
 
 /// What happened when a delivery was offered to a session.
 pub enum Offered {
     Queued,
-    Dropped { first: bool, client_id: Arc<str> },
+    /// Queued, but the queue is above its high-water mark and the session is draining:
+    /// the publisher should wait for `drained` before reading more.
+    Busy,
+    Dropped {
+        first: bool,
+        client_id: Arc<str>,
+    },
     Skipped,
 }
 
@@ -59,7 +103,10 @@ impl SessionCell {
                 session,
                 link: None,
                 expires_at: None,
+                username: None,
             }),
+            drained: Notify::new(),
+            stalled: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -70,12 +117,20 @@ impl SessionCell {
         let was_empty = st.session.queued_len() == 0;
         match st.session.enqueue(delivery) {
             Enqueued::Queued => {
+                let Some(link) = &st.link else {
+                    return Offered::Queued;
+                };
                 if was_empty {
-                    if let Some(link) = &st.link {
-                        link.wake.notify_one();
-                    }
+                    link.signals.wake.notify_one();
                 }
-                Offered::Queued
+                let (high, _) = water_marks(st.session.max_queued);
+                if st.session.queued_len() >= high
+                    && !self.stalled.load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    Offered::Busy
+                } else {
+                    Offered::Queued
+                }
             }
             Enqueued::Dropped { first } => Offered::Dropped {
                 first,
@@ -364,16 +419,11 @@ mod tests {
     use crate::codec::ByteStr;
     use bytes::Bytes;
 
-    fn link(id: u64) -> (Link, mpsc::UnboundedReceiver<Control>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (
-            Link {
-                conn_id: id,
-                wake: Arc::new(Notify::new()),
-                control: tx,
-            },
-            rx,
-        )
+    fn link(id: u64) -> Link {
+        Link {
+            conn_id: id,
+            signals: Arc::default(),
+        }
     }
 
     fn msg(topic: &str, qos: QoS) -> Arc<Message> {
@@ -396,10 +446,10 @@ mod tests {
     fn persistent_session_resumes_and_clean_start_discards() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c1");
-        let a = r.attach(&id, false, link(1).0, 10);
+        let a = r.attach(&id, false, link(1), 10);
         assert!(!a.session_present);
         r.subscribe(&a.cell, &id, "a/+", opts(QoS::AtLeastOnce), None);
-        let b = r.attach(&id, false, link(2).0, 10);
+        let b = r.attach(&id, false, link(2), 10);
         assert!(b.session_present);
         assert_eq!(
             b.previous.unwrap().conn_id,
@@ -408,7 +458,7 @@ mod tests {
         );
         assert!(Arc::ptr_eq(&a.cell, &b.cell));
         assert_eq!(r.targets(&msg("a/x", QoS::AtLeastOnce)).len(), 1);
-        let c = r.attach(&id, true, link(3).0, 10);
+        let c = r.attach(&id, true, link(3), 10);
         assert!(!c.session_present);
         assert!(r.targets(&msg("a/x", QoS::AtLeastOnce)).is_empty());
     }
@@ -417,7 +467,7 @@ mod tests {
     fn overlapping_subscriptions_deliver_once_with_every_id_and_max_qos() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1).0, 10);
+        let a = r.attach(&id, true, link(1), 10);
         r.subscribe(&a.cell, &id, "a/#", opts(QoS::AtMostOnce), Some(1));
         r.subscribe(&a.cell, &id, "a/+", opts(QoS::ExactlyOnce), Some(2));
         let t = r.targets(&msg("a/b", QoS::AtLeastOnce));
@@ -440,7 +490,7 @@ mod tests {
     fn no_local_skips_the_publisher() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1).0, 10);
+        let a = r.attach(&id, true, link(1), 10);
         let mut o = opts(QoS::AtMostOnce);
         o.no_local = true;
         o.retain_as_published = true;
@@ -458,7 +508,7 @@ mod tests {
     fn removing_a_session_removes_its_subscriptions() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1).0, 10);
+        let a = r.attach(&id, true, link(1), 10);
         r.subscribe(&a.cell, &id, "x/#", opts(QoS::AtMostOnce), None);
         assert_eq!(
             r.unsubscribe(&a.cell, &id, "nope"),

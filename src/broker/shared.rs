@@ -139,17 +139,44 @@ impl Shared {
     /// Routes a message to every matching session and stores it if retained.
     /// Returns the number of sessions it was offered to.
     pub fn route(&self, message: Message) -> usize {
+        self.route_with_backpressure(message, &mut Vec::new())
+    }
+
+    /// `route`, collecting the sessions that asked the publisher to wait (`Offered::Busy`).
+    pub fn route_with_backpressure(
+        &self,
+        message: Message,
+        busy: &mut Vec<Arc<super::router::SessionCell>>,
+    ) -> usize {
         let message = Arc::new(message);
-        let targets = {
+        let mut targets = {
             let mut r = self.router.lock();
             if message.retain && self.config.retain_available {
                 r.retained.store(&message);
             }
             r.targets(&message)
         };
+        if let Some(acl) = &self.acl {
+            // Read access is checked per message too (like mosquitto), so a deny rule
+            // inside a permitted wildcard subscription holds.
+            targets.retain(|t| {
+                let st = t.cell.state.lock();
+                acl.allows(
+                    &st.session.client_id,
+                    st.username.as_deref(),
+                    &message.topic,
+                    Access::Read,
+                )
+            });
+        }
         let n = targets.len();
         for t in targets {
-            if let Offered::Dropped { first, client_id } = t.cell.offer(t.delivery) {
+            let offered = t.cell.offer(t.delivery);
+            if let Offered::Busy = offered {
+                busy.push(t.cell);
+                continue;
+            }
+            if let Offered::Dropped { first, client_id } = offered {
                 Stats::add(&self.stats.messages_dropped, 1);
                 if first {
                     self.log(

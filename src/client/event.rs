@@ -7,9 +7,6 @@
 //! variable (for blocking waits).
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,6 +15,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
+
+use super::notifier::Notifier;
 
 use super::transport::ConnectError;
 use crate::codec::ByteStr;
@@ -137,8 +136,7 @@ pub struct EventQueue {
     limit: AtomicUsize,
     /// (asyncio face) Set by the face while one of its consumers is full.
     paused: AtomicBool,
-    notifier_read: UnixStream,
-    notifier_write: UnixStream,
+    notifier: Notifier,
 }
 
 /// Default bound of [`EventQueue`] before the reader pauses.
@@ -146,9 +144,7 @@ pub const DEFAULT_EVENT_LIMIT: usize = 65_536;
 
 impl EventQueue {
     pub fn new(limit: usize) -> std::io::Result<Self> {
-        let (notifier_read, notifier_write) = UnixStream::pair()?;
-        notifier_read.set_nonblocking(true)?;
-        notifier_write.set_nonblocking(true)?;
+        let notifier = Notifier::new()?;
         Ok(Self {
             pending: Mutex::new(Pending {
                 events: VecDeque::new(),
@@ -159,14 +155,13 @@ impl EventQueue {
             room: Notify::new(),
             limit: AtomicUsize::new(limit.max(1)),
             paused: AtomicBool::new(false),
-            notifier_read,
-            notifier_write,
+            notifier,
         })
     }
 
     /// The fd that is readable while events are pending.
-    pub fn fileno(&self) -> RawFd {
-        self.notifier_read.as_raw_fd()
+    pub fn fileno(&self) -> i64 {
+        self.notifier.fileno()
     }
 
     pub fn push(&self, event: Event) {
@@ -181,9 +176,7 @@ impl EventQueue {
             return;
         }
         if !p.signalled {
-            // A full socket buffer still leaves earlier bytes unread, so the fd stays
-            // readable: ignoring WouldBlock loses no wake-up.
-            let _ = (&self.notifier_write).write(&[1]);
+            self.notifier.signal();
             p.signalled = true;
         }
         drop(p);
@@ -200,12 +193,7 @@ impl EventQueue {
         };
         let out: Vec<Event> = p.events.drain(..n).collect();
         if p.events.is_empty() && p.signalled {
-            let mut sink = [0u8; 64];
-            while let Ok(k) = (&self.notifier_read).read(&mut sink) {
-                if k == 0 {
-                    break;
-                }
-            }
+            self.notifier.clear();
             p.signalled = false;
         }
         let below = p.events.len() <= self.limit.load(Ordering::Relaxed);
@@ -297,8 +285,7 @@ mod tests {
 
     /// Reads (and so consumes) whatever the notifier holds.
     fn notifier_bytes(q: &EventQueue) -> usize {
-        let mut b = [0u8; 16];
-        (&q.notifier_read).read(&mut b).unwrap_or(0)
+        q.notifier.clear()
     }
 
     #[test]

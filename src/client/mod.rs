@@ -11,6 +11,7 @@
 
 mod connection;
 pub mod event;
+mod notifier;
 pub mod props;
 mod proxy;
 pub mod session;
@@ -54,6 +55,15 @@ pub(crate) struct Shared {
     /// replaced while it was still writing its DISCONNECT.
     quiet_end: AtomicU64,
     last: Mutex<Option<ConnectOptions>>,
+}
+
+/// Ends a task when dropped (a plain `JoinHandle` would detach it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A connect in progress; the caller waits on it in short slices so it can check for
@@ -180,13 +190,11 @@ impl Client {
         let shared = self.shared.clone();
         let mut task = self.shared.task.lock();
         let join = crate::runtime::handle().spawn(async move {
-            if let (Some(g), Some(mut old)) = (finishing, previous) {
-                if tokio::time::timeout(Duration::from_secs(1), &mut old)
-                    .await
-                    .is_err()
-                {
-                    old.abort();
-                }
+            if let (Some(g), Some(old)) = (finishing, previous) {
+                // Aborted with this attempt (Ctrl-C, close()) or after the grace period.
+                let mut old = AbortOnDrop(old);
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut old.0).await;
+                drop(old);
                 let mut s = shared.session.lock();
                 if s.generation() == g {
                     s.on_connection_lost();

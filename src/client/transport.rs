@@ -234,9 +234,17 @@ async fn tcp_connect(
 /// with the connect timeout.
 pub async fn open(opts: &TransportOptions) -> Result<Stream, ConnectError> {
     let base: Stream = match opts.kind {
+        #[cfg(unix)]
         TransportKind::Unix => {
             let s = tokio::net::UnixStream::connect(PathBuf::from(&opts.host)).await?;
             Stream::Other(Box::new(s))
+        }
+        #[cfg(not(unix))]
+        TransportKind::Unix => {
+            return Err(ConnectError::Io(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "unix socket transport is only available on Unix",
+            )))
         }
         _ => match &opts.proxy {
             None => Stream::Tcp(

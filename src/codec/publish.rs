@@ -4,13 +4,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::properties::allowed;
 use super::topic::validate_topic_name;
-use super::wire::{read_pkid, write_binary, write_header, Reader};
+use super::wire::{read_pkid, scan_topic, write_binary, write_header, Reader};
 use super::{DecodeError, EncodeError, Properties, ProtocolVersion, Publish, QoS};
 
 /// Reads everything but the payload, which is the rest of the frame: the caller takes
 /// it by advancing the frame itself, one refcount cheaper than slicing it.
 /// `flags` is the low nibble of the fixed header: DUP, QoS, RETAIN (§3.3.1).
-#[inline]
+#[inline(always)]
 pub(crate) fn read_head(
     flags: u8,
     r: &mut Reader<'_>,
@@ -103,7 +103,8 @@ pub(crate) fn write(
         if !(version.is_v5() && aliased) {
             return Err(EncodeError::Invalid("empty topic without a topic alias"));
         }
-    } else {
+    } else if scan_topic(p.topic.as_bytes()).1 {
+        // Only a NUL or a wildcard can make a `str` an invalid topic name.
         validate_topic_name(&p.topic).map_err(EncodeError::Invalid)?;
     }
     let first = 0x30 | ((p.dup as u8) << 3) | ((p.qos as u8) << 1) | p.retain as u8;
