@@ -111,6 +111,9 @@ class ClientCore:
     def wake(self) -> None: ...
     def drain(self, max_events: int = 0) -> list[tuple[object, ...]]:
         """Removes and returns pending events in arrival order (0 = all)."""
+    def pause_reading(self, on: bool) -> None:
+        """(asyncio face) While on, the connection reads nothing more from the socket;
+        queued events stay drainable."""
 # -- broker (src/bindings/broker.rs) ---------------------------------------------------
 from typing import Any
 

@@ -606,6 +606,14 @@ impl ClientCore {
         }
         Ok(list)
     }
+
+    // ---- asyncio face (branch aio) ----
+
+    /// While `on`, the connection reads nothing more from the socket (queued events
+    /// stay drainable); the asyncio face pauses while a consumer's queue is full.
+    fn pause_reading(&self, on: bool) {
+        self.client.events().set_paused(on);
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -134,6 +134,8 @@ pub struct EventQueue {
     ready: Condvar,
     room: Notify,
     limit: AtomicUsize,
+    /// (asyncio face) Set by the face while one of its consumers is full.
+    paused: AtomicBool,
     notifier: Notifier,
 }
 
@@ -152,6 +154,7 @@ impl EventQueue {
             ready: Condvar::new(),
             room: Notify::new(),
             limit: AtomicUsize::new(limit.max(1)),
+            paused: AtomicBool::new(false),
             notifier,
         })
     }
@@ -243,13 +246,25 @@ impl EventQueue {
         self.room.notify_waiters();
     }
 
-    /// Resolves once the queue holds at most its limit.
+    /// (asyncio face) While paused the connection task reads nothing more from the
+    /// socket; queued events stay drainable (so acknowledgements already read still
+    /// reach the face) and TCP flow control pushes back on the broker.
+    pub fn set_paused(&self, on: bool) {
+        self.paused.store(on, Ordering::Release);
+        if !on {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Resolves once the queue holds at most its limit (and reading is not paused).
     pub async fn wait_for_room(&self) {
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.len() <= self.limit.load(Ordering::Relaxed) {
+            if self.len() <= self.limit.load(Ordering::Relaxed)
+                && !self.paused.load(Ordering::Acquire)
+            {
                 return;
             }
             notified.await;
@@ -346,5 +361,25 @@ mod tests {
             Wait::TimedOut,
             "wake is used up"
         );
+    }
+
+    #[test]
+    fn paused_queue_has_no_room_until_resumed() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let q = std::sync::Arc::new(EventQueue::new(10).unwrap());
+        q.set_paused(true);
+        rt.block_on(async {
+            let waiting = tokio::time::timeout(Duration::from_millis(50), q.wait_for_room());
+            assert!(waiting.await.is_err(), "no room while paused");
+            let q2 = q.clone();
+            let resumer = tokio::spawn(async move { q2.set_paused(false) });
+            tokio::time::timeout(Duration::from_secs(5), q.wait_for_room())
+                .await
+                .expect("room once resumed");
+            resumer.await.unwrap();
+        });
     }
 }
