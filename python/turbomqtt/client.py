@@ -728,6 +728,7 @@ class Client:
         # True while core.connect() runs in some thread: the connection exists in the core
         # (CONNACK may even be in) before that thread gets the GIL back to set _sock.
         self._core_connecting = False
+        self._keepalive_paused = False
         self._loop_used = False
         self._log_packets = False
         self._core = _new_core()
@@ -1640,6 +1641,8 @@ class Client:
         if timeout < 0.0:
             raise ValueError("Invalid timeout.")
         self._loop_used = True
+        if self._keepalive_paused:
+            self._pause_keepalive(False)
         if self._sock is None:
             self._easy_log(
                 MQTT_LOG_ERR,
@@ -1666,6 +1669,8 @@ class Client:
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         """Dispatch the events waiting in the core (for external event loops)."""
         self._loop_used = True
+        if self._keepalive_paused:
+            self._pause_keepalive(False)
         if self._sock is None:
             return MQTT_ERR_NO_CONN
         if self._write_gate:
@@ -1772,7 +1777,19 @@ class Client:
             wake()
         if threading.current_thread() != thread:
             thread.join()
+            self._pause_keepalive(True)
         return MQTT_ERR_SUCCESS
+
+    def _pause_keepalive(self, paused: bool) -> None:
+        # With paho, PINGREQs are sent by the loop: no loop, no pings, and the broker drops
+        # the client after 1.5 x keepalive (paho's tests rely on it to get a will). The core
+        # pings by itself, so it is told when no loop runs (if it offers the hook).
+        if paused == self._keepalive_paused:
+            return
+        hook = getattr(self._core, "set_keepalive_paused", None)
+        if hook is not None:
+            hook(paused)
+            self._keepalive_paused = paused
 
     def _thread_main(self) -> None:
         try:
