@@ -52,6 +52,7 @@ from turbomqtt.exception import MalformedPacket
 from turbomqtt.matcher import MQTTMatcher
 from turbomqtt.packettypes import PacketTypes
 from turbomqtt.properties import Properties
+from turbomqtt.reasoncodes import _NAME_OF as _REASON_NAMES
 from turbomqtt.reasoncodes import ReasonCode, ReasonCodes
 from turbomqtt.subscribeoptions import SubscribeOptions
 
@@ -471,8 +472,8 @@ class MQTTMessageInfo:
 class MQTTMessage:
     """An incoming message, given to ``on_message``."""
 
-    __slots__ = ("_info", "_topic", "dup", "mid", "payload", "properties", "qos", "retain",
-                 "state", "timestamp")
+    __slots__ = ("_info", "_properties", "_raw_properties", "_topic", "dup", "mid", "payload",
+                 "qos", "retain", "state", "timestamp")
 
     def __init__(self, mid: int = 0, topic: bytes = b""):
         self.timestamp = 0.0
@@ -484,7 +485,20 @@ class MQTTMessage:
         self.qos = 0
         self.retain = False
         self._info: MQTTMessageInfo | None = None
-        self.properties: Properties | None = None
+        self._properties: Any = None
+        self._raw_properties: bytes | None = None
+
+    @property
+    def properties(self) -> Properties | None:
+        """In MQTT 5.0, the message's properties (decoded on first access)."""
+        props = self._properties
+        if props is _UNDECODED:
+            props = self._properties = _props(PacketTypes.PUBLISH, self._raw_properties)
+        return props
+
+    @properties.setter
+    def properties(self, value: Properties | None) -> None:
+        self._properties = value
 
     @property
     def info(self) -> MQTTMessageInfo:
@@ -563,6 +577,20 @@ _EMPTY_PROPS = (None, b"", b"\x00")
 _PROXY_SOCKS4, _PROXY_SOCKS5, _PROXY_HTTP = 1, 2, 3
 if socks is not None:
     _PROXY_SOCKS4, _PROXY_SOCKS5, _PROXY_HTTP = socks.SOCKS4, socks.SOCKS5, socks.HTTP
+
+
+# Marks MQTT 5 message properties not decoded yet (most handlers never look at them).
+_UNDECODED = object()
+
+
+def _reason(packet_type: int, code: int) -> ReasonCode:
+    # ReasonCode(packet_type, identifier=code) without the call overhead for known codes.
+    if (packet_type, code) in _REASON_NAMES:
+        rc = _new_reason(ReasonCode)
+        rc.packetType = packet_type
+        rc.value = code
+        return rc
+    return ReasonCode(packet_type, identifier=code)
 
 
 def _props(packet_type: int, raw: bytes | None) -> Properties:
@@ -1846,7 +1874,11 @@ class Client:
                     msg.mid = ev[5]
                     msg.dup = ev[6]
                     msg._info = None
-                    msg.properties = _props(PacketTypes.PUBLISH, ev[7]) if v5 else None
+                    if v5:
+                        msg._raw_properties = ev[7]
+                        msg._properties = _UNDECODED
+                    else:
+                        msg._properties = None
                     if self._filtered_count:
                         self._handle_on_message(msg)
                         continue
@@ -1926,9 +1958,9 @@ class Client:
                     ptype = PacketTypes.PUBCOMP if qos == 2 else PacketTypes.PUBACK
                     code = ev[2] if (qos and self._protocol == MQTTv5) else 0
                     try:
-                        reason = ReasonCode(ptype, identifier=code)
+                        reason = _reason(ptype, code)
                     except (KeyError, ValueError):
-                        reason = ReasonCode(PacketTypes.PUBACK, identifier=code)
+                        reason = _reason(PacketTypes.PUBACK, code)
                     raw = ev[3] if self._protocol == MQTTv5 else None
                     on_publish(self, self._userdata, mid, reason, _props(ptype, raw))
         except Exception as err:
@@ -2334,3 +2366,4 @@ class Client:
 
 _ON_MESSAGE = Client.on_message
 _new_message = MQTTMessage.__new__
+_new_reason = ReasonCode.__new__
