@@ -339,7 +339,7 @@ def test_loop_forever_raises_first_failure_and_calls_on_connect_fail():
     assert len(rec.of("on_connect_fail")) == 1
 
 
-def test_reconnect_after_broker_restart_loses_no_qos1_message(broker):
+def test_reconnect_after_broker_restart_loses_no_qos1_or_qos2_message(broker):
     rec = Recorder()
     sub = client_with(rec, client_id="durable-sub", clean_session=False)
     sub.reconnect_delay_set(1, 1)
@@ -364,7 +364,7 @@ def test_reconnect_after_broker_restart_loses_no_qos1_message(broker):
     (_, _, flags, reason, _), = prec.of("on_disconnect")
     assert reason != 0 and flags.is_disconnect_packet_from_server is False
     # Published while the broker is down: kept and delivered after the reconnect.
-    down = [pub.publish(f"keep/{i}", f"down {i}", 1) for i in range(1, 6)]
+    down = [pub.publish(f"keep/{i}", f"down {i}", 1 + i % 2) for i in range(1, 6)]
     assert all(info.rc == mqtt.MQTT_ERR_NO_CONN for info in down)
     broker.start()
     prec.wait_for("on_connect", 2, timeout=20)
@@ -670,3 +670,23 @@ def test_refused_connack_and_authentication(auth_broker):
     v5.loop_forever()
     (_, _, _, reason, _), = bad5.of("on_connect")
     assert reason.is_failure and str(reason) in ("Not authorized", "Bad user name or password")
+
+
+def test_loop_start_retries_until_the_broker_comes_up():
+    b = Mosquitto()
+    rec = Recorder()
+    c = client_with(rec, client_id="patient")
+    c.reconnect_delay_set(1, 1)
+    c.connect_async("127.0.0.1", b.port)
+    c.loop_start()
+    try:
+        rec.wait_for("on_connect_fail")  # nothing listens yet
+        b.start()
+        (_, _, _, reason, _), = rec.wait_for("on_connect")
+        assert reason == 0 and c.is_connected()
+        with pytest.raises(RuntimeError, match="updating max_inflight_messages on established"):
+            c.max_inflight_messages = 5
+    finally:
+        stop(c)
+        b.stop()
+        shutil.rmtree(b.dir, ignore_errors=True)
