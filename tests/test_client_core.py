@@ -116,6 +116,22 @@ def test_messages_arrive_in_publish_order(mosquitto):
     assert [int(m[2]) for m in p.messages()] == list(range(300))
 
 
+def test_slow_consumer_pauses_reading_instead_of_growing_or_dropping(mosquitto):
+    p = Peer()
+    p.core.set_event_limit(50)
+    p.connected(*mosquitto)
+    t = topic()
+    p.subscribe(t, 1)
+    for i in range(2000):
+        p.core.publish(t, b"%04d" % i + b"." * 1000, 1, False, None)
+    # Nothing signals "the reader paused", so give it time to (wrongly) read ahead.
+    time.sleep(1.0)
+    # One socket read may overshoot the limit (at most 64 KiB of packets).
+    assert p.core.pending() < 50 + 100
+    p.until(lambda ev: len(p.messages()) == 2000, timeout=30)
+    assert [int(m[2][:4]) for m in p.messages()] == list(range(2000))
+
+
 def test_one_mid_counter_for_subscribe_publish_unsubscribe(mosquitto):
     p = Peer().connected(*mosquitto)
     t = topic()
@@ -386,6 +402,92 @@ def test_v5_server_disconnect_is_reported_with_its_reason_code():
     t.join(5)
 
 
+def _read_packet(conn):
+    """One MQTT packet as (first byte, body) from a blocking socket."""
+    first = _recv_exact(conn, 1)[0]
+    length, shift = 0, 0
+    while True:
+        b = _recv_exact(conn, 1)[0]
+        length |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    return first, _recv_exact(conn, length)
+
+
+def test_unacknowledged_qos1_is_resent_with_dup_after_reconnect():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(2)
+    seen = []
+
+    def serve():
+        with server:
+            server.settimeout(10)
+            # First connection: take the PUBLISH, never acknowledge it, drop the link.
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(10)
+                _read_packet(conn)  # CONNECT
+                conn.sendall(b"\x20\x02\x00\x00")
+                seen.append(_read_packet(conn))
+            # Second connection: resume the session and acknowledge the resend.
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(10)
+                _read_packet(conn)
+                conn.sendall(b"\x20\x02\x01\x00")
+                first, body = _read_packet(conn)
+                seen.append((first, body))
+                conn.sendall(b"\x40\x02" + body[-len(b"data") - 2:-len(b"data")])
+                while conn.recv(1024):
+                    pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    p = Peer().connected("127.0.0.1", server.getsockname()[1], clean_start=False,
+                         client_id="resender")
+    rc, mid = p.core.publish("r/t", b"data", 1, False, None)
+    assert rc == 0
+    p.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev))
+    assert p.of(EV_PUBLISHED) == []
+    p.core.reconnect()
+    p.until(lambda ev: any(e[0] == EV_PUBLISHED and e[1] == mid for e in ev))
+    (first1, body1), (first2, body2) = seen
+    assert first1 == 0x32, "QoS 1, DUP clear the first time"
+    assert first2 == 0x3A, "QoS 1 with DUP set when resent"
+    assert body1 == body2
+    p.core.disconnect()
+    t.join(10)
+
+
+def test_v5_client_sends_disconnect_0x94_for_an_unknown_topic_alias():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    got = []
+
+    def serve():
+        with server:
+            server.settimeout(10)
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(10)
+                _read_packet(conn)
+                # CONNACK, then a PUBLISH naming topic alias 9 that was never set.
+                conn.sendall(b"\x20\x03\x00\x00\x00" + b"\x30\x07\x00\x00\x03\x23\x00\x09x")
+                got.append(_read_packet(conn))
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    p = Peer().connect("127.0.0.1", server.getsockname()[1], protocol=5)
+    p.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev))
+    t.join(10)
+    assert got == [(0xE0, b"\x94\x00")] or got == [(0xE0, b"\x94")]
+    assert p.of(EV_DISCONNECTED)[0][1] == 2
+    assert p.messages() == []
+
+
 def test_malformed_packet_from_the_broker_closes_with_protocol_error():
     port, t = _scripted_broker(b"\x20\x02\x00\x00" + b"\x90\xff\xff\xff\xff\xff")
     p = Peer().connect("127.0.0.1", port)
@@ -541,6 +643,68 @@ def test_tls_wrong_name_fails_unless_hostname_check_is_off(tls_mosquitto):
 def test_tls_without_verification_accepts_any_certificate(tls_mosquitto):
     port, _ = tls_mosquitto
     Peer().connected("127.0.0.1", port, tls={"verify": False})
+
+
+@pytest.fixture
+def mutual_tls_mosquitto(mosquitto_extra):
+    """A TLS listener that requires a client certificate; yields (port, ca, cert, key)
+    with the client key encrypted under the password "secret"."""
+    from conftest import _free_port
+
+    certs = pathlib.Path(tempfile.mkdtemp(prefix="turbomqtt-mtls-"))
+    certs.chmod(0o755)
+    ca, crt, key = _make_certs(certs)
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=certs, check=True, capture_output=True)
+
+    run("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-aes256",
+        "-pass", "pass:secret", "-out", "client.key")
+    run("req", "-new", "-key", "client.key", "-passin", "pass:secret", "-out", "client.csr",
+        "-subj", "/CN=client")
+    # Extensions make it an X.509 v3 certificate, which rustls requires.
+    (certs / "client.cnf").write_text("extendedKeyUsage=clientAuth\n")
+    run("x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "client.crt", "-days", "2", "-extfile", "client.cnf")
+    for f in certs.iterdir():
+        f.chmod(0o644)
+    port = _free_port()
+    mosquitto_extra(f"listener {port} 127.0.0.1\ncafile {ca}\ncertfile {crt}\n"
+                    f"keyfile {key}\nrequire_certificate true\n").start()
+    _wait_listening(port)
+    yield port, str(ca), str(certs / "client.crt"), str(certs / "client.key")
+    shutil.rmtree(certs, ignore_errors=True)
+
+
+def test_client_certificate_with_encrypted_key(mutual_tls_mosquitto):
+    port, ca, cert, key = mutual_tls_mosquitto
+    tls = {"ca_certs": ca, "certfile": cert, "keyfile": key, "keyfile_password": "secret"}
+    Peer().connected("127.0.0.1", port, tls=tls)
+    with pytest.raises(ssl.SSLError, match="wrong keyfile_password"):
+        Peer().connect("127.0.0.1", port, tls={**tls, "keyfile_password": "nope"})
+
+
+def test_websocket_over_tls(mosquitto_extra):
+    from conftest import _free_port
+
+    certs = pathlib.Path(tempfile.mkdtemp(prefix="turbomqtt-wss-"))
+    try:
+        certs.chmod(0o755)
+        ca, crt, key = _make_certs(certs)
+        for f in certs.iterdir():
+            f.chmod(0o644)
+        port = _free_port()
+        mosquitto_extra(f"listener {port} lo\nprotocol websockets\ncafile {ca}\n"
+                        f"certfile {crt}\nkeyfile {key}\n").start()
+        _wait_listening(port)
+        p = Peer().connected("localhost", port, transport="websockets",
+                             tls={"ca_certs": str(ca)})
+        t = topic()
+        p.subscribe(t, 1)
+        p.core.publish(t, b"wss", 1, False, None)
+        p.until(lambda ev: len(p.messages()) == 1)
+    finally:
+        shutil.rmtree(certs, ignore_errors=True)
 
 
 def test_missing_ca_file_raises_file_not_found(tls_mosquitto, tmp_path):

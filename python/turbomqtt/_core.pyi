@@ -35,6 +35,8 @@ class ClientCore:
         """0 = unlimited (paho's default); QoS 0 is never counted."""
     def set_manual_ack(self, on: bool) -> None:
         """Withhold PUBACK (QoS 1) / PUBCOMP (QoS 2) until ``ack()``."""
+    def set_event_limit(self, n: int) -> None:
+        """Stop reading the socket while more than ``n`` events wait (default 65536)."""
     def set_log_packets(self, on: bool) -> None:
         """Post EV_LOG DEBUG lines for sent/received packets in paho's wording."""
     def connect(

@@ -328,6 +328,12 @@ impl ClientCore {
         self.client.set_manual_ack(on);
     }
 
+    /// While more than `n` events wait undrained the core stops reading the socket
+    /// (default 65536), so a slow consumer pushes back on the broker.
+    fn set_event_limit(&self, n: usize) {
+        self.client.events().set_limit(n);
+    }
+
     fn set_log_packets(&self, on: bool) {
         self.client.set_log_packets(on);
     }

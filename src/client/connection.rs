@@ -27,11 +27,33 @@ pub(crate) async fn run(
     let (reader, writer) = stream.split();
     // CONNECT is already waiting in the write buffer.
     shared.wake_writer.notify_one();
-    let close = tokio::select! {
-        c = read_loop(&shared, generation, reader, version, max_packet_size) => c,
-        c = write_loop(&shared, generation, writer) => c,
+    let mut writing = std::pin::pin!(write_loop(&shared, generation, writer));
+    let ended = tokio::select! {
+        c = read_loop(&shared, generation, reader, version, max_packet_size) => Ended::Reader(c),
+        c = &mut writing => Ended::Writer(c),
+    };
+    let close = match ended {
+        Ended::Writer(c) => c,
+        Ended::Reader(c) => {
+            let explain = c.reason.is_some_and(|reason| {
+                let mut s = shared.session.lock();
+                s.generation() == generation && s.fail(reason)
+            });
+            if explain {
+                // Give the writer a moment to flush the DISCONNECT; the socket closes
+                // either way.
+                shared.wake_writer.notify_one();
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut writing).await;
+            }
+            c
+        }
     };
     shared.finish(generation, close);
+}
+
+enum Ended {
+    Reader(Close),
+    Writer(Close),
 }
 
 async fn read_loop(
@@ -50,10 +72,17 @@ async fn read_loop(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
         }
-        match reader.read(&mut buf).await {
-            Ok(0) => return Close::lost("connection closed by the broker"),
-            Ok(_) => {}
-            Err(e) => return Close::lost(e.to_string()),
+        let ended = match reader.read(&mut buf).await {
+            Ok(0) => Some("connection closed by the broker".to_string()),
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(error) = ended {
+            // After our DISCONNECT the broker may close before the writer reports.
+            if shared.session.lock().state() == ConnState::Disconnecting {
+                return Close::by_us();
+            }
+            return Close::lost(error);
         }
         let mut decode_error = None;
         loop {
@@ -85,7 +114,7 @@ async fn read_loop(
             return c;
         }
         if let Some(e) = decode_error {
-            return Close::protocol(e.to_string());
+            return Close::protocol_with(e.reason_code(), e.to_string());
         }
     }
 }

@@ -12,6 +12,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -133,7 +134,7 @@ pub struct EventQueue {
     pending: Mutex<Pending>,
     ready: Condvar,
     room: Notify,
-    limit: usize,
+    limit: AtomicUsize,
     notifier_read: UnixStream,
     notifier_write: UnixStream,
 }
@@ -154,7 +155,7 @@ impl EventQueue {
             }),
             ready: Condvar::new(),
             room: Notify::new(),
-            limit: limit.max(1),
+            limit: AtomicUsize::new(limit.max(1)),
             notifier_read,
             notifier_write,
         })
@@ -204,7 +205,7 @@ impl EventQueue {
             }
             p.signalled = false;
         }
-        let below = p.events.len() <= self.limit;
+        let below = p.events.len() <= self.limit.load(Ordering::Relaxed);
         drop(p);
         if below && n > 0 {
             self.room.notify_waiters();
@@ -248,13 +249,19 @@ impl EventQueue {
         self.pending.lock().events.retain(|e| !f(e));
     }
 
+    /// Changes the bound (at least 1); a paused reader resumes if the queue fits.
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit.max(1), Ordering::Relaxed);
+        self.room.notify_waiters();
+    }
+
     /// Resolves once the queue holds at most its limit.
     pub async fn wait_for_room(&self) {
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.len() <= self.limit {
+            if self.len() <= self.limit.load(Ordering::Relaxed) {
                 return;
             }
             notified.await;
@@ -316,6 +323,28 @@ mod tests {
         });
         assert_eq!(q.wait(Duration::from_secs(5)), Wait::Events);
         t.join().unwrap();
+    }
+
+    #[test]
+    fn reader_waits_for_room_until_the_face_drains() {
+        let q = std::sync::Arc::new(EventQueue::new(2).unwrap());
+        q.extend([log("a"), log("b"), log("c")]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let q2 = q.clone();
+        let drainer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            q2.drain(1)
+        });
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), q.wait_for_room())
+                .await
+                .expect("room after a drain");
+        });
+        assert_eq!(drainer.join().unwrap().len(), 1);
+        assert_eq!(q.len(), 2);
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub struct Close {
     pub from_server: bool,
     pub properties: Option<Bytes>,
     pub error: Option<String>,
+    /// For an error we detected: the reason code a v5 client sends in DISCONNECT
+    /// before closing (MQTT 5 §4.13.1).
+    pub reason: Option<ReasonCode>,
 }
 
 impl Close {
@@ -74,15 +77,21 @@ impl Close {
             from_server: false,
             properties: None,
             error: Some(error.into()),
+            reason: None,
         }
     }
 
     pub fn protocol(error: impl Into<String>) -> Self {
+        Self::protocol_with(ReasonCode::PROTOCOL_ERROR, error)
+    }
+
+    pub fn protocol_with(reason: ReasonCode, error: impl Into<String>) -> Self {
         Self {
             code: rc::PROTOCOL,
             from_server: false,
             properties: None,
             error: Some(error.into()),
+            reason: Some(reason),
         }
     }
 
@@ -92,6 +101,7 @@ impl Close {
             from_server: false,
             properties: None,
             error: None,
+            reason: None,
         }
     }
 
@@ -101,6 +111,7 @@ impl Close {
             from_server: false,
             properties: None,
             error: Some("no PINGRESP within the keepalive interval".into()),
+            reason: None,
         }
     }
 }
@@ -586,6 +597,23 @@ impl Session {
         mids
     }
 
+    /// We found the server at fault: a v5 session tells it why in DISCONNECT before the
+    /// connection closes (MQTT 5 §4.13.1). Returns whether something was written.
+    pub fn fail(&mut self, reason: ReasonCode) -> bool {
+        if !self.version.is_v5() || !self.transport_open() {
+            return false;
+        }
+        if self.log_packets {
+            self.log(format!("Sending DISCONNECT {}", reason.0));
+        }
+        self.send(&Packet::Disconnect(Disconnect {
+            code: reason,
+            properties: Properties::default(),
+        }));
+        self.state = ConnState::Disconnecting;
+        true
+    }
+
     /// Manual acknowledgement (paho's `ack()`): PUBACK for QoS 1, PUBCOMP for QoS 2.
     pub fn ack(&mut self, mid: u16, qos: u8) -> i32 {
         if !self.manual_ack {
@@ -702,6 +730,7 @@ impl Session {
                         from_server: false,
                         properties: None,
                         error: Some(format!("connection refused, code {code}")),
+                        reason: None,
                     });
                 }
                 if let Some(rm) = ack.properties.receive_maximum {
@@ -809,6 +838,7 @@ impl Session {
                     from_server: true,
                     properties: props::to_wire_opt(&d.properties),
                     error: None,
+                    reason: None,
                 })
             }
             Packet::Auth(_) => {
@@ -846,12 +876,20 @@ impl Session {
     fn handle_publish(&mut self, mut p: Publish) -> Result<(), Close> {
         if let Some(alias) = p.properties.as_ref().and_then(|pr| pr.topic_alias) {
             if alias == 0 {
-                return Err(Close::protocol("topic alias 0"));
+                return Err(Close::protocol_with(
+                    ReasonCode::TOPIC_ALIAS_INVALID,
+                    "topic alias 0",
+                ));
             }
             if p.topic.is_empty() {
                 match self.aliases_in.get(&alias) {
                     Some(t) => p.topic = t.clone(),
-                    None => return Err(Close::protocol("unknown topic alias")),
+                    None => {
+                        return Err(Close::protocol_with(
+                            ReasonCode::TOPIC_ALIAS_INVALID,
+                            "unknown topic alias",
+                        ))
+                    }
                 }
             } else {
                 self.aliases_in.insert(alias, p.topic.clone());
@@ -1376,6 +1414,16 @@ mod tests {
             p.properties.as_mut().unwrap().topic_alias = Some(9);
         }
         assert_eq!(s.handle(unknown).unwrap_err().code, rc::PROTOCOL);
+    }
+
+    #[test]
+    fn a_v5_session_explains_a_protocol_error_in_disconnect() {
+        let mut s = connected(ProtocolVersion::V5);
+        assert!(s.fail(ReasonCode::TOPIC_ALIAS_INVALID));
+        assert!(matches!(&sent(&mut s)[..], [Packet::Disconnect(d)] if d.code.0 == 0x94));
+        let mut v3 = connected(ProtocolVersion::V311);
+        assert!(!v3.fail(ReasonCode::PROTOCOL_ERROR), "3.x just closes");
+        assert!(sent(&mut v3).is_empty());
     }
 
     #[test]

@@ -177,16 +177,47 @@ fn client_auth(
         Some(k) => read_file(k)?,
         None => cert_pem.clone(),
     };
-    if String::from_utf8_lossy(&key_pem).contains("ENCRYPTED") {
+    let text = String::from_utf8_lossy(&key_pem);
+    let key = if let Some(der) = pem_section(&text, "ENCRYPTED PRIVATE KEY") {
+        decrypt_pkcs8(&der, opts.keyfile_password.as_deref())?
+    } else if text.contains("Proc-Type: 4,ENCRYPTED") {
         return Err(ConnectError::NotImplemented(
-            "encrypted private keys are not supported yet: decrypt the key first \
-             (for example `openssl pkey -in key.pem -out plain.pem`)"
+            "legacy OpenSSL-encrypted PEM keys are not supported: convert the key to \
+             encrypted PKCS#8 (`openssl pkcs8 -topk8 -in key.pem -out key8.pem`)"
                 .into(),
         ));
-    }
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| ConnectError::Tls(format!("cannot read the private key: {e}")))?;
+    } else {
+        PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|e| ConnectError::Tls(format!("cannot read the private key: {e}")))?
+    };
     Ok(Some((certs, key)))
+}
+
+/// The DER bytes of the first PEM section labelled `label`.
+fn pem_section(text: &str, label: &str) -> Option<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)?;
+    let stop = start + text[start..].find(&end)? + end.len();
+    let (found, der) = pkcs8::der::pem::decode_vec(&text.as_bytes()[start..stop]).ok()?;
+    (found == label).then_some(der)
+}
+
+/// Decrypts an encrypted PKCS#8 key (PBES2: PBKDF2 or scrypt with AES-CBC, what
+/// `openssl genpkey -aes256` and `openssl pkcs8 -topk8` write).
+fn decrypt_pkcs8(
+    der: &[u8],
+    password: Option<&str>,
+) -> Result<PrivateKeyDer<'static>, ConnectError> {
+    let password = password.ok_or_else(|| {
+        ConnectError::Tls("the private key is encrypted and no keyfile_password was given".into())
+    })?;
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
+        .map_err(|e| ConnectError::Tls(format!("cannot read the encrypted private key: {e}")))?;
+    let plain = info.decrypt(password).map_err(|_| {
+        ConnectError::Tls("cannot decrypt the private key: wrong keyfile_password?".into())
+    })?;
+    Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
 }
 
 fn version_list(
