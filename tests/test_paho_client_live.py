@@ -73,9 +73,40 @@ class Mosquitto:
             self.proc = None
 
 
-@pytest.fixture
-def broker():
-    b = Mosquitto()
+class EmbeddedBroker(Mosquitto):
+    """turbomqtt's own broker, run as `python -m turbomqtt broker` (same start/stop/port)."""
+
+    def start(self) -> None:
+        # TURBOMQTT_BROKER_PYTHON lets a build without the broker test against one with it.
+        python = os.environ.get("TURBOMQTT_BROKER_PYTHON", sys.executable)
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        self.proc = subprocess.Popen(
+            [python, "-m", "turbomqtt", "broker", "--host", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("turbomqtt broker did not start")
+
+
+def embedded_broker_available() -> bool:
+    python = os.environ.get("TURBOMQTT_BROKER_PYTHON", sys.executable)
+    probe = subprocess.run([python, "-c", "import turbomqtt.broker"], capture_output=True,
+                           timeout=60, check=False,
+                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    return probe.returncode == 0
+
+
+@pytest.fixture(params=["mosquitto", "embedded"])
+def broker(request):
+    if request.param == "embedded" and not embedded_broker_available():
+        pytest.skip("turbomqtt.broker not in this build")
+    b = Mosquitto() if request.param == "mosquitto" else EmbeddedBroker()
     b.start()
     yield b
     b.stop()
@@ -409,9 +440,9 @@ def test_will_is_published_on_abrupt_close(broker):
 def test_callback_exception_ends_loop_unless_suppressed(broker):
     c = mqtt.Client(V2, client_id="raiser")
     c.on_message = lambda *a: 1 / 0
+    c.on_connect = lambda cl, *a: cl.subscribe("boom", 0)
+    c.on_subscribe = lambda cl, *a: cl.publish("boom", "x")
     c.connect("127.0.0.1", broker.port)
-    c.subscribe("boom", 0)
-    c.publish("boom", "x")
     with pytest.raises(ZeroDivisionError):
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
