@@ -721,3 +721,26 @@ def test_loop_start_retries_until_the_broker_comes_up():
         stop(c)
         b.stop()
         shutil.rmtree(b.dir, ignore_errors=True)
+
+
+def test_disconnect_without_any_loop_completes_inline(broker):
+    # paho writes synchronously when no loop runs, so on_disconnect happens inside
+    # disconnect(); scripts that connect, publish and disconnect rely on the flush.
+    rec = Recorder()
+    watcher = client_with(rec, client_id="inline-watch")
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.loop_start()
+    rec.wait_for("on_connect")
+    watcher.subscribe("inline/#", 1)
+    rec.wait_for("on_subscribe")
+    drec = Recorder()
+    c = client_with(drec, client_id="inline")
+    c.connect("127.0.0.1", broker.port)
+    c.publish("inline/x", "flushed", 1)
+    assert c.disconnect() == mqtt.MQTT_ERR_SUCCESS
+    (args,) = drec.of("on_disconnect")
+    assert args[3] == 0 and c.socket() is None
+    assert [t for n, _, t in drec.calls if n == "on_disconnect"] == [threading.get_ident()]
+    (_, _, msg), = rec.wait_for("on_message")
+    assert msg.payload == b"flushed"
+    stop(watcher)
