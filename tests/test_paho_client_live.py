@@ -744,3 +744,25 @@ def test_disconnect_without_any_loop_completes_inline(broker):
     (_, _, msg), = rec.wait_for("on_message")
     assert msg.payload == b"flushed"
     stop(watcher)
+
+
+def test_outgoing_topic_alias_with_empty_topic(broker):
+    rec = Recorder()
+    c = client_with(rec, protocol=mqtt.MQTTv5, client_id="alias")
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    (_, _, _, _, connack), = rec.wait_for("on_connect")
+    if getattr(connack, "TopicAliasMaximum", 0) < 1:
+        stop(c)
+        pytest.skip("broker takes no topic aliases")
+    c.subscribe("alias/t", 1)
+    rec.wait_for("on_subscribe")
+    first = Properties(PacketTypes.PUBLISH)
+    first.TopicAlias = 1
+    c.publish("alias/t", "one", 1, properties=first)
+    again = Properties(PacketTypes.PUBLISH)
+    again.TopicAlias = 1
+    c.publish("", "two", 1, properties=again)  # empty topic: allowed under MQTT 5 only
+    msgs = [a[2] for a in rec.wait_for("on_message", 2)]
+    assert [(m.topic, m.payload) for m in msgs] == [("alias/t", b"one"), ("alias/t", b"two")]
+    stop(c)
