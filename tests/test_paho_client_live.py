@@ -766,3 +766,70 @@ def test_outgoing_topic_alias_with_empty_topic(broker):
     msgs = [a[2] for a in rec.wait_for("on_message", 2)]
     assert [(m.topic, m.payload) for m in msgs] == [("alias/t", b"one"), ("alias/t", b"two")]
     stop(c)
+
+
+PAHO1_STYLE_SCRIPT = """
+import json, sys, time
+import paho.mqtt.client as mqtt
+
+port = int(sys.argv[1])
+received = []
+
+def on_connect(client, userdata, flags, rc):
+    assert rc == 0 and isinstance(flags, dict)
+    client.subscribe("shelf/#", qos=2)
+
+def on_subscribe(client, userdata, mid, granted_qos):
+    for i in range(3):
+        client.publish("shelf/" + str(i), json.dumps({"n": i}), qos=2)
+
+def on_message(client, userdata, msg):
+    received.append(json.loads(msg.payload)["n"])
+
+client = mqtt.Client(client_id="seedish", clean_session=True)   # paho 1.x call style
+client.username_pw_set("user", "pass")
+client.on_connect = on_connect
+client.on_subscribe = on_subscribe
+client.on_message = on_message
+client.reconnect_delay_set(min_delay=1, max_delay=2000)
+client.connect("127.0.0.1", port, 62)
+deadline = time.monotonic() + 10
+while len(received) < 3 and time.monotonic() < deadline:
+    assert client.loop_start() in (0, 3)   # called in a loop, as the seed subscriber does
+    time.sleep(0.05)
+client.disconnect()
+client.loop_stop()
+print(type(client).__module__, sorted(received))
+"""
+
+
+def test_paho1_style_script_runs_unchanged_through_the_switch(broker, tmp_path):
+    script = tmp_path / "paho_script.py"
+    script.write_text(PAHO1_STYLE_SCRIPT)
+    proc = subprocess.run([sys.executable, "-m", "turbomqtt", "run", str(script),
+                           str(broker.port)], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["turbomqtt.client", "[0,", "1,", "2]"]
+    # The 1.x call style gets paho 2.x's deprecation warning, attributed to the script.
+    assert "Callback API version 1 is deprecated" in proc.stderr
+
+
+def test_ctrl_c_interrupts_subscribe_simple(broker):
+    code, _, err = run_child("""
+        import os, sys, threading
+        import turbomqtt.subscribe as subscribe
+        import turbomqtt.client as mqtt
+        real_connect = mqtt.Client.connect
+        def connect(self, *a, **k):
+            rc = real_connect(self, *a, **k)
+            print("ready", flush=True)
+            return rc
+        mqtt.Client.connect = connect
+        try:
+            subscribe.simple("never/arrives", hostname="127.0.0.1",
+                             port=int(os.environ["BROKER_PORT"]))
+        except KeyboardInterrupt:
+            sys.exit(42)
+    """, broker, signal.SIGINT)
+    assert code == 42, err
