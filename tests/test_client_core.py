@@ -305,6 +305,21 @@ def test_close_without_disconnect_makes_the_broker_send_the_will(mosquitto):
     assert watcher.messages()[0][2] == b"gone"
 
 
+def test_connect_right_after_disconnect_still_sends_disconnect(mosquitto):
+    t = topic()
+    watcher = Peer().connected(*mosquitto)
+    watcher.subscribe(t, 1)
+    p = Peer().connected(*mosquitto, client_id="quick", will=(t, b"will", 1, False, None))
+    assert p.core.disconnect() == 0
+    p.connect(*mosquitto, client_id="quick")
+    p.until(lambda ev: len(p.of(EV_CONNACK)) == 2)
+    # A marker after the reconnect: had the will been published it would come first.
+    p.core.publish(t, b"marker", 1, False, None)
+    watcher.until(lambda ev: any(m[2] == b"marker" for m in watcher.messages()))
+    assert [m[2] for m in watcher.messages()] == [b"marker"]
+    assert p.of(EV_DISCONNECTED) == []
+
+
 def test_keepalive_pings_keep_an_idle_connection(mosquitto):
     p = Peer()
     p.core.set_log_packets(True)
@@ -314,6 +329,17 @@ def test_keepalive_pings_keep_an_idle_connection(mosquitto):
     assert any(e[0] == EV_LOG and e[2] == "Sending PINGREQ" for e in p.events)
     assert p.of(EV_DISCONNECTED) == []
     assert p.core.is_connected()
+
+
+def test_paused_keepalive_lets_the_broker_drop_an_idle_client(mosquitto):
+    p = Peer()
+    p.core.set_log_packets(True)
+    p.core.set_keepalive_paused(True)
+    p.connect(*mosquitto, keepalive=1)
+    # mosquitto closes the connection after 1.5 keepalive intervals of silence.
+    p.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev), timeout=10)
+    assert not any(e[0] == EV_LOG and e[2] == "Sending PINGREQ" for e in p.events)
+    assert p.of(EV_DISCONNECTED)[0][1] == 7
 
 
 def test_log_lines_use_paho_wording(mosquitto):
@@ -566,7 +592,7 @@ def test_websocket_transport(mosquitto_extra):
     mosquitto_extra(f"listener {ws_port} lo\nprotocol websockets\n").start()
     _wait_listening(ws_port)
     p = Peer().connected("127.0.0.1", ws_port, transport="websockets", ws_path="/mqtt",
-                         ws_headers=[("X-Test", "1")])
+                         ws_headers={"X-Test": "1"})
     t = topic()
     p.subscribe(t, 2)
     p.core.publish(t, b"over ws", 2, False, None)
@@ -698,6 +724,7 @@ def test_websocket_over_tls(mosquitto_extra):
                         f"certfile {crt}\nkeyfile {key}\n").start()
         _wait_listening(port)
         p = Peer().connected("localhost", port, transport="websockets",
+                             ws_headers=[("X-Pairs", "also accepted")],
                              tls={"ca_certs": str(ca)})
         t = topic()
         p.subscribe(t, 1)

@@ -37,6 +37,10 @@ class ClientCore:
         """Withhold PUBACK (QoS 1) / PUBCOMP (QoS 2) until ``ack()``."""
     def set_event_limit(self, n: int) -> None:
         """Stop reading the socket while more than ``n`` events wait (default 65536)."""
+    def set_resolve_topic_aliases(self, on: bool) -> None:
+        """False: aliased incoming v5 messages keep their empty topic, as in paho."""
+    def set_keepalive_paused(self, paused: bool) -> None:
+        """No PINGREQ while paused (paho pings only while a loop function runs)."""
     def set_log_packets(self, on: bool) -> None:
         """Post EV_LOG DEBUG lines for sent/received packets in paho's wording."""
     def connect(
@@ -54,7 +58,7 @@ class ClientCore:
         properties: bytes | None = None,
         transport: str = "tcp",
         ws_path: str = "/mqtt",
-        ws_headers: list[tuple[str, str]] | None = None,
+        ws_headers: dict[str, str] | list[tuple[str, str]] | None = None,
         tls: dict[str, object] | None = None,
         bind_address: str = "",
         bind_port: int = 0,

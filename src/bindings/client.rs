@@ -220,6 +220,17 @@ fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyR
     }
 }
 
+/// WebSocket headers as a dict (the contract) or a list of pairs.
+fn header_list(h: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    match h.cast::<PyDict>() {
+        Ok(d) => d
+            .iter()
+            .map(|(k, v)| Ok((k.extract::<String>()?, v.extract::<String>()?)))
+            .collect(),
+        Err(_) => h.extract::<Vec<(String, String)>>(),
+    }
+}
+
 fn tls_options(d: &Bound<'_, PyDict>) -> PyResult<TlsOptions> {
     Ok(TlsOptions {
         ca_certs: get::<PathBuf>(d, "ca_certs")?,
@@ -334,6 +345,17 @@ impl ClientCore {
         self.client.events().set_limit(n);
     }
 
+    /// False: incoming v5 PUBLISH packets that use a topic alias keep their (empty) wire
+    /// topic, as paho-mqtt delivers them. Default True: the full topic.
+    fn set_resolve_topic_aliases(&self, on: bool) {
+        self.client.set_resolve_topic_aliases(on);
+    }
+
+    /// No PINGREQ while paused (paho sends pings only while a loop function runs).
+    fn set_keepalive_paused(&self, paused: bool) {
+        self.client.set_keepalive_paused(paused);
+    }
+
     fn set_log_packets(&self, on: bool) {
         self.client.set_log_packets(on);
     }
@@ -358,7 +380,7 @@ impl ClientCore {
         properties: Option<PyBackedBytes>,
         transport: &str,
         ws_path: &str,
-        ws_headers: Option<Vec<(String, String)>>,
+        ws_headers: Option<Bound<'_, PyAny>>,
         tls: Option<Bound<'_, PyDict>>,
         bind_address: &str,
         bind_port: u16,
@@ -407,7 +429,11 @@ impl ClientCore {
                 port,
                 kind,
                 ws_path: ws_path.to_string(),
-                ws_headers: ws_headers.unwrap_or_default(),
+                ws_headers: ws_headers
+                    .as_ref()
+                    .map(header_list)
+                    .transpose()?
+                    .unwrap_or_default(),
                 tls: tls.as_ref().map(tls_options).transpose()?,
                 bind_address: bind_address.to_string(),
                 bind_port,

@@ -2,6 +2,7 @@
 //! nothing else. One task per connection, owning both halves of the stream; reads and
 //! writes run concurrently inside it, so a slow reader never blocks a write.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -196,6 +197,10 @@ impl Shared {
         }
         s.on_connection_lost();
         let mut events: Vec<Event> = s.take_events().collect();
+        if self.quiet_end.load(Ordering::Relaxed) == generation {
+            self.events.extend(events);
+            return;
+        }
         events.push(Event::Disconnected {
             code: close.code,
             from_server: close.from_server,

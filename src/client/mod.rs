@@ -17,6 +17,7 @@ pub mod session;
 pub mod tls;
 pub mod transport;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,8 +49,20 @@ pub(crate) struct Shared {
     pub(crate) events: EventQueue,
     pub(crate) wake_writer: Notify,
     /// The task of the current connection (or connection attempt).
-    task: Mutex<Option<tokio::task::AbortHandle>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// A connection generation whose end is not reported: one that `connect()`
+    /// replaced while it was still writing its DISCONNECT.
+    quiet_end: AtomicU64,
     last: Mutex<Option<ConnectOptions>>,
+}
+
+/// Ends a task when dropped (a plain `JoinHandle` would detach it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A connect in progress; the caller waits on it in short slices so it can check for
@@ -92,6 +105,7 @@ impl Client {
                 events: EventQueue::new(limit)?,
                 wake_writer: Notify::new(),
                 task: Mutex::new(None),
+                quiet_end: AtomicU64::new(u64::MAX),
                 last: Mutex::new(None),
             }),
         })
@@ -121,6 +135,16 @@ impl Client {
     pub fn set_log_packets(&self, on: bool) {
         self.with_session(|s| s.set_log_packets(on));
     }
+    pub fn set_resolve_topic_aliases(&self, on: bool) {
+        self.with_session(|s| s.set_resolve_topic_aliases(on));
+    }
+    /// While paused the connection task sends no PINGREQ (paho pings only while a loop
+    /// function runs).
+    pub fn set_keepalive_paused(&self, paused: bool) {
+        self.with_session(|s| s.set_keepalive_paused(paused, Instant::now()));
+        // The writer sleeps until the old deadline; let it recompute.
+        self.shared.wake_writer.notify_one();
+    }
     pub fn is_connected(&self) -> bool {
         self.shared.session.lock().is_connected()
     }
@@ -141,7 +165,22 @@ impl Client {
     }
 
     fn spawn_connect(&self, opts: ConnectOptions, report_failure: bool) -> PendingConnect {
-        self.close();
+        // A DISCONNECT asked for just before is still written before the old connection
+        // goes (paho writes it synchronously), so the broker does not publish the will.
+        let previous = self.shared.task.lock().take();
+        let finishing = {
+            let s = self.shared.session.lock();
+            (s.state() == session::ConnState::Disconnecting).then(|| s.generation())
+        };
+        match finishing {
+            Some(g) => self.shared.quiet_end.store(g, Ordering::Relaxed),
+            None => {
+                if let Some(t) = &previous {
+                    t.abort();
+                }
+                self.close();
+            }
+        }
         self.shared
             .events
             .remove_where(|e| matches!(e, Event::Disconnected { .. }));
@@ -150,6 +189,16 @@ impl Client {
         let shared = self.shared.clone();
         let mut task = self.shared.task.lock();
         let join = crate::runtime::handle().spawn(async move {
+            if let (Some(g), Some(old)) = (finishing, previous) {
+                // Aborted with this attempt (Ctrl-C, close()) or after the grace period.
+                let mut old = AbortOnDrop(old);
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut old.0).await;
+                drop(old);
+                let mut s = shared.session.lock();
+                if s.generation() == g {
+                    s.on_connection_lost();
+                }
+            }
             let opened =
                 match tokio::time::timeout(opts.timeout, transport::open(&opts.transport)).await {
                     Err(_) => Err(ConnectError::Timeout),
@@ -182,11 +231,9 @@ impl Client {
             let _ = tx.send(Ok(()));
             connection::run(shared, generation, stream, version, max_packet_size).await;
         });
-        *task = Some(join.abort_handle());
-        PendingConnect {
-            rx,
-            abort: join.abort_handle(),
-        }
+        let abort = join.abort_handle();
+        *task = Some(join);
+        PendingConnect { rx, abort }
     }
 
     /// `start_connect` with the last options; `None` if there were none.

@@ -123,6 +123,8 @@ impl Close {
 #[derive(Debug, Clone)]
 pub struct KeepAlive {
     interval: Duration,
+    /// No PINGREQ and no timeout while paused (paho sends pings only while a loop runs).
+    paused: bool,
     last_out: Instant,
     last_in: Instant,
     ping_sent: Option<Instant>,
@@ -140,6 +142,7 @@ impl KeepAlive {
     pub fn new(interval: Duration, now: Instant) -> Self {
         Self {
             interval,
+            paused: false,
             last_out: now,
             last_in: now,
             ping_sent: None,
@@ -152,6 +155,16 @@ impl KeepAlive {
 
     pub fn set_interval(&mut self, interval: Duration) {
         self.interval = interval;
+    }
+
+    pub fn set_paused(&mut self, paused: bool, now: Instant) {
+        if self.paused && !paused {
+            // Silence while paused was intended: judge the connection afresh.
+            self.last_out = now;
+            self.last_in = now;
+            self.ping_sent = None;
+        }
+        self.paused = paused;
     }
 
     pub fn on_sent(&mut self, now: Instant) {
@@ -169,7 +182,7 @@ impl KeepAlive {
     /// `connected`: a CONNACK was received (no PINGREQ before it; silence before the
     /// CONNACK for a whole interval ends the connection).
     pub fn poll(&mut self, now: Instant, connected: bool) -> KeepAliveAction {
-        if self.interval.is_zero() {
+        if self.interval.is_zero() || self.paused {
             return KeepAliveAction::Wait(None);
         }
         if let Some(sent) = self.ping_sent {
@@ -239,6 +252,9 @@ pub struct Session {
     server_receive_max: usize,
     manual_ack: bool,
     log_packets: bool,
+    /// Resolve v5 topic aliases of incoming PUBLISH packets (paho leaves the topic empty).
+    resolve_aliases: bool,
+    keepalive_paused: bool,
     /// QoS 2 messages received and PUBREC'd, delivered when PUBREL arrives.
     incoming_qos2: HashMap<u16, Box<Message>>,
     /// v5 topic aliases the server set on this connection (§3.3.2.3.4).
@@ -274,6 +290,8 @@ impl Session {
             server_receive_max: 0,
             manual_ack: false,
             log_packets: false,
+            resolve_aliases: true,
+            keepalive_paused: false,
             incoming_qos2: HashMap::new(),
             aliases_in: HashMap::new(),
             keepalive: KeepAlive::new(Duration::ZERO, Instant::now()),
@@ -298,6 +316,14 @@ impl Session {
     }
     pub fn set_log_packets(&mut self, on: bool) {
         self.log_packets = on;
+    }
+    pub fn set_resolve_topic_aliases(&mut self, on: bool) {
+        self.resolve_aliases = on;
+    }
+    /// Survives reconnects, like the other settings.
+    pub fn set_keepalive_paused(&mut self, paused: bool, now: Instant) {
+        self.keepalive_paused = paused;
+        self.keepalive.set_paused(paused, now);
     }
     pub fn state(&self) -> ConnState {
         self.state
@@ -664,6 +690,7 @@ impl Session {
             self.incoming_qos2.clear();
         }
         self.keepalive = KeepAlive::new(Duration::from_secs(connect.keep_alive.into()), now);
+        self.keepalive.set_paused(self.keepalive_paused, now);
         if self.log_packets {
             self.log(format!(
                 "Sending CONNECT (u{}, p{}, wr{}, wq{}, wf{}, c{}, k{}) client_id=b'{}'",
@@ -874,7 +901,8 @@ impl Session {
     }
 
     fn handle_publish(&mut self, mut p: Publish) -> Result<(), Close> {
-        if let Some(alias) = p.properties.as_ref().and_then(|pr| pr.topic_alias) {
+        let alias = p.properties.as_ref().and_then(|pr| pr.topic_alias);
+        if let Some(alias) = alias.filter(|_| self.resolve_aliases) {
             if alias == 0 {
                 return Err(Close::protocol_with(
                     ReasonCode::TOPIC_ALIAS_INVALID,
@@ -1221,6 +1249,26 @@ mod tests {
     }
 
     #[test]
+    fn raising_max_inflight_while_connected_releases_queued_messages() {
+        let mut s = connected(ProtocolVersion::V311);
+        s.set_max_inflight(1);
+        publish(&mut s, QoS::AtLeastOnce);
+        publish(&mut s, QoS::AtLeastOnce);
+        assert_eq!(pubs(&sent(&mut s)), vec![(1, false)]);
+        s.set_max_inflight(0);
+        assert_eq!(pubs(&sent(&mut s)), vec![(2, false)]);
+    }
+
+    #[test]
+    fn unknown_pubrec_is_answered_and_unexpected_connack_is_a_protocol_error() {
+        let mut s = connected(ProtocolVersion::V311);
+        s.handle(Packet::PubRec(ack(42))).unwrap();
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubRel(a)] if a.pkid == 42));
+        let r = s.handle(Packet::ConnAck(ConnAck::default()));
+        assert_eq!(r.unwrap_err().code, rc::PROTOCOL);
+    }
+
+    #[test]
     fn server_receive_maximum_limits_the_window() {
         let mut s = Session::new();
         s.set_max_inflight(0);
@@ -1478,6 +1526,36 @@ mod tests {
             k.poll(t1 + ka, true),
             KeepAliveAction::Wait(Some(t1 + Duration::from_secs(18)))
         );
+    }
+
+    #[test]
+    fn paused_keepalive_neither_pings_nor_times_out() {
+        let t0 = Instant::now();
+        let ka = Duration::from_secs(10);
+        let mut k = KeepAlive::new(ka, t0);
+        k.set_paused(true, t0);
+        assert_eq!(k.poll(t0 + ka * 5, true), KeepAliveAction::Wait(None));
+        k.set_paused(false, t0 + ka * 5);
+        assert_eq!(
+            k.poll(t0 + ka * 5, true),
+            KeepAliveAction::Wait(Some(t0 + ka * 6))
+        );
+    }
+
+    #[test]
+    fn aliases_can_be_left_unresolved_as_paho_does() {
+        let mut s = connected(ProtocolVersion::V5);
+        s.set_resolve_topic_aliases(false);
+        s.handle(Packet::Publish(Publish {
+            topic: ByteStr::new(),
+            properties: Some(Box::new(Properties {
+                topic_alias: Some(7),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert!(matches!(&events(&mut s)[..], [Event::Message(m)] if m.topic.is_empty()));
     }
 
     #[test]
