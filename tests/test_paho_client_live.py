@@ -833,3 +833,26 @@ def test_ctrl_c_interrupts_subscribe_simple(broker):
             sys.exit(42)
     """, broker, signal.SIGINT)
     assert code == 42, err
+
+
+def test_drop_out_messages_removes_unsent_qos1(broker):
+    rec = Recorder()
+    watcher = client_with(rec, client_id="drop-watch")
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.loop_start()
+    rec.wait_for("on_connect")
+    watcher.subscribe("drop/#", 1)
+    rec.wait_for("on_subscribe")
+    prec = Recorder()
+    c = client_with(prec, client_id="dropper")
+    dropped = c.publish("drop/old", "stale", 1)
+    dropped_msgs = c.drop_out_messages()
+    assert [m.mid for m in dropped_msgs] == [dropped.mid] and dropped_msgs[0].qos == 1
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    prec.wait_for("on_connect")
+    c.publish("drop/new", "fresh", 1)
+    (_, _, msg), = rec.wait_for("on_message")
+    assert msg.payload == b"fresh"  # the dropped one was never sent
+    stop(c)
+    stop(watcher)
