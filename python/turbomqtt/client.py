@@ -757,6 +757,9 @@ class Client:
         # (CONNACK may even be in) before that thread gets the GIL back to set _sock.
         self._core_connecting = False
         self._keepalive_paused = False
+        # Set while on_connect runs for a refused CONNACK: the connection is about to be
+        # closed, and paho's disconnect() there only queues a DISCONNECT that is never sent.
+        self._refused = False
         self._loop_used = False
         self._log_packets = False
         self._core = _new_core()
@@ -1431,6 +1434,8 @@ class Client:
             self._state = _ConnectionState.MQTT_CS_DISCONNECTED
             return MQTT_ERR_NO_CONN
         self._state = _ConnectionState.MQTT_CS_DISCONNECTING
+        if self._refused:
+            return MQTT_ERR_SUCCESS
         code = 0
         packed = None
         if self._protocol == MQTTv5:
@@ -2018,6 +2023,7 @@ class Client:
         on_connect = self.on_connect
         if on_connect:
             flags_dict = {"session present": flags}
+            self._refused = code != 0
             try:
                 if self._callback_api_version == CallbackAPIVersion.VERSION1:
                     if v5:
@@ -2033,6 +2039,8 @@ class Client:
                 self._easy_log(MQTT_LOG_ERR, "Caught exception in on_connect: %s", err)
                 if not self.suppress_exceptions:
                     raise
+            finally:
+                self._refused = False
         if code == 0:
             return MQTT_ERR_SUCCESS
         if 0 < code < 6:
