@@ -1012,3 +1012,37 @@ fn encoder_refuses_invalid_packets() {
         "a refused packet leaves the buffer as it was"
     );
 }
+
+#[test]
+fn authentication_data_without_method() {
+    refused(
+        None,
+        &frame(
+            0x10,
+            &connect_body(b"MQTT", 5, 0x02, &[4, 0x16, 0, 1, b'd', 0, 0]),
+        ),
+        DecodeError::Protocol("authentication data without authentication method"),
+        PROTOCOL,
+    );
+    refused(
+        Some(V5),
+        &frame(0xF0, &[0x18, 0]),
+        DecodeError::Protocol("AUTH without authentication method"),
+        PROTOCOL,
+    );
+    refused(
+        Some(V5),
+        &frame(0xF0, &[0x18, 4, 0x16, 0, 1, b'd']),
+        DecodeError::Protocol("AUTH without authentication method"),
+        PROTOCOL,
+    );
+    let mut out = BytesMut::new();
+    let auth = Packet::Auth(Auth {
+        code: ReasonCode::CONTINUE_AUTHENTICATION,
+        properties: Properties::default(),
+    });
+    assert_eq!(
+        encode(&auth, V5, &mut out),
+        Err(EncodeError::Invalid("AUTH without authentication method"))
+    );
+}

@@ -353,6 +353,10 @@ fn every_property_in_every_packet_that_allows_it() {
     let mut count = 0;
     for (table, props) in sets {
         let packets: Vec<Packet> = if table == CONNECT_PROPS {
+            let mut props = props;
+            if props.authentication_data.is_some() {
+                props.authentication_method = Some("SCRAM-SHA-1".into());
+            }
             vec![connect(v, true, true, props)]
         } else if table == WILL_PROPS {
             let mut c = connect(v, true, false, Properties::default());
@@ -450,9 +454,18 @@ fn every_property_in_every_packet_that_allows_it() {
                 }),
             ]
         } else {
+            // Every AUTH but the bare Success form names its method (§3.15.2.2.2).
+            let mut props = props;
+            props
+                .authentication_method
+                .get_or_insert_with(|| "SCRAM-SHA-1".into());
             vec![
                 Packet::Auth(Auth {
                     code: ReasonCode::CONTINUE_AUTHENTICATION,
+                    properties: props.clone(),
+                }),
+                Packet::Auth(Auth {
+                    code: ReasonCode::RE_AUTHENTICATE,
                     properties: props.clone(),
                 }),
                 Packet::Auth(Auth {
@@ -640,6 +653,14 @@ fn paho_minimal_encodings() {
     });
     assert_eq!(enc(&c, ProtocolVersion::V311), [0x20, 0x02, 0x00, 0x05]);
     assert_eq!(enc(&c, v5), [0x20, 0x03, 0x00, 0x87, 0x00]);
+    // A refusal never carries session present ([MQTT-3.2.2-4]).
+    let c = Packet::ConnAck(ConnAck {
+        session_present: true,
+        code: ReasonCode::BANNED,
+        ..Default::default()
+    });
+    assert_eq!(enc(&c, ProtocolVersion::V311), [0x20, 0x02, 0x00, 0x05]);
+    assert_eq!(enc(&c, v5), [0x20, 0x03, 0x00, 0x8A, 0x00]);
     // v3 SUBACK: every v5 failure is 0x80.
     let s = Packet::SubAck(SubAck {
         pkid: 1,
@@ -696,4 +717,142 @@ fn several_packets_in_one_buffer() {
         assert_eq!(dec.decode(&mut buf).unwrap().as_ref(), Some(p));
     }
     assert_eq!(dec.decode(&mut buf).unwrap(), None);
+}
+
+/// Every reason code (MQTT 5 §2.4): each one a packet may carry round-trips in it, every
+/// other byte is refused as a protocol error.
+#[test]
+fn every_reason_code_in_every_packet() {
+    let v = ProtocolVersion::V5;
+    let connack: &[u8] = &[
+        0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90, 0x95,
+        0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F,
+    ];
+    let puback: &[u8] = &[0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99];
+    let pubrel: &[u8] = &[0x00, 0x92];
+    let suback: &[u8] = &[
+        0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2,
+    ];
+    let unsuback: &[u8] = &[0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91];
+    let disconnect: &[u8] = &[
+        0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90, 0x93, 0x94,
+        0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2,
+    ];
+    let auth: &[u8] = &[0x00, 0x18, 0x19];
+    let method = Properties {
+        authentication_method: Some("m".into()),
+        ..Properties::default()
+    };
+    type Make = Box<dyn Fn(ReasonCode) -> Packet>;
+    type Kind<'a> = (&'a [u8], Make, fn(u8) -> Vec<u8>);
+    let kinds: Vec<Kind> = vec![
+        (
+            connack,
+            Box::new(|c| {
+                Packet::ConnAck(ConnAck {
+                    code: c,
+                    ..Default::default()
+                })
+            }),
+            |c| vec![0x20, 3, 0, c, 0],
+        ),
+        (
+            puback,
+            Box::new(|c| {
+                Packet::PubAck(PubAck {
+                    pkid: 1,
+                    code: c,
+                    ..Default::default()
+                })
+            }),
+            |c| vec![0x40, 3, 0, 1, c],
+        ),
+        (
+            puback,
+            Box::new(|c| {
+                Packet::PubRec(PubAck {
+                    pkid: 1,
+                    code: c,
+                    ..Default::default()
+                })
+            }),
+            |c| vec![0x50, 3, 0, 1, c],
+        ),
+        (
+            pubrel,
+            Box::new(|c| {
+                Packet::PubRel(PubAck {
+                    pkid: 1,
+                    code: c,
+                    ..Default::default()
+                })
+            }),
+            |c| vec![0x62, 3, 0, 1, c],
+        ),
+        (
+            pubrel,
+            Box::new(|c| {
+                Packet::PubComp(PubAck {
+                    pkid: 1,
+                    code: c,
+                    ..Default::default()
+                })
+            }),
+            |c| vec![0x70, 3, 0, 1, c],
+        ),
+        (
+            suback,
+            Box::new(|c| {
+                Packet::SubAck(SubAck {
+                    pkid: 1,
+                    codes: vec![c],
+                    ..Default::default()
+                })
+            }),
+            |c| vec![0x90, 4, 0, 1, 0, c],
+        ),
+        (
+            unsuback,
+            Box::new(|c| {
+                Packet::UnsubAck(UnsubAck {
+                    pkid: 1,
+                    codes: vec![c],
+                    ..Default::default()
+                })
+            }),
+            |c| vec![0xB0, 4, 0, 1, 0, c],
+        ),
+        (
+            disconnect,
+            Box::new(|c| {
+                Packet::Disconnect(Disconnect {
+                    code: c,
+                    ..Default::default()
+                })
+            }),
+            |c| vec![0xE0, 1, c],
+        ),
+        (
+            auth,
+            Box::new(move |c| {
+                Packet::Auth(Auth {
+                    code: c,
+                    properties: method.clone(),
+                })
+            }),
+            |c| vec![0xF0, 5, c, 3, 0x15, 0, 0],
+        ),
+    ];
+    for (valid, make, raw) in kinds {
+        for code in 0..=255u8 {
+            if valid.contains(&code) {
+                roundtrip(&make(ReasonCode(code)), v);
+            } else {
+                let mut dec = Decoder::with_version(v, 1024);
+                let err = dec.decode(&mut BytesMut::from(&raw(code)[..])).unwrap_err();
+                assert!(matches!(err, DecodeError::Protocol(_)), "{code:#x}: {err}");
+                assert_eq!(err.reason_code(), ReasonCode::PROTOCOL_ERROR);
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -371,6 +372,24 @@ def test_manual_ack_withholds_puback_until_ack(mosquitto):
                            for e in ev))
 
 
+def test_manual_ack_of_qos2_withholds_pubcomp_until_ack(mosquitto):
+    t = topic()
+    p = Peer()
+    p.core.set_manual_ack(True)
+    p.core.set_log_packets(True)
+    p.connected(*mosquitto)
+    p.subscribe(t, 2)
+    p.core.publish(t, b"m", 2, False, None)
+    p.until(lambda ev: len(p.messages()) == 1)
+    mid = p.messages()[0][5]
+    sent = [e[2] for e in p.events if e[0] == EV_LOG and e[2].startswith("Sending PUB")]
+    assert f"Sending PUBREC (Mid: {mid})" in sent, "PUBREC is always automatic, as in paho"
+    assert f"Sending PUBCOMP (Mid: {mid})" not in sent
+    assert p.core.ack(mid, 2) == 0
+    p.until(lambda ev: any(e[0] == EV_LOG and e[2] == f"Sending PUBCOMP (Mid: {mid})"
+                           for e in ev))
+
+
 def test_v5_properties_cross_in_paho_wire_form(mosquitto):
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
@@ -512,6 +531,36 @@ def test_v5_client_sends_disconnect_0x94_for_an_unknown_topic_alias():
     assert got == [(0xE0, b"\x94\x00")] or got == [(0xE0, b"\x94")]
     assert p.of(EV_DISCONNECTED)[0][1] == 2
     assert p.messages() == []
+
+
+def test_bind_address_and_port_choose_the_local_end():
+    from conftest import _free_port
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    local_port = _free_port()
+    peers = []
+
+    def serve():
+        with server:
+            server.settimeout(10)
+            conn, addr = server.accept()
+            peers.append(addr)
+            with conn:
+                conn.settimeout(10)
+                _read_packet(conn)
+                conn.sendall(b"\x20\x02\x00\x00")
+                while conn.recv(1024):
+                    pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    p = Peer().connected("127.0.0.1", server.getsockname()[1], bind_address="127.0.0.1",
+                         bind_port=local_port)
+    assert peers == [("127.0.0.1", local_port)]
+    p.core.disconnect()
+    t.join(10)
 
 
 def test_malformed_packet_from_the_broker_closes_with_protocol_error():
@@ -960,3 +1009,57 @@ def test_nonblocking_connect_failure_arrives_as_an_exception_event():
             p.close()
 
     asyncio.run(main())
+
+
+def test_interpreter_exit_with_a_thread_blocked_in_wait_does_not_hang(mosquitto):
+    script = f"""
+import threading
+from turbomqtt import _core
+core = _core.ClientCore()
+core.connect(host={mosquitto[0]!r}, port={mosquitto[1]}, keepalive=60, client_id="exit",
+             protocol=4, clean_start=True)
+def loop():
+    while True:
+        if core.wait(None):
+            core.drain()
+threading.Thread(target=loop, daemon=True).start()
+core.subscribe([("exit/#", 1)])
+print("ready", flush=True)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ready"
+
+
+def test_broker_restart_loses_no_qos1_or_qos2_message(tmp_path):
+    from conftest import MosquittoProcess
+
+    # mosquitto drops to its own user before writing: a world-writable persistence dir.
+    store = pathlib.Path(tempfile.mkdtemp(prefix="turbomqtt-persist-"))
+    store.chmod(0o777)
+    broker = MosquittoProcess(
+        tmp_path, f"persistence true\npersistence_location {store}/\n").start()
+    try:
+        t = topic()
+        sub = Peer().connected(broker.host, broker.port, clean_start=False, client_id="keeper")
+        sub.subscribe(t, 2)
+        pub = Peer().connected(broker.host, broker.port, clean_start=False, client_id="sender")
+        mids = {}
+        for i in range(600):
+            rc, mid = pub.core.publish(t, b"%d" % i, 1 + i % 2, False, None)
+            assert rc == 0
+            mids[mid] = i
+        broker.stop()  # mid-stream: some messages are still unacknowledged
+        pub.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev))
+        sub.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev))
+        broker.start()
+        sub.core.reconnect()
+        pub.core.reconnect()
+        pub.until(lambda ev: {e[1] for e in ev if e[0] == EV_PUBLISHED} >= set(mids),
+                  timeout=30)
+        sub.until(lambda ev: {int(m[2]) for m in sub.messages()} == set(range(600)),
+                  timeout=30)
+    finally:
+        broker.stop()
+        shutil.rmtree(store, ignore_errors=True)

@@ -15,6 +15,8 @@ __version__: str = _core.__version__
 # so exit never hangs on a connection task.
 _atexit.register(_core._shutdown)
 
+from turbomqtt.broker import Broker
+
 
 def install_as_paho() -> None:
     """Make every later ``import paho.mqtt...`` in this process use turbomqtt's modules
@@ -24,5 +26,4 @@ def install_as_paho() -> None:
     _install()
 
 
-__all__ = ["__version__"]
-__all__ += ["install_as_paho"]
+__all__ = ["Broker", "__version__", "install_as_paho"]

@@ -2,7 +2,7 @@
 
 - ``broker``: run the embedded MQTT broker until Ctrl-C.
 - ``run SCRIPT [ARGS...]``: run a Python script with the paho switch on, so its
-  ``import paho.mqtt.client`` (and its libraries') gets turbomqtt's client.
+  ``import paho.mqtt.client`` gets turbomqtt's client.
 """
 
 from __future__ import annotations
@@ -91,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     broker.set_defaults(func=_run_broker)
 
     run = commands.add_parser(
-        "run",
-        help="run a script with paho.mqtt imports served by turbomqtt",
-        description="Run a Python script with the paho switch on (paho.mqtt.* -> turbomqtt).",
+        "run", help="run a script with paho.mqtt imports served by turbomqtt"
     )
     run.add_argument("script", help="path of the Python script")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments given to the script")

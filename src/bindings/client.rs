@@ -71,13 +71,17 @@ fn module_error(py: Python<'_>, module: &str, class: &str, args: (i32, String)) 
 /// The one place where connection errors become Python exceptions.
 fn connect_error(py: Python<'_>, e: &ConnectError) -> PyErr {
     match e {
-        // EAI_NONAME, as `socket.getaddrinfo` reports an unknown host on Linux.
-        ConnectError::Resolve { .. } => module_error(
-            py,
-            "socket",
-            "gaierror",
-            (-2, "Name or service not known".into()),
-        ),
+        // The getaddrinfo codes and texts of glibc, as `socket.getaddrinfo` reports them.
+        ConnectError::Resolve { detail, .. } => {
+            let (code, text) = if detail.contains("Temporary failure") {
+                (-3, "Temporary failure in name resolution")
+            } else if detail.contains("No address associated") {
+                (-5, "No address associated with hostname")
+            } else {
+                (-2, "Name or service not known")
+            };
+            module_error(py, "socket", "gaierror", (code, text.into()))
+        }
         ConnectError::Io(io) => match io.raw_os_error() {
             Some(errno) => {
                 let text = std::io::Error::from_raw_os_error(errno).to_string();

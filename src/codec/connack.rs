@@ -61,13 +61,15 @@ pub(crate) fn len(c: &ConnAck, version: ProtocolVersion) -> usize {
 }
 
 /// v5 always carries the reason code and the property length (§3.2.2.3); 3.x maps the
-/// reason code back to its return code.
+/// reason code back to its return code. Session present is written only with Success.
 pub(crate) fn write(
     c: &ConnAck,
     version: ProtocolVersion,
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
-    let session_present = c.session_present && version != ProtocolVersion::V31;
+    // [MQTT-3.2.2-4] / [MQTT-3.2.2-6]: a refusal never has a session; 3.1 has no flag.
+    let session_present =
+        c.session_present && c.code == ReasonCode::SUCCESS && version != ProtocolVersion::V31;
     write_header(out, 0x20, len(c, version))?;
     out.put_u8(session_present as u8);
     if version.is_v5() {

@@ -66,6 +66,12 @@ pub(crate) fn read(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
     } else {
         Properties::default()
     };
+    // §3.1.2.11.10: authentication data without a method is a protocol error.
+    if properties.authentication_data.is_some() && properties.authentication_method.is_none() {
+        return Err(DecodeError::Protocol(
+            "authentication data without authentication method",
+        ));
+    }
     // [MQTT-3.1.3-4] UTF-8 string; emptiness and length limits are the server's policy.
     let client_id = r.string()?;
     let will = if flags & WILL != 0 {
@@ -141,11 +147,17 @@ pub(crate) fn write(c: &Connect, out: &mut BytesMut) -> Result<(), EncodeError> 
             "a password without a user name needs MQTT 5",
         ));
     }
+    if c.properties.authentication_data.is_some() && c.properties.authentication_method.is_none() {
+        return Err(EncodeError::Invalid(
+            "authentication data without authentication method",
+        ));
+    }
     let mut flags = 0u8;
     if c.clean_start {
         flags |= CLEAN;
     }
     if let Some(w) = &c.will {
+        validate_topic_name(&w.topic).map_err(EncodeError::Invalid)?;
         flags |= WILL | ((w.qos as u8) << 3);
         if w.retain {
             flags |= WILL_RETAIN;

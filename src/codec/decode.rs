@@ -1,6 +1,6 @@
 //! Incremental framing and decoding.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
 use super::reason::valid;
 use super::wire::{expect_end, Reader};
@@ -80,7 +80,18 @@ impl Decoder {
             return Ok(None);
         }
         // One refcounted view of the frame; topics and payloads are slices of it.
-        let frame = buf.split_to(total).freeze();
+        let mut frame = buf.split_to(total).freeze();
+        if first >> 4 == 3 {
+            if let Some(version) = self.version {
+                // The hot path: the payload is the frame itself, advanced past the header.
+                let mut r = Reader::new(&frame, 1 + header_len);
+                let mut publish = publish::read_head(first & 0x0F, &mut r, version)?;
+                let at = r.position();
+                frame.advance(at);
+                publish.payload = frame;
+                return Ok(Some(Packet::Publish(publish)));
+            }
+        }
         let mut r = Reader::new(&frame, 1 + header_len);
         let packet = match self.version {
             Some(version) => read_body(first, &mut r, version)?,
@@ -153,7 +164,6 @@ fn read_body(
     version: ProtocolVersion,
 ) -> Result<Packet, DecodeError> {
     Ok(match first >> 4 {
-        3 => Packet::Publish(publish::read(first & 0x0F, r, version)?),
         1 => Packet::Connect(Box::new(connect::read(r)?)),
         2 => Packet::ConnAck(connack::read(r, version)?),
         4 => Packet::PubAck(puback::read(r, version, valid::PUBACK)?),
@@ -168,6 +178,6 @@ fn read_body(
         13 => Packet::PingResp,
         14 => Packet::Disconnect(disconnect::read_disconnect(r, version.is_v5())?),
         15 => Packet::Auth(disconnect::read_auth(r)?),
-        _ => unreachable!("packet type 0 refused with the fixed header"),
+        _ => unreachable!("PUBLISH decoded by the caller; type 0 refused with the fixed header"),
     })
 }

@@ -91,7 +91,12 @@ pub(crate) fn write_disconnect(
 }
 
 pub(crate) fn read_auth(r: &mut Reader<'_>) -> Result<Auth, DecodeError> {
+    let short = r.is_empty();
     let (code, properties) = read_tail(r, valid::AUTH, allowed::AUTH)?;
+    // §3.15.2.2.2: an AUTH that is not the bare Success form names its method.
+    if !short && properties.authentication_method.is_none() {
+        return Err(DecodeError::Protocol("AUTH without authentication method"));
+    }
     Ok(Auth { code, properties })
 }
 
@@ -100,5 +105,9 @@ pub(crate) fn auth_len(a: &Auth) -> usize {
 }
 
 pub(crate) fn write_auth(a: &Auth, out: &mut BytesMut) -> Result<(), EncodeError> {
+    let bare = a.code == ReasonCode::SUCCESS && a.properties.is_empty();
+    if !bare && a.properties.authentication_method.is_none() {
+        return Err(EncodeError::Invalid("AUTH without authentication method"));
+    }
     write_tail(0xF0, a.code, &a.properties, allowed::AUTH, out)
 }

@@ -1,7 +1,10 @@
 //! MQTT 5 properties (§2.2.2.2). One struct for every packet; which identifiers a packet
 //! may carry is checked when decoding and encoding.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::wire::{field_len, var_int_len, write_binary, write_str, write_var_int, Reader};
+use super::{DecodeError, EncodeError};
 
 /// Every MQTT 5 property. Encoding writes them in ascending identifier order, which is
 /// the order paho-mqtt 2.2.0 writes them in (so our bytes equal paho's).
@@ -35,11 +38,6 @@ pub struct Properties {
     pub subscription_identifier_available: Option<u8>, // 0x29 byte
     pub shared_subscription_available: Option<u8>, // 0x2A byte
 }
-
-use bytes::{BufMut, BytesMut};
-
-use super::wire::{field_len, var_int_len, write_binary, write_str, write_var_int, Reader};
-use super::{DecodeError, EncodeError};
 
 /// Property identifiers (§2.2.2.2).
 pub(crate) mod id {

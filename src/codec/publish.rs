@@ -1,15 +1,17 @@
 //! PUBLISH (MQTT 3.1.1 §3.3, MQTT 5 §3.3): the hot path of both client and broker.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::properties::allowed;
 use super::topic::validate_topic_name;
-use super::wire::{read_pkid, write_binary, write_header, Reader};
+use super::wire::{read_pkid, scan_topic, write_binary, write_header, Reader};
 use super::{DecodeError, EncodeError, Properties, ProtocolVersion, Publish, QoS};
 
+/// Reads everything but the payload, which is the rest of the frame: the caller takes
+/// it by advancing the frame itself, one refcount cheaper than slicing it.
 /// `flags` is the low nibble of the fixed header: DUP, QoS, RETAIN (§3.3.1).
-#[inline]
-pub(crate) fn read(
+#[inline(always)]
+pub(crate) fn read_head(
     flags: u8,
     r: &mut Reader<'_>,
     version: ProtocolVersion,
@@ -26,7 +28,7 @@ pub(crate) fn read(
     if dup && qos == QoS::AtMostOnce {
         return Err(DecodeError::Malformed("DUP flag set on a QoS 0 PUBLISH"));
     }
-    let topic = r.bytestr()?;
+    let topic = r.topic()?;
     let pkid = if qos == QoS::AtMostOnce {
         0
     } else {
@@ -51,10 +53,7 @@ pub(crate) fn read(
         if !aliased {
             return Err(DecodeError::Protocol("empty topic without a topic alias"));
         }
-    } else {
-        validate_topic_name(&topic).map_err(DecodeError::TopicNameInvalid)?;
     }
-    let payload = r.rest();
     Ok(Publish {
         dup,
         qos,
@@ -62,7 +61,7 @@ pub(crate) fn read(
         topic,
         pkid,
         properties,
-        payload,
+        payload: Bytes::new(),
     })
 }
 
@@ -104,7 +103,8 @@ pub(crate) fn write(
         if !(version.is_v5() && aliased) {
             return Err(EncodeError::Invalid("empty topic without a topic alias"));
         }
-    } else {
+    } else if scan_topic(p.topic.as_bytes()).1 {
+        // Only a NUL or a wildcard can make a `str` an invalid topic name.
         validate_topic_name(&p.topic).map_err(EncodeError::Invalid)?;
     }
     let first = 0x30 | ((p.dup as u8) << 3) | ((p.qos as u8) << 1) | p.retain as u8;

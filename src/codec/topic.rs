@@ -23,9 +23,18 @@ fn check_common(s: &str) -> Result<(), TopicError> {
 
 /// A PUBLISH topic: non-empty, no wildcards, no U+0000, at most 65535 bytes.
 pub fn validate_topic_name(topic: &str) -> Result<(), TopicError> {
-    check_common(topic)?;
-    // [MQTT-3.3.2-2] no wildcard characters in a topic name.
-    if topic.bytes().any(|b| b == b'+' || b == b'#') {
+    if topic.is_empty() {
+        return Err("empty topic");
+    }
+    if topic.len() > u16::MAX as usize {
+        return Err("topic longer than 65535 bytes");
+    }
+    // One word-at-a-time pass finds NUL and wildcards together.
+    if super::wire::scan_topic(topic.as_bytes()).1 {
+        if topic.as_bytes().contains(&0) {
+            return Err("topic contains U+0000");
+        }
+        // [MQTT-3.3.2-2] no wildcard characters in a topic name.
         return Err("wildcard in topic name");
     }
     Ok(())

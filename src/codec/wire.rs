@@ -79,7 +79,7 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
         if self.remaining() < 2 {
             return Err(TRUNCATED);
@@ -137,18 +137,6 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    /// Everything left, as a slice of the frame.
-    #[inline]
-    pub(crate) fn rest(&mut self) -> Bytes {
-        let b = if self.pos == self.end {
-            Bytes::new()
-        } else {
-            self.buf.slice(self.pos..self.end)
-        };
-        self.pos = self.end;
-        b
-    }
-
     /// Binary data (§1.5.6): two-byte length, then bytes.
     pub(crate) fn binary(&mut self) -> Result<Bytes, DecodeError> {
         let len = self.u16()? as usize;
@@ -179,6 +167,78 @@ impl<'a> Reader<'a> {
         // SAFETY: checked just above.
         Ok(unsafe { ByteStr::from_utf8_unchecked(b) })
     }
+}
+
+impl Reader<'_> {
+    /// Where the next field starts in the frame.
+    #[inline]
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// A PUBLISH topic name as a slice of the frame: UTF-8, no U+0000, no wildcards
+    /// ([MQTT-3.3.2-2]); empty is left to the caller (it may stand for a topic alias).
+    /// ASCII topics, the common case, are checked in one vectorisable pass.
+    #[inline(always)]
+    pub(crate) fn topic(&mut self) -> Result<ByteStr, DecodeError> {
+        let len = self.u16()? as usize;
+        if self.remaining() < len {
+            return Err(TRUNCATED);
+        }
+        let raw = &self.buf[self.pos..self.pos + len];
+        let (high, special) = scan_topic(raw);
+        if high {
+            check_utf8(raw)?;
+        }
+        if special {
+            if raw.contains(&0) {
+                return Err(DecodeError::Malformed("string contains U+0000"));
+            }
+            return Err(DecodeError::TopicNameInvalid("wildcard in topic name"));
+        }
+        let b = self.bytes(len)?;
+        // SAFETY: checked above (ASCII, or `check_utf8`).
+        Ok(unsafe { ByteStr::from_utf8_unchecked(b) })
+    }
+}
+
+/// Whether `raw` has a non-ASCII byte, and whether it has a NUL, `+` or `#`; eight bytes
+/// at a time (a byte is zero exactly when `(v - 0x01..) & !v & 0x80..` has its bit set).
+/// The last word overlaps the one before it, and a short input is padded with `a`, so
+/// there is no byte-by-byte tail.
+#[inline(always)]
+pub(crate) fn scan_topic(raw: &[u8]) -> (bool, bool) {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    #[inline(always)]
+    fn zero_byte(v: u64) -> u64 {
+        v.wrapping_sub(LO) & !v & HI
+    }
+    #[inline(always)]
+    fn word(c: &[u8]) -> u64 {
+        u64::from_le_bytes(c.try_into().expect("eight bytes"))
+    }
+    let (mut high, mut special) = (0u64, 0u64);
+    let mut scan = |v: u64| {
+        high |= v & HI;
+        special |= zero_byte(v)
+            | zero_byte(v ^ (LO * u64::from(b'+')))
+            | zero_byte(v ^ (LO * u64::from(b'#')));
+    };
+    let n = raw.len();
+    if n >= 8 {
+        for c in raw.chunks_exact(8) {
+            scan(word(c));
+        }
+        if n % 8 != 0 {
+            scan(word(&raw[n - 8..]));
+        }
+    } else {
+        let mut padded = [b'a'; 8];
+        padded[..n].copy_from_slice(raw);
+        scan(u64::from_le_bytes(padded));
+    }
+    (high != 0, special != 0)
 }
 
 /// Well-formed UTF-8 without U+0000 ([MQTT-1.5.4-1], [MQTT-1.5.4-2]). Surrogates are
@@ -298,5 +358,55 @@ pub(crate) fn expect_end(r: &Reader<'_>) -> Result<(), DecodeError> {
         Err(DecodeError::Malformed(
             "trailing bytes after packet content",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_topic_finds_every_position() {
+        for len in 0..40 {
+            let base = vec![b'a'; len];
+            assert_eq!(scan_topic(&base), (false, false));
+            for i in 0..len {
+                for (b, want) in [
+                    (0u8, (false, true)),
+                    (b'+', (false, true)),
+                    (b'#', (false, true)),
+                    (0xC3, (true, false)),
+                    (b'*', (false, false)),
+                    (b'"', (false, false)),
+                    (b',', (false, false)),
+                ] {
+                    let mut v = base.clone();
+                    v[i] = b;
+                    assert_eq!(scan_topic(&v), want, "{v:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn var_int_spec_table() {
+        // MQTT 5 §1.5.5, the table of variable byte integer sizes.
+        for (value, bytes) in [
+            (0usize, &[0x00u8][..]),
+            (127, &[0x7F]),
+            (128, &[0x80, 0x01]),
+            (16_383, &[0xFF, 0x7F]),
+            (16_384, &[0x80, 0x80, 0x01]),
+            (2_097_151, &[0xFF, 0xFF, 0x7F]),
+            (2_097_152, &[0x80, 0x80, 0x80, 0x01]),
+            (268_435_455, &[0xFF, 0xFF, 0xFF, 0x7F]),
+        ] {
+            let mut out = BytesMut::new();
+            write_var_int(&mut out, value);
+            assert_eq!(&out[..], bytes);
+            assert_eq!(var_int_len(value), bytes.len());
+            let frame = Bytes::copy_from_slice(bytes);
+            assert_eq!(Reader::new(&frame, 0).var_int().unwrap() as usize, value);
+        }
     }
 }
