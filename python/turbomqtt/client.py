@@ -767,6 +767,11 @@ class Client:
             self._core.set_max_inflight(self._max_inflight_messages)
             self._core.set_max_queued(self._max_queued_messages)
             self._core.set_manual_ack(bool(manual_ack))
+            resolve = getattr(self._core, "set_resolve_topic_aliases", None)
+            if resolve is not None:
+                # paho leaves incoming topic aliases to the application: an aliased PUBLISH
+                # arrives with topic "" and the TopicAlias property.
+                resolve(False)
 
     def __del__(self) -> None:
         core = getattr(self, "_core", None)
