@@ -536,17 +536,22 @@ class _Notifier:
     """What ``socket()`` returns: the core's level-triggered event fd, readable while
     events wait to be dispatched by ``loop_read()``. One per connection."""
 
-    __slots__ = ("_fd",)
+    __slots__ = ("_core", "_fd")
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, core: Any = None):
         self._fd = fd
+        self._core = core
 
     def fileno(self) -> int:
         return self._fd
 
     def close(self) -> None:
-        # The fd belongs to the core; closing the notifier only retires this view of it.
+        """Close the connection abruptly (no DISCONNECT: the broker publishes the will), as
+        closing paho's socket does. The fd itself belongs to the core and stays open."""
         self._fd = -1
+        core, self._core = self._core, None
+        if core is not None:
+            core.close()
 
     def setsockopt(self, level: int, option: int, value: Any) -> None:
         """Send/receive buffer sizes are tuning hints the core's socket does without; any
@@ -1416,7 +1421,7 @@ class Client:
         finally:
             self._core_connecting = False
         self._registered_write = False
-        self._sock = _Notifier(core.fileno())
+        self._sock = _Notifier(core.fileno(), core)
         self._call_socket_open(self._sock)
         if self._thread is None and self.on_socket_register_write is not None:
             # An external event loop: paho queues CONNECT and asks the host loop to write it,
