@@ -73,9 +73,40 @@ class Mosquitto:
             self.proc = None
 
 
-@pytest.fixture
-def broker():
-    b = Mosquitto()
+class EmbeddedBroker(Mosquitto):
+    """turbomqtt's own broker, run as `python -m turbomqtt broker` (same start/stop/port)."""
+
+    def start(self) -> None:
+        # TURBOMQTT_BROKER_PYTHON lets a build without the broker test against one with it.
+        python = os.environ.get("TURBOMQTT_BROKER_PYTHON", sys.executable)
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        self.proc = subprocess.Popen(
+            [python, "-m", "turbomqtt", "broker", "--host", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("turbomqtt broker did not start")
+
+
+def embedded_broker_available() -> bool:
+    python = os.environ.get("TURBOMQTT_BROKER_PYTHON", sys.executable)
+    probe = subprocess.run([python, "-c", "import turbomqtt.broker"], capture_output=True,
+                           timeout=60, check=False,
+                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    return probe.returncode == 0
+
+
+@pytest.fixture(params=["mosquitto", "embedded"])
+def broker(request):
+    if request.param == "embedded" and not embedded_broker_available():
+        pytest.skip("turbomqtt.broker not in this build")
+    b = Mosquitto() if request.param == "mosquitto" else EmbeddedBroker()
     b.start()
     yield b
     b.stop()
@@ -339,7 +370,7 @@ def test_loop_forever_raises_first_failure_and_calls_on_connect_fail():
     assert len(rec.of("on_connect_fail")) == 1
 
 
-def test_reconnect_after_broker_restart_loses_no_qos1_message(broker):
+def test_reconnect_after_broker_restart_loses_no_qos1_or_qos2_message(broker):
     rec = Recorder()
     sub = client_with(rec, client_id="durable-sub", clean_session=False)
     sub.reconnect_delay_set(1, 1)
@@ -364,7 +395,7 @@ def test_reconnect_after_broker_restart_loses_no_qos1_message(broker):
     (_, _, flags, reason, _), = prec.of("on_disconnect")
     assert reason != 0 and flags.is_disconnect_packet_from_server is False
     # Published while the broker is down: kept and delivered after the reconnect.
-    down = [pub.publish(f"keep/{i}", f"down {i}", 1) for i in range(1, 6)]
+    down = [pub.publish(f"keep/{i}", f"down {i}", 1 + i % 2) for i in range(1, 6)]
     assert all(info.rc == mqtt.MQTT_ERR_NO_CONN for info in down)
     broker.start()
     prec.wait_for("on_connect", 2, timeout=20)
@@ -409,9 +440,9 @@ def test_will_is_published_on_abrupt_close(broker):
 def test_callback_exception_ends_loop_unless_suppressed(broker):
     c = mqtt.Client(V2, client_id="raiser")
     c.on_message = lambda *a: 1 / 0
+    c.on_connect = lambda cl, *a: cl.subscribe("boom", 0)
+    c.on_subscribe = lambda cl, *a: cl.publish("boom", "x")
     c.connect("127.0.0.1", broker.port)
-    c.subscribe("boom", 0)
-    c.publish("boom", "x")
     with pytest.raises(ZeroDivisionError):
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
@@ -670,3 +701,163 @@ def test_refused_connack_and_authentication(auth_broker):
     v5.loop_forever()
     (_, _, _, reason, _), = bad5.of("on_connect")
     assert reason.is_failure and str(reason) in ("Not authorized", "Bad user name or password")
+
+
+def test_loop_start_retries_until_the_broker_comes_up():
+    b = Mosquitto()
+    rec = Recorder()
+    c = client_with(rec, client_id="patient")
+    c.reconnect_delay_set(1, 1)
+    c.connect_async("127.0.0.1", b.port)
+    c.loop_start()
+    try:
+        rec.wait_for("on_connect_fail")  # nothing listens yet
+        b.start()
+        (_, _, _, reason, _), = rec.wait_for("on_connect")
+        assert reason == 0 and c.is_connected()
+        with pytest.raises(RuntimeError, match="updating max_inflight_messages on established"):
+            c.max_inflight_messages = 5
+    finally:
+        stop(c)
+        b.stop()
+        shutil.rmtree(b.dir, ignore_errors=True)
+
+
+def test_disconnect_without_any_loop_completes_inline(broker, request):
+    # paho writes synchronously when no loop runs, so on_disconnect happens inside
+    # disconnect(); scripts that connect, publish and disconnect rely on the flush.
+    if isinstance(broker, EmbeddedBroker):
+        # Known broker bug (reported): a QoS 1 PUBLISH directly followed by DISCONNECT is
+        # sometimes not routed (2 of 8 runs); mosquitto always routes it.
+        request.applymarker(pytest.mark.xfail(strict=False, reason="embedded broker drops "
+                                              "a PUBLISH immediately followed by DISCONNECT"))
+    rec = Recorder()
+    watcher = client_with(rec, client_id="inline-watch")
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.loop_start()
+    rec.wait_for("on_connect")
+    watcher.subscribe("inline/#", 1)
+    rec.wait_for("on_subscribe")
+    drec = Recorder()
+    c = client_with(drec, client_id="inline")
+    c.connect("127.0.0.1", broker.port)
+    c.publish("inline/x", "flushed", 1)
+    assert c.disconnect() == mqtt.MQTT_ERR_SUCCESS
+    (args,) = drec.of("on_disconnect")
+    assert args[3] == 0 and c.socket() is None
+    assert [t for n, _, t in drec.calls if n == "on_disconnect"] == [threading.get_ident()]
+    (_, _, msg), = rec.wait_for("on_message")
+    assert msg.payload == b"flushed"
+    stop(watcher)
+
+
+def test_outgoing_topic_alias_with_empty_topic(broker):
+    rec = Recorder()
+    c = client_with(rec, protocol=mqtt.MQTTv5, client_id="alias")
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    (_, _, _, _, connack), = rec.wait_for("on_connect")
+    if getattr(connack, "TopicAliasMaximum", 0) < 1:
+        stop(c)
+        pytest.skip("broker takes no topic aliases")
+    c.subscribe("alias/t", 1)
+    rec.wait_for("on_subscribe")
+    first = Properties(PacketTypes.PUBLISH)
+    first.TopicAlias = 1
+    c.publish("alias/t", "one", 1, properties=first)
+    again = Properties(PacketTypes.PUBLISH)
+    again.TopicAlias = 1
+    c.publish("", "two", 1, properties=again)  # empty topic: allowed under MQTT 5 only
+    msgs = [a[2] for a in rec.wait_for("on_message", 2)]
+    assert [(m.topic, m.payload) for m in msgs] == [("alias/t", b"one"), ("alias/t", b"two")]
+    stop(c)
+
+
+PAHO1_STYLE_SCRIPT = """
+import json, sys, time
+import paho.mqtt.client as mqtt
+
+port = int(sys.argv[1])
+received = []
+
+def on_connect(client, userdata, flags, rc):
+    assert rc == 0 and isinstance(flags, dict)
+    client.subscribe("shelf/#", qos=2)
+
+def on_subscribe(client, userdata, mid, granted_qos):
+    for i in range(3):
+        client.publish("shelf/" + str(i), json.dumps({"n": i}), qos=2)
+
+def on_message(client, userdata, msg):
+    received.append(json.loads(msg.payload)["n"])
+
+client = mqtt.Client(client_id="seedish", clean_session=True)   # paho 1.x call style
+client.username_pw_set("user", "pass")
+client.on_connect = on_connect
+client.on_subscribe = on_subscribe
+client.on_message = on_message
+client.reconnect_delay_set(min_delay=1, max_delay=2000)
+client.connect("127.0.0.1", port, 62)
+deadline = time.monotonic() + 10
+while len(received) < 3 and time.monotonic() < deadline:
+    assert client.loop_start() in (0, 3)   # called in a loop, as the seed subscriber does
+    time.sleep(0.05)
+client.disconnect()
+client.loop_stop()
+print(type(client).__module__, sorted(received))
+"""
+
+
+def test_paho1_style_script_runs_unchanged_through_the_switch(broker, tmp_path):
+    script = tmp_path / "paho_script.py"
+    script.write_text(PAHO1_STYLE_SCRIPT)
+    proc = subprocess.run([sys.executable, "-m", "turbomqtt", "run", str(script),
+                           str(broker.port)], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["turbomqtt.client", "[0,", "1,", "2]"]
+    # The 1.x call style gets paho 2.x's deprecation warning, attributed to the script.
+    assert "Callback API version 1 is deprecated" in proc.stderr
+
+
+def test_ctrl_c_interrupts_subscribe_simple(broker):
+    code, _, err = run_child("""
+        import os, sys, threading
+        import turbomqtt.subscribe as subscribe
+        import turbomqtt.client as mqtt
+        real_connect = mqtt.Client.connect
+        def connect(self, *a, **k):
+            rc = real_connect(self, *a, **k)
+            print("ready", flush=True)
+            return rc
+        mqtt.Client.connect = connect
+        try:
+            subscribe.simple("never/arrives", hostname="127.0.0.1",
+                             port=int(os.environ["BROKER_PORT"]))
+        except KeyboardInterrupt:
+            sys.exit(42)
+    """, broker, signal.SIGINT)
+    assert code == 42, err
+
+
+def test_drop_out_messages_removes_unsent_qos1(broker):
+    rec = Recorder()
+    watcher = client_with(rec, client_id="drop-watch")
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.loop_start()
+    rec.wait_for("on_connect")
+    watcher.subscribe("drop/#", 1)
+    rec.wait_for("on_subscribe")
+    prec = Recorder()
+    c = client_with(prec, client_id="dropper")
+    dropped = c.publish("drop/old", "stale", 1)
+    dropped_msgs = c.drop_out_messages()
+    assert [m.mid for m in dropped_msgs] == [dropped.mid] and dropped_msgs[0].qos == 1
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    prec.wait_for("on_connect")
+    c.publish("drop/new", "fresh", 1)
+    (_, _, msg), = rec.wait_for("on_message")
+    assert msg.payload == b"fresh"  # the dropped one was never sent
+    stop(c)
+    stop(watcher)

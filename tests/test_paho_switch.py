@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 PROBE = textwrap.dedent("""
     import json, sys
     import paho.mqtt.client as mqtt
@@ -86,6 +88,26 @@ def test_run_without_script_prints_usage():
     assert proc.returncode == 2 and "usage" in proc.stderr
 
 
+def test_installed_distribution_carries_the_pth_at_site_packages_root():
+    """The wheel's data directory (maturin `data`) installs the switch's .pth next to the
+    packages, where site.py runs it at start-up."""
+    import importlib.metadata
+    import pathlib
+    import site
+
+    files = [f for f in importlib.metadata.files("turbomqtt") or []
+             if f.name == "turbomqtt_paho_switch.pth"]
+    assert files, "turbomqtt_paho_switch.pth is not part of the installed distribution"
+    path = pathlib.Path(files[0].locate()).resolve()
+    roots = {pathlib.Path(p).resolve() for p in site.getsitepackages() + [site.getusersitepackages()]}
+    assert path.parent in roots
+    line = path.read_text().strip()
+    assert line.startswith("import ") and "TURBOMQTT_AS_PAHO" in line
+
+
+@pytest.mark.skipif(os.environ.get("TURBOMQTT_SLOW_TESTS") != "1",
+                    reason="builds a wheel (minutes); set TURBOMQTT_SLOW_TESTS=1")
+@pytest.mark.timeout(900)
 def test_wheel_installs_the_pth_switch(tmp_path):
     """Build the wheel, install it into a fresh venv without paho-mqtt, and check that
     TURBOMQTT_AS_PAHO=1 makes `import paho.mqtt.client` work there (the .pth at the
@@ -95,8 +117,6 @@ def test_wheel_installs_the_pth_switch(tmp_path):
 
     maturin = shutil.which("maturin") or str(pathlib.Path(sys.executable).parent / "maturin")
     if not os.path.exists(maturin):
-        import pytest
-
         pytest.skip("maturin not available")
     root = pathlib.Path(__file__).resolve().parents[1]
     wheels = tmp_path / "wheels"

@@ -52,6 +52,7 @@ from turbomqtt.exception import MalformedPacket
 from turbomqtt.matcher import MQTTMatcher
 from turbomqtt.packettypes import PacketTypes
 from turbomqtt.properties import Properties
+from turbomqtt.reasoncodes import _NAME_OF as _REASON_NAMES
 from turbomqtt.reasoncodes import ReasonCode, ReasonCodes
 from turbomqtt.subscribeoptions import SubscribeOptions
 
@@ -471,8 +472,8 @@ class MQTTMessageInfo:
 class MQTTMessage:
     """An incoming message, given to ``on_message``."""
 
-    __slots__ = ("_info", "_topic", "dup", "mid", "payload", "properties", "qos", "retain",
-                 "state", "timestamp")
+    __slots__ = ("_info", "_properties", "_raw_properties", "_topic", "dup", "mid", "payload",
+                 "qos", "retain", "state", "timestamp")
 
     def __init__(self, mid: int = 0, topic: bytes = b""):
         self.timestamp = 0.0
@@ -484,7 +485,20 @@ class MQTTMessage:
         self.qos = 0
         self.retain = False
         self._info: MQTTMessageInfo | None = None
-        self.properties: Properties | None = None
+        self._properties: Any = None
+        self._raw_properties: bytes | None = None
+
+    @property
+    def properties(self) -> Properties | None:
+        """In MQTT 5.0, the message's properties (decoded on first access)."""
+        props = self._properties
+        if props is _UNDECODED:
+            props = self._properties = _props(PacketTypes.PUBLISH, self._raw_properties)
+        return props
+
+    @properties.setter
+    def properties(self, value: Properties | None) -> None:
+        self._properties = value
 
     @property
     def info(self) -> MQTTMessageInfo:
@@ -522,17 +536,22 @@ class _Notifier:
     """What ``socket()`` returns: the core's level-triggered event fd, readable while
     events wait to be dispatched by ``loop_read()``. One per connection."""
 
-    __slots__ = ("_fd",)
+    __slots__ = ("_core", "_fd")
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, core: Any = None):
         self._fd = fd
+        self._core = core
 
     def fileno(self) -> int:
         return self._fd
 
     def close(self) -> None:
-        # The fd belongs to the core; closing the notifier only retires this view of it.
+        """Close the connection abruptly (no DISCONNECT: the broker publishes the will), as
+        closing paho's socket does. The fd itself belongs to the core and stays open."""
         self._fd = -1
+        core, self._core = self._core, None
+        if core is not None:
+            core.close()
 
     def setsockopt(self, level: int, option: int, value: Any) -> None:
         """Send/receive buffer sizes are tuning hints the core's socket does without; any
@@ -563,6 +582,20 @@ _EMPTY_PROPS = (None, b"", b"\x00")
 _PROXY_SOCKS4, _PROXY_SOCKS5, _PROXY_HTTP = 1, 2, 3
 if socks is not None:
     _PROXY_SOCKS4, _PROXY_SOCKS5, _PROXY_HTTP = socks.SOCKS4, socks.SOCKS5, socks.HTTP
+
+
+# Marks MQTT 5 message properties not decoded yet (most handlers never look at them).
+_UNDECODED = object()
+
+
+def _reason(packet_type: int, code: int) -> ReasonCode:
+    # ReasonCode(packet_type, identifier=code) without the call overhead for known codes.
+    if (packet_type, code) in _REASON_NAMES:
+        rc = _new_reason(ReasonCode)
+        rc.packetType = packet_type
+        rc.value = code
+        return rc
+    return ReasonCode(packet_type, identifier=code)
 
 
 def _props(packet_type: int, raw: bytes | None) -> Properties:
@@ -728,6 +761,10 @@ class Client:
         # True while core.connect() runs in some thread: the connection exists in the core
         # (CONNACK may even be in) before that thread gets the GIL back to set _sock.
         self._core_connecting = False
+        self._keepalive_paused = False
+        # Set while on_connect runs for a refused CONNACK: the connection is about to be
+        # closed, and paho's disconnect() there only queues a DISCONNECT that is never sent.
+        self._refused = False
         self._loop_used = False
         self._log_packets = False
         self._core = _new_core()
@@ -735,6 +772,11 @@ class Client:
             self._core.set_max_inflight(self._max_inflight_messages)
             self._core.set_max_queued(self._max_queued_messages)
             self._core.set_manual_ack(bool(manual_ack))
+            resolve = getattr(self._core, "set_resolve_topic_aliases", None)
+            if resolve is not None:
+                # paho leaves incoming topic aliases to the application: an aliased PUBLISH
+                # arrives with topic "" and the TopicAlias property.
+                resolve(False)
 
     def __del__(self) -> None:
         core = getattr(self, "_core", None)
@@ -1379,7 +1421,7 @@ class Client:
         finally:
             self._core_connecting = False
         self._registered_write = False
-        self._sock = _Notifier(core.fileno())
+        self._sock = _Notifier(core.fileno(), core)
         self._call_socket_open(self._sock)
         if self._thread is None and self.on_socket_register_write is not None:
             # An external event loop: paho queues CONNECT and asks the host loop to write it,
@@ -1402,6 +1444,8 @@ class Client:
             self._state = _ConnectionState.MQTT_CS_DISCONNECTED
             return MQTT_ERR_NO_CONN
         self._state = _ConnectionState.MQTT_CS_DISCONNECTING
+        if self._refused:
+            return MQTT_ERR_SUCCESS
         code = 0
         packed = None
         if self._protocol == MQTTv5:
@@ -1640,6 +1684,8 @@ class Client:
         if timeout < 0.0:
             raise ValueError("Invalid timeout.")
         self._loop_used = True
+        if self._keepalive_paused:
+            self._pause_keepalive(False)
         if self._sock is None:
             self._easy_log(
                 MQTT_LOG_ERR,
@@ -1666,6 +1712,8 @@ class Client:
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         """Dispatch the events waiting in the core (for external event loops)."""
         self._loop_used = True
+        if self._keepalive_paused:
+            self._pause_keepalive(False)
         if self._sock is None:
             return MQTT_ERR_NO_CONN
         if self._write_gate:
@@ -1772,7 +1820,19 @@ class Client:
             wake()
         if threading.current_thread() != thread:
             thread.join()
+            self._pause_keepalive(True)
         return MQTT_ERR_SUCCESS
+
+    def _pause_keepalive(self, paused: bool) -> None:
+        # With paho, PINGREQs are sent by the loop: no loop, no pings, and the broker drops
+        # the client after 1.5 x keepalive (paho's tests rely on it to get a will). The core
+        # pings by itself, so it is told when no loop runs (if it offers the hook).
+        if paused == self._keepalive_paused:
+            return
+        hook = getattr(self._core, "set_keepalive_paused", None)
+        if hook is not None:
+            hook(paused)
+            self._keepalive_paused = paused
 
     def _thread_main(self) -> None:
         try:
@@ -1829,7 +1889,11 @@ class Client:
                     msg.mid = ev[5]
                     msg.dup = ev[6]
                     msg._info = None
-                    msg.properties = _props(PacketTypes.PUBLISH, ev[7]) if v5 else None
+                    if v5:
+                        msg._raw_properties = ev[7]
+                        msg._properties = _UNDECODED
+                    else:
+                        msg._properties = None
                     if self._filtered_count:
                         self._handle_on_message(msg)
                         continue
@@ -1909,9 +1973,9 @@ class Client:
                     ptype = PacketTypes.PUBCOMP if qos == 2 else PacketTypes.PUBACK
                     code = ev[2] if (qos and self._protocol == MQTTv5) else 0
                     try:
-                        reason = ReasonCode(ptype, identifier=code)
+                        reason = _reason(ptype, code)
                     except (KeyError, ValueError):
-                        reason = ReasonCode(PacketTypes.PUBACK, identifier=code)
+                        reason = _reason(PacketTypes.PUBACK, code)
                     raw = ev[3] if self._protocol == MQTTv5 else None
                     on_publish(self, self._userdata, mid, reason, _props(ptype, raw))
         except Exception as err:
@@ -1969,6 +2033,7 @@ class Client:
         on_connect = self.on_connect
         if on_connect:
             flags_dict = {"session present": flags}
+            self._refused = code != 0
             try:
                 if self._callback_api_version == CallbackAPIVersion.VERSION1:
                     if v5:
@@ -1984,6 +2049,8 @@ class Client:
                 self._easy_log(MQTT_LOG_ERR, "Caught exception in on_connect: %s", err)
                 if not self.suppress_exceptions:
                     raise
+            finally:
+                self._refused = False
         if code == 0:
             return MQTT_ERR_SUCCESS
         if 0 < code < 6:
@@ -2317,3 +2384,4 @@ class Client:
 
 _ON_MESSAGE = Client.on_message
 _new_message = MQTTMessage.__new__
+_new_reason = ReasonCode.__new__
