@@ -174,6 +174,17 @@ def probe_turbomqtt_client(ctx: Ctx) -> str | None:
     return why
 
 
+def probe_turbomqtt_asyncio(ctx: Ctx) -> str | None:
+    """None if ``turbomqtt.asyncio.Client`` exists (the runs themselves show if it works)."""
+    if "asyncio" in ctx.available:
+        return ctx.available["asyncio"]
+    r = subprocess.run([ctx.python, "-c", "from turbomqtt.asyncio import Client"],
+                       capture_output=True, text=True, timeout=60, check=False)
+    why = None if r.returncode == 0 else _short(r.stderr)
+    ctx.available["asyncio"] = why
+    return why
+
+
 def probe_turbomqtt_broker(ctx: Ctx) -> str | None:
     """None if `python -m turbomqtt broker --port N` answers a CONNECT; else why not."""
     if "broker" in ctx.available:
@@ -229,6 +240,9 @@ def measure_e2e(ctx: Ctx, impl: str, broker_kind: str, size: int, n: int, qos: i
         pub_s, sub_s, extra = "paho_pub.py", "paho_sub.py", []
     elif impl.startswith("aiomqtt"):
         pub_s = sub_s = "aiomqtt_client.py"
+        extra = ["--role"]
+    elif impl == "turbomqtt.asyncio":
+        pub_s = sub_s = "turbomqtt_asyncio_client.py"
         extra = ["--role"]
     else:
         pub_s = sub_s = "gmqtt_client.py"
@@ -314,16 +328,20 @@ def client_impls(ctx: Ctx, with_broker=True):
             ("turbomqtt+turbomqtt", "turbomqtt", "turbomqtt"),
             ("aiomqtt+mosquitto", "aiomqtt", "mosquitto"),
             ("aiomqtt/turbomqtt+mosquitto", "aiomqtt+turbomqtt", "mosquitto"),
-            ("gmqtt+mosquitto", "gmqtt", "mosquitto")]
+            ("gmqtt+mosquitto", "gmqtt", "mosquitto"),
+            ("turbomqtt.asyncio+mosquitto", "turbomqtt.asyncio", "mosquitto"),
+            ("turbomqtt.asyncio+turbomqtt", "turbomqtt.asyncio", "turbomqtt")]
     if not with_broker:
         rows = [r for r in rows if r[2] == "mosquitto"]
     # A row needs every family it is made of: "aiomqtt+turbomqtt" needs both.
-    return [r for r in rows if all(f in ctx.args.clients for f in r[1].split("+"))]
+    return [r for r in rows if all(f.split(".")[0] in ctx.args.clients for f in r[1].split("+"))]
 
 
 def usable(ctx: Ctx, scen, case, label, impl, broker_kind) -> bool:
     why = None
-    if "turbomqtt" in impl:
+    if impl == "turbomqtt.asyncio":
+        why = probe_turbomqtt_asyncio(ctx)
+    elif "turbomqtt" in impl:
         why = probe_turbomqtt_client(ctx)
     if why is None and broker_kind == "turbomqtt":
         why = probe_turbomqtt_broker(ctx)
@@ -358,7 +376,7 @@ def scenario_latency(ctx: Ctx):
     n = ctx.q(2000, 500)
     scripts = {"paho": "paho_latency.py", "turbomqtt": "paho_latency.py",
                "aiomqtt": "aiomqtt_client.py", "aiomqtt+turbomqtt": "aiomqtt_client.py",
-               "gmqtt": "gmqtt_client.py"}
+               "gmqtt": "gmqtt_client.py", "turbomqtt.asyncio": "turbomqtt_asyncio_client.py"}
     for run in range(1, ctx.runs + 1):
         for qos in (0, 1):
             case = f"64 B x {n} QoS {qos}"
