@@ -11,7 +11,7 @@ cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --all-targets --all-features --locked -- -D warnings
 echo "== ruff"
-python3 -m ruff check python tests examples benches
+python3 -m ruff check .
 echo "== cargo test"
 cargo test --locked
 echo "== pytest"

@@ -15,4 +15,15 @@ __version__: str = _core.__version__
 # so exit never hangs on a connection task.
 _atexit.register(_core._shutdown)
 
-__all__ = ["__version__"]
+from turbomqtt.broker import Broker
+
+
+def install_as_paho() -> None:
+    """Make every later ``import paho.mqtt...`` in this process use turbomqtt's modules
+    (``paho.mqtt.client``, ``.enums``, ``.properties``, ...), also inside libraries."""
+    from turbomqtt._paho_switch import install_as_paho as _install
+
+    _install()
+
+
+__all__ = ["Broker", "__version__", "install_as_paho"]

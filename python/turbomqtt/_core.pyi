@@ -3,3 +3,119 @@
 __version__: str
 
 def _shutdown() -> None: ...
+
+# Codec access for tests (private): packets as dicts of the Rust packet model's fields.
+def _codec_decode(data: bytes, version: int) -> dict[str, object]: ...
+def _codec_encode(fields: dict[str, object], version: int) -> bytes: ...
+# --- client core (branch `client`; contract: CLIENT_CORE.md) ------------------------------
+
+
+EV_CONNACK: int  # (1, session_present: bool, reason_code: int, properties: bytes | None)
+EV_MESSAGE: int  # (2, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int,
+#                   dup: bool, properties: bytes | None)
+EV_PUBLISHED: int  # (3, mid: int, reason_code: int, properties: bytes | None)
+EV_SUBACK: int  # (4, mid: int, codes: list[int], properties: bytes | None)
+EV_UNSUBACK: int  # (5, mid: int, codes: list[int], properties: bytes | None)
+EV_DISCONNECTED: int  # (6, code: int, from_server: bool, properties: bytes | None,
+#                        error: str | None)
+EV_LOG: int  # (7, level: int, message: str)
+EV_CONNECT_FAILED: int  # (8, exception: OSError) after connect(..., block=False) failed
+
+class WebsocketConnectionError(ConnectionError):
+    """The WebSocket upgrade of the broker connection failed."""
+
+class ClientCore:
+    """The Rust MQTT client core: socket, session state, QoS handshakes, keepalive.
+
+    Every method is safe from any thread. Properties cross in MQTT wire form (the bytes
+    paho's ``Properties.pack()`` writes), ``None`` meaning no properties.
+    """
+
+    def __init__(self) -> None: ...
+    def set_max_inflight(self, n: int) -> None:
+        """0 = unlimited; paho's default is 20."""
+    def set_max_queued(self, n: int) -> None:
+        """0 = unlimited (paho's default); QoS 0 is never counted."""
+    def set_manual_ack(self, on: bool) -> None:
+        """Withhold PUBACK (QoS 1) / PUBCOMP (QoS 2) until ``ack()``."""
+    def set_log_packets(self, on: bool) -> None:
+        """Post EV_LOG DEBUG lines for sent/received packets in paho's wording."""
+    def connect(
+        self,
+        *,
+        host: str,
+        port: int,
+        keepalive: int,
+        client_id: str,
+        protocol: int,
+        clean_start: bool,
+        username: str | None = None,
+        password: bytes | None = None,
+        will: tuple[str, bytes, int, bool, bytes | None] | None = None,
+        properties: bytes | None = None,
+        transport: str = "tcp",
+        ws_path: str = "/mqtt",
+        ws_headers: list[tuple[str, str]] | None = None,
+        tls: dict[str, object] | None = None,
+        bind_address: str = "",
+        bind_port: int = 0,
+        proxy: dict[str, str | int | None] | None = None,
+        timeout: float = 5.0,
+        block: bool = True,
+    ) -> None:
+        """Closes any previous connection (no event), opens the transport and writes
+        CONNECT; EV_CONNACK follows. With ``block=False`` it returns at once and a
+        failure arrives as EV_CONNECT_FAILED carrying the exception instead of raising. Raises socket.gaierror, ConnectionRefusedError and
+        other OSError subclasses, TimeoutError, ssl.SSLCertVerificationError /
+        ssl.SSLError, WebsocketConnectionError, ConnectionError (proxy),
+        NotImplementedError (encrypted key file), ValueError (bad argument)."""
+    def reconnect(self) -> None:
+        """``connect()`` with the last arguments; ValueError('Invalid host.') if none."""
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        properties: bytes | None = None,
+    ) -> tuple[int, int]:
+        """(rc, mid): 0 queued for the socket; 4 not connected (QoS 0 dropped, QoS>0
+        kept and sent after the next CONNACK); 15 max_queued reached."""
+    def subscribe(
+        self, filters: list[tuple[str, int]], properties: bytes | None = None
+    ) -> tuple[int, int]:
+        """(filter, options byte) pairs; (4, 0) when not connected (paho: (4, None))."""
+    def unsubscribe(
+        self, filters: list[str], properties: bytes | None = None
+    ) -> tuple[int, int]: ...
+    def disconnect(self, reason_code: int = 0, properties: bytes | None = None) -> int:
+        """Writes DISCONNECT then closes; EV_DISCONNECTED (code 0) follows. 4 if not connected."""
+    def close(self) -> None:
+        """Abrupt close without DISCONNECT (the broker publishes the will); no event."""
+    def ack(self, mid: int, qos: int) -> int: ...
+    def drop_out_messages(self) -> list[int]:
+        """Forgets every unacknowledged or queued outgoing QoS>0 message; their mids."""
+    def is_connected(self) -> bool: ...
+    def fileno(self) -> int:
+        """Read end of a socket pair: readable while undrained events exist."""
+    def pending(self) -> int: ...
+    def wait(self, timeout: float | None = None) -> bool:
+        """Blocks (GIL released, Ctrl-C honoured) until events are pending (True), the
+        timeout passes or ``wake()`` is called (False)."""
+    def wake(self) -> None: ...
+    def drain(self, max_events: int = 0) -> list[tuple[object, ...]]:
+        """Removes and returns pending events in arrival order (0 = all)."""
+# -- broker (src/bindings/broker.rs) ---------------------------------------------------
+from typing import Any
+
+class BrokerCore:
+    @staticmethod
+    def start(config: dict[str, Any]) -> BrokerCore: ...
+    def listeners(self) -> list[tuple[str, int, str, bool]]: ...
+    def stop(self, timeout: float) -> bool: ...
+    def is_running(self) -> bool: ...
+    def wait_events(self, timeout: float) -> list[tuple[Any, ...]] | None: ...
+    def auth_reply(self, request_id: int, accept: bool) -> None: ...
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> int: ...
+    def stats(self) -> dict[str, int]: ...
+    def clients(self) -> list[dict[str, Any]]: ...

@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+mod broker;
+mod client;
+mod codec;
+
 /// Stops the background runtime; registered with `atexit` by `turbomqtt/__init__.py`.
 /// The GIL is released while tasks wind down so that none of them can deadlock on it.
 #[pyfunction]
@@ -15,5 +19,8 @@ fn _shutdown(py: Python<'_>) {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
+    codec::register(m)?;
+    client::register(m)?;
+    broker::register(m)?;
     Ok(())
 }

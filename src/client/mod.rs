@@ -1,1 +1,260 @@
 //! The tokio MQTT client core: connection task, session state, reconnect, transports.
+//!
+//! [`Client`] is what a face (the paho facade, later the asyncio client) drives. Every
+//! method is callable from any thread and never blocks on the network: publishing
+//! encodes straight into the session's write buffer under a short lock and wakes the
+//! connection task, which writes everything pending in one go. Results come back as
+//! [`Event`]s in an [`EventQueue`].
+//!
+//! Lock order: `task` before `session` before the event queue's lock; no lock is ever
+//! held across an `.await` or while Python code runs.
+
+mod connection;
+pub mod event;
+pub mod props;
+mod proxy;
+pub mod session;
+pub mod tls;
+pub mod transport;
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+pub use connection::MAX_PACKET_SIZE;
+pub use event::{Event, EventQueue, Message, Wait, DEFAULT_EVENT_LIMIT};
+pub use session::Session;
+pub use tls::TlsOptions;
+pub use transport::{ConnectError, ProxyKind, ProxyOptions, TransportKind, TransportOptions};
+
+use crate::codec::{ByteStr, Connect, Properties, QoS, SubscribeFilter};
+
+/// Everything `connect()` needs; kept for `reconnect()`.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// The CONNECT packet to send (protocol version, keepalive, client id, will, ...).
+    pub connect: Connect,
+    pub transport: TransportOptions,
+    /// Bounds resolving, connecting and the TLS/WebSocket handshakes.
+    pub timeout: Duration,
+}
+
+pub(crate) struct Shared {
+    pub(crate) session: Mutex<Session>,
+    pub(crate) events: EventQueue,
+    pub(crate) wake_writer: Notify,
+    /// The task of the current connection (or connection attempt).
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+    last: Mutex<Option<ConnectOptions>>,
+}
+
+/// A connect in progress; the caller waits on it in short slices so it can check for
+/// signals in between.
+pub struct PendingConnect {
+    rx: mpsc::Receiver<Result<(), ConnectError>>,
+    abort: tokio::task::AbortHandle,
+}
+
+impl PendingConnect {
+    /// `None` while still connecting after `timeout`.
+    pub fn wait(&self, timeout: Duration) -> Option<Result<(), ConnectError>> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(r) => Some(r),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Some(Err(ConnectError::Cancelled)),
+        }
+    }
+
+    /// Gives up (for instance on KeyboardInterrupt): the attempt is aborted.
+    pub fn cancel(self) {
+        self.abort.abort();
+    }
+}
+
+/// Dropping it ends its connection task.
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+impl Client {
+    pub fn new() -> std::io::Result<Self> {
+        Self::with_event_limit(DEFAULT_EVENT_LIMIT)
+    }
+
+    pub fn with_event_limit(limit: usize) -> std::io::Result<Self> {
+        Ok(Self {
+            shared: Arc::new(Shared {
+                session: Mutex::new(Session::new()),
+                events: EventQueue::new(limit)?,
+                wake_writer: Notify::new(),
+                task: Mutex::new(None),
+                last: Mutex::new(None),
+            }),
+        })
+    }
+
+    pub fn events(&self) -> &EventQueue {
+        &self.shared.events
+    }
+
+    /// Runs `f` on the session, then hands its events to the queue and wakes the writer.
+    fn with_session<R>(&self, f: impl FnOnce(&mut Session) -> R) -> R {
+        let mut s = self.shared.session.lock();
+        let r = f(&mut s);
+        self.shared.flush(&mut s);
+        r
+    }
+
+    pub fn set_max_inflight(&self, n: usize) {
+        self.with_session(|s| s.set_max_inflight(n));
+    }
+    pub fn set_max_queued(&self, n: usize) {
+        self.with_session(|s| s.set_max_queued(n));
+    }
+    pub fn set_manual_ack(&self, on: bool) {
+        self.with_session(|s| s.set_manual_ack(on));
+    }
+    pub fn set_log_packets(&self, on: bool) {
+        self.with_session(|s| s.set_log_packets(on));
+    }
+    pub fn is_connected(&self) -> bool {
+        self.shared.session.lock().is_connected()
+    }
+
+    /// Closes any current connection (without DISCONNECT and without an event) and
+    /// starts opening a new one on the runtime. A not yet drained `Disconnected` event
+    /// of the replaced connection is dropped: paho gives no `on_disconnect` for the
+    /// connection `reconnect()` replaces.
+    pub fn start_connect(&self, opts: ConnectOptions) -> PendingConnect {
+        self.spawn_connect(opts, false)
+    }
+
+    /// Like [`start_connect`](Self::start_connect) for callers that do not block (an
+    /// asyncio face): a failure arrives as `Event::ConnectFailed`, success as the usual
+    /// `Event::ConnAck`.
+    pub fn start_connect_nowait(&self, opts: ConnectOptions) {
+        drop(self.spawn_connect(opts, true));
+    }
+
+    fn spawn_connect(&self, opts: ConnectOptions, report_failure: bool) -> PendingConnect {
+        self.close();
+        self.shared
+            .events
+            .remove_where(|e| matches!(e, Event::Disconnected { .. }));
+        *self.shared.last.lock() = Some(opts.clone());
+        let (tx, rx) = mpsc::sync_channel(1);
+        let shared = self.shared.clone();
+        let mut task = self.shared.task.lock();
+        let join = crate::runtime::handle().spawn(async move {
+            let opened =
+                match tokio::time::timeout(opts.timeout, transport::open(&opts.transport)).await {
+                    Err(_) => Err(ConnectError::Timeout),
+                    Ok(r) => r,
+                };
+            let stream = match opened {
+                Ok(s) => s,
+                Err(e) => {
+                    if report_failure {
+                        let failure = event::ConnectFailure(Arc::new(e));
+                        shared.events.push(Event::ConnectFailed(failure));
+                    } else {
+                        let _ = tx.send(Err(e));
+                    }
+                    return;
+                }
+            };
+            let version = opts.connect.protocol;
+            let max_packet_size = opts
+                .connect
+                .properties
+                .maximum_packet_size
+                .unwrap_or(MAX_PACKET_SIZE);
+            let generation = {
+                let mut s = shared.session.lock();
+                let g = s.on_transport_open(opts.connect, Instant::now());
+                shared.flush_events(&mut s);
+                g
+            };
+            let _ = tx.send(Ok(()));
+            connection::run(shared, generation, stream, version, max_packet_size).await;
+        });
+        *task = Some(join.abort_handle());
+        PendingConnect {
+            rx,
+            abort: join.abort_handle(),
+        }
+    }
+
+    /// `start_connect` with the last options; `None` if there were none.
+    pub fn start_reconnect(&self) -> Option<PendingConnect> {
+        let last = self.shared.last.lock().clone()?;
+        Some(self.start_connect(last))
+    }
+
+    /// Blocking connect for plain-Rust users and tests (not for threads holding the GIL).
+    pub fn connect_blocking(&self, opts: ConnectOptions) -> Result<(), ConnectError> {
+        let pending = self.start_connect(opts);
+        loop {
+            if let Some(r) = pending.wait(Duration::from_secs(3600)) {
+                return r;
+            }
+        }
+    }
+
+    /// Abrupt close: no DISCONNECT (so the broker publishes the will) and no event.
+    pub fn close(&self) {
+        let task = self.shared.task.lock().take();
+        if let Some(t) = task {
+            t.abort();
+        }
+        let mut s = self.shared.session.lock();
+        if s.state() != session::ConnState::Disconnected {
+            s.on_connection_lost();
+        }
+        self.shared.flush_events(&mut s);
+    }
+
+    pub fn publish(
+        &self,
+        topic: ByteStr,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        properties: Option<Box<Properties>>,
+    ) -> (i32, u16) {
+        self.with_session(|s| s.publish(topic, payload, qos, retain, properties))
+    }
+
+    pub fn subscribe(&self, filters: Vec<SubscribeFilter>, properties: Properties) -> (i32, u16) {
+        self.with_session(|s| s.subscribe(filters, properties))
+    }
+
+    pub fn unsubscribe(&self, filters: Vec<String>, properties: Properties) -> (i32, u16) {
+        self.with_session(|s| s.unsubscribe(filters, properties))
+    }
+
+    pub fn disconnect(&self, code: u8, properties: Properties) -> i32 {
+        self.with_session(|s| s.disconnect(code, properties))
+    }
+
+    pub fn drop_out_messages(&self) -> Vec<u16> {
+        self.with_session(|s| s.drop_out_messages())
+    }
+
+    pub fn ack(&self, mid: u16, qos: u8) -> i32 {
+        self.with_session(|s| s.ack(mid, qos))
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // The task holds the other reference to `Shared`; ending it frees the socket.
+        if let Some(t) = self.shared.task.lock().take() {
+            t.abort();
+        }
+    }
+}

@@ -20,6 +20,14 @@ impl ByteStr {
         Ok(Self(bytes))
     }
 
+    /// Wraps bytes without checking them.
+    ///
+    /// # Safety
+    /// `bytes` must be valid UTF-8.
+    pub unsafe fn from_utf8_unchecked(bytes: Bytes) -> Self {
+        Self(bytes)
+    }
+
     pub fn from_static(s: &'static str) -> Self {
         Self(Bytes::from_static(s.as_bytes()))
     }

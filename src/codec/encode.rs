@@ -2,20 +2,80 @@
 
 use bytes::BytesMut;
 
+use super::wire::{var_int_len, write_header};
+use super::{
+    connack, connect, disconnect, puback, publish, suback, subscribe, unsuback, unsubscribe,
+};
 use super::{EncodeError, Packet, ProtocolVersion};
 
 /// Appends the encoding of `packet` for `version` to `out`.
+///
+/// A CONNECT is encoded for its own `protocol` field. Fields that exist only in MQTT 5
+/// are ignored for 3.x (a v5 reason code is mapped where 3.x has an equivalent: CONNACK
+/// return codes, SUBACK failure 0x80). On error `out` is left as it was.
 pub fn encode(
     packet: &Packet,
     version: ProtocolVersion,
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
-    let _ = (packet, version, out);
-    todo!("codec: encode")
+    let start = out.len();
+    let result = write(packet, version, out);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
 }
 
-/// The number of bytes `encode` would append.
+#[inline]
+fn write(packet: &Packet, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
+    let v5 = version.is_v5();
+    match packet {
+        Packet::Publish(p) => publish::write(p, version, out),
+        Packet::Connect(c) => connect::write(c, out),
+        Packet::ConnAck(c) => connack::write(c, version, out),
+        Packet::PubAck(a) => puback::write(0x40, a, version, out),
+        Packet::PubRec(a) => puback::write(0x50, a, version, out),
+        Packet::PubRel(a) => puback::write(0x62, a, version, out),
+        Packet::PubComp(a) => puback::write(0x70, a, version, out),
+        Packet::Subscribe(s) => subscribe::write(s, version, out),
+        Packet::SubAck(s) => suback::write(s, version, out),
+        Packet::Unsubscribe(u) => unsubscribe::write(u, version, out),
+        Packet::UnsubAck(u) => unsuback::write(u, version, out),
+        Packet::PingReq => write_header(out, 0xC0, 0),
+        Packet::PingResp => write_header(out, 0xD0, 0),
+        Packet::Disconnect(d) => disconnect::write_disconnect(d, v5, out),
+        Packet::Auth(a) => {
+            if !v5 {
+                return Err(EncodeError::Invalid("AUTH exists only in MQTT 5"));
+            }
+            disconnect::write_auth(a, out)
+        }
+    }
+}
+
+/// The remaining length `encode` would write.
+fn remaining_len(packet: &Packet, version: ProtocolVersion) -> usize {
+    let v5 = version.is_v5();
+    match packet {
+        Packet::Publish(p) => publish::len(p, version),
+        Packet::Connect(c) => connect::len(c),
+        Packet::ConnAck(c) => connack::len(c, version),
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            puback::len(a, version)
+        }
+        Packet::Subscribe(s) => subscribe::len(s, version),
+        Packet::SubAck(s) => suback::len(s, version),
+        Packet::Unsubscribe(u) => unsubscribe::len(u, version),
+        Packet::UnsubAck(u) => unsuback::len(u, version),
+        Packet::PingReq | Packet::PingResp => 0,
+        Packet::Disconnect(d) => disconnect::disconnect_len(d, v5),
+        Packet::Auth(a) => disconnect::auth_len(a),
+    }
+}
+
+/// The number of bytes `encode` would append (fixed header included), for comparing
+/// with a peer's maximum packet size before encoding.
 pub fn encoded_len(packet: &Packet, version: ProtocolVersion) -> usize {
-    let _ = (packet, version);
-    todo!("codec: encoded_len")
+    let n = remaining_len(packet, version);
+    1 + var_int_len(n) + n
 }

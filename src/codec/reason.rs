@@ -56,4 +56,59 @@ impl ReasonCode {
     pub fn is_error(self) -> bool {
         self.0 >= 0x80
     }
+
+    /// The v5 reason code for a 3.x CONNACK return code (MQTT 3.1.1 §3.2.2.3); `None`
+    /// for the reserved values 6..=255.
+    ///
+    /// 0 Connection Accepted -> 0x00 Success; 1 unacceptable protocol version -> 0x84;
+    /// 2 identifier rejected -> 0x85; 3 server unavailable -> 0x88; 4 bad user name or
+    /// password -> 0x86; 5 not authorized -> 0x87.
+    pub fn from_v3_connack(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => Self::SUCCESS,
+            1 => Self::UNSUPPORTED_PROTOCOL_VERSION,
+            2 => Self::CLIENT_IDENTIFIER_NOT_VALID,
+            3 => Self::SERVER_UNAVAILABLE,
+            4 => Self::BAD_USER_NAME_OR_PASSWORD,
+            5 => Self::NOT_AUTHORIZED,
+            _ => return None,
+        })
+    }
+
+    /// The 3.x CONNACK return code for a v5 CONNACK reason code: the inverse of
+    /// [`from_v3_connack`](Self::from_v3_connack) for its six codes; the other v5 refusals
+    /// map to the nearest 3.x meaning (0x8C bad authentication method -> 4,
+    /// 0x8A banned -> 5, anything else -> 3 server unavailable).
+    pub fn to_v3_connack(self) -> u8 {
+        match self {
+            Self::SUCCESS => 0,
+            Self::UNSUPPORTED_PROTOCOL_VERSION => 1,
+            Self::CLIENT_IDENTIFIER_NOT_VALID => 2,
+            Self::SERVER_UNAVAILABLE => 3,
+            Self::BAD_USER_NAME_OR_PASSWORD | Self::BAD_AUTHENTICATION_METHOD => 4,
+            Self::NOT_AUTHORIZED | Self::BANNED => 5,
+            _ => 3,
+        }
+    }
+}
+
+/// The reason codes each packet may carry (§2.4 and the packets' sections).
+pub(crate) mod valid {
+    pub const CONNACK: &[u8] = &[
+        0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90, 0x95,
+        0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F,
+    ];
+    /// PUBACK and PUBREC (§3.4.2.1, §3.5.2.1).
+    pub const PUBACK: &[u8] = &[0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99];
+    /// PUBREL and PUBCOMP (§3.6.2.1, §3.7.2.1).
+    pub const PUBREL: &[u8] = &[0x00, 0x92];
+    pub const SUBACK: &[u8] = &[
+        0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2,
+    ];
+    pub const UNSUBACK: &[u8] = &[0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91];
+    pub const DISCONNECT: &[u8] = &[
+        0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90, 0x93, 0x94,
+        0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2,
+    ];
+    pub const AUTH: &[u8] = &[0x00, 0x18, 0x19];
 }

@@ -1,0 +1,105 @@
+"""``python -m turbomqtt <command>``: command-line entry points.
+
+- ``broker``: run the embedded MQTT broker until Ctrl-C.
+- ``run SCRIPT [ARGS...]``: run a Python script with the paho switch on, so its
+  ``import paho.mqtt.client`` gets turbomqtt's client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import runpy
+import signal
+import sys
+import threading
+from typing import Any
+
+
+def _run_broker(args: argparse.Namespace) -> int:
+    from turbomqtt.broker import Broker, load_config
+
+    level = (
+        logging.DEBUG if args.verbose >= 2 else logging.INFO if args.verbose else logging.WARNING
+    )
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The listening address is always worth printing, even without -v.
+    logging.getLogger("turbomqtt.broker").setLevel(min(level, logging.INFO))
+    options: dict[str, Any] = load_config(args.config) if args.config else {}
+    if args.host is not None:
+        options["host"] = args.host
+    if args.port is not None:
+        options["port"] = args.port
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        broker = Broker(**options)
+        try:
+            broker.start()
+        except OSError as e:
+            print(f"turbomqtt broker: {e}", file=sys.stderr)
+            return 1
+        try:
+            print(f"turbomqtt broker listening on {broker.url}", flush=True)
+            while not stop.wait(0.5):
+                pass
+        finally:
+            broker.stop()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0
+
+
+def _run_script(args: argparse.Namespace) -> int:
+    from turbomqtt._paho_switch import install_as_paho
+
+    install_as_paho()
+    script = args.script
+    sys.argv = [script, *args.args]
+    # As `python SCRIPT` does: the script's folder comes first on the import path.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    runpy.run_path(script, run_name="__main__")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m turbomqtt", description=__doc__)
+    commands = parser.add_subparsers(dest="command", metavar="command")
+    commands.required = True
+
+    broker = commands.add_parser(
+        "broker",
+        help="run the embedded MQTT broker",
+        description="Run turbomqtt's MQTT 3.1/3.1.1/5.0 broker until Ctrl-C.",
+    )
+    broker.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
+    broker.add_argument(
+        "-p", "--port", type=int, default=None, help="listen port (default 1883; 0 picks one)"
+    )
+    broker.add_argument(
+        "-c", "--config", metavar="FILE", default=None, help="TOML configuration file"
+    )
+    broker.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log connections (-vv: debug)"
+    )
+    broker.set_defaults(func=_run_broker)
+
+    run = commands.add_parser(
+        "run", help="run a script with paho.mqtt imports served by turbomqtt"
+    )
+    run.add_argument("script", help="path of the Python script")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments given to the script")
+    run.set_defaults(func=_run_script)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""The embedded MQTT 3.1 / 3.1.1 / 5.0 broker.
+
+All network I/O runs in Rust on turbomqtt's background runtime; this module only
+normalizes the configuration and runs one daemon thread that forwards the broker's log
+lines to the ``turbomqtt.broker`` logger and calls the optional Python hooks
+(``auth_callback``, ``on_message``), so Python is never called from a network thread.
+
+Example::
+
+    with turbomqtt.Broker(port=0) as broker:
+        client.connect("127.0.0.1", broker.port)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable
+
+from turbomqtt import _core
+
+__all__ = ["OPTIONS", "Broker", "BrokerMessage", "load_config"]
+
+logger = logging.getLogger("turbomqtt.broker")
+
+#: Every keyword option `Broker` accepts, with its default and meaning.
+OPTIONS: dict[str, tuple[Any, str]] = {
+    "host": ("127.0.0.1", "address of the default TCP listener"),
+    "port": (1883, "port of the default TCP listener; 0 picks a free port"),
+    "listeners": (
+        None,
+        (
+            "list of listener dicts {host, port, transport='tcp'|'websocket', path, "
+            "certfile, keyfile, cafile, require_certificate}; replaces host/port"
+        ),
+    ),
+    "allow_anonymous": (True, "accept clients without a username"),
+    "users": (None, "dict username -> password"),
+    "password_file": (None, "mosquitto_passwd file ($7$ PBKDF2-SHA512 or $6$ entries)"),
+    "acl_file": (None, "mosquitto acl_file (topic/user/pattern lines, %c and %u)"),
+    "auth_callback": (
+        None,
+        "callable(client_id, username, password) -> bool, asked after the user list accepts",
+    ),
+    "on_message": (None, "callable(BrokerMessage) called for every routed message"),
+    "max_packet_size": (268435455, "largest packet accepted from a client, in bytes"),
+    "max_queued_messages": (1000, "per-session queue bound; newer messages dropped when full"),
+    "max_inflight_messages": (100, "unacknowledged QoS 1/2 messages sent per client"),
+    "receive_maximum": (100, "unreleased QoS 2 messages a client may send at once"),
+    "max_connections": (0, "simultaneous connections; 0 is unlimited"),
+    "max_keepalive": (65535, "v5: larger keep alives are lowered by server keep alive"),
+    "topic_alias_maximum": (10, "v5 topic aliases accepted per client"),
+    "outgoing_topic_aliases": (
+        False,
+        "v5: send topic aliases to clients that accept them (paho 2.2 cannot resolve them)",
+    ),
+    "max_qos": (2, "highest QoS accepted and granted"),
+    "retain_available": (True, "whether retained messages are supported"),
+    "max_session_expiry": (None, "cap on session expiry in seconds (None: no cap)"),
+    "connect_timeout": (10.0, "seconds a new connection has to send CONNECT"),
+    "sys_interval": (10.0, "seconds between $SYS/broker/... updates; 0 disables them"),
+}
+
+_STOP_TIMEOUT = 5.0
+_LEVELS = {10: logging.DEBUG, 20: logging.INFO, 30: logging.WARNING, 40: logging.ERROR}
+
+
+class BrokerMessage:
+    """A message routed by the broker, as passed to ``on_message``."""
+
+    __slots__ = ("client_id", "payload", "qos", "retain", "topic")
+
+    def __init__(
+        self, client_id: str | None, topic: str, payload: bytes, qos: int, retain: bool
+    ) -> None:
+        self.client_id = client_id
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+
+    def __repr__(self) -> str:
+        return (
+            f"BrokerMessage(client_id={self.client_id!r}, topic={self.topic!r}, "
+            f"payload={self.payload!r}, qos={self.qos}, retain={self.retain})"
+        )
+
+
+def load_config(path: str) -> dict[str, Any]:
+    """Reads a broker configuration file (TOML) into `Broker` keyword arguments.
+
+    Top-level keys are the keyword options; ``[users]`` is a table of passwords and
+    ``[[listeners]]`` an array of listener tables.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        import tomllib  # type: ignore[import-not-found]
+    except ModuleNotFoundError:  # Python < 3.11
+        try:
+            import tomli as tomllib  # type: ignore[import-not-found,no-redef]
+        except ModuleNotFoundError:
+            from turbomqtt import _toml as tomllib  # type: ignore[no-redef]
+    config = tomllib.loads(data.decode("utf-8"))
+    unknown = sorted(set(config) - set(OPTIONS) - {"auth_callback", "on_message"})
+    if unknown:
+        raise ValueError(f"{path}: unknown broker option(s): {', '.join(unknown)}")
+    return config
+
+
+class Broker:
+    """An MQTT broker running inside this process.
+
+    ``Broker(host="127.0.0.1", port=1883, **options)``; see `OPTIONS` for every option.
+    ``start()`` binds the listeners (raising ``OSError`` if a port is in use) and returns
+    at once; ``stop()`` closes every socket and ends every task. Usable as a context
+    manager and an async context manager.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883, **options: Any) -> None:
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise TypeError(f"Broker() got unknown option(s): {', '.join(unknown)}")
+        self._options: dict[str, Any] = dict(options)
+        self._options["host"] = host
+        self._options["port"] = port
+        self._auth_callback: Callable[..., bool] | None = options.get("auth_callback")
+        self._on_message: Callable[[BrokerMessage], Any] | None = options.get("on_message")
+        for name in ("auth_callback", "on_message"):
+            value = options.get(name)
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be callable")
+        self._core: Any | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def _native_config(self) -> dict[str, Any]:
+        o = self._options
+        listeners = o.get("listeners")
+        if listeners is None:
+            listeners = [{"host": o["host"], "port": o["port"]}]
+        else:
+            listeners = [dict(x) for x in listeners]
+            for x in listeners:
+                x.setdefault("host", o["host"])
+                for key in ("certfile", "keyfile", "cafile"):
+                    if x.get(key) is not None:
+                        x[key] = str(x[key])
+        config: dict[str, Any] = {"listeners": listeners}
+        for key in OPTIONS:
+            if key in ("host", "port", "listeners", "auth_callback", "on_message"):
+                continue
+            if key in o and o[key] is not None:
+                value = o[key]
+                if key in ("password_file", "acl_file"):
+                    value = str(value)
+                if key == "users":
+                    value = {str(k): str(v) for k, v in dict(value).items()}
+                config[key] = value
+        config["auth_callback"] = self._auth_callback is not None
+        config["message_observer"] = self._on_message is not None
+        config["log_debug"] = logger.isEnabledFor(logging.DEBUG)
+        return config
+
+    def start(self) -> Broker:
+        """Binds every listener and starts serving; returns at once."""
+        with self._lock:
+            if self._core is not None:
+                raise RuntimeError("the broker is already running")
+            core = _core.BrokerCore.start(self._native_config())
+            self._core = core
+            self._thread = threading.Thread(
+                target=self._drain, args=(core,), name="turbomqtt-broker-events", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Closes every listener and connection and ends every task. Idempotent."""
+        with self._lock:
+            core, self._core = self._core, None
+            thread, self._thread = self._thread, None
+        if core is None:
+            return
+        core.stop(_STOP_TIMEOUT)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_STOP_TIMEOUT)
+
+    @property
+    def running(self) -> bool:
+        core = self._core
+        return core is not None and core.is_running()
+
+    def __enter__(self) -> Broker:  # noqa: PYI034
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Broker:  # noqa: PYI034
+        return self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.stop)
+
+    def __del__(self) -> None:
+        core = getattr(self, "_core", None)
+        if core is not None:
+            core.stop(0.0)
+
+    def __repr__(self) -> str:
+        state = f"url={self.url!r}" if self._core is not None else "stopped"
+        return f"<turbomqtt.Broker {state}>"
+
+    # -- introspection -------------------------------------------------------------
+
+    def _running_core(self) -> Any:
+        core = self._core
+        if core is None:
+            raise RuntimeError("the broker is not running; call start() first")
+        return core
+
+    @property
+    def listeners(self) -> list[dict[str, Any]]:
+        """The bound listeners: dicts with host, port, transport and tls."""
+        return [
+            {"host": h, "port": p, "transport": t, "tls": tls}
+            for (h, p, t, tls) in self._running_core().listeners()
+        ]
+
+    @property
+    def ports(self) -> list[int]:
+        """The real port of every listener, in configuration order."""
+        return [p for (_h, p, _t, _tls) in self._running_core().listeners()]
+
+    @property
+    def port(self) -> int:
+        """The real port of the first listener."""
+        return self.ports[0]
+
+    @property
+    def host(self) -> str:
+        return str(self._running_core().listeners()[0][0])
+
+    @property
+    def url(self) -> str:
+        """``mqtt://host:port`` (``mqtts``, ``ws``, ``wss``) of the first listener."""
+        h, p, transport, tls = self._running_core().listeners()[0]
+        scheme = {("tcp", False): "mqtt", ("tcp", True): "mqtts"}.get(
+            (transport, tls), "wss" if tls else "ws"
+        )
+        host = f"[{h}]" if ":" in h else h
+        return f"{scheme}://{host}:{p}"
+
+    def stats(self) -> dict[str, int]:
+        """Counters: clients, sessions, subscriptions, messages and bytes in and out."""
+        return dict(self._running_core().stats())
+
+    def clients(self) -> list[dict[str, Any]]:
+        """One dict per connected client: client_id, username, address, protocol, ..."""
+        return list(self._running_core().clients())
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | bytearray | memoryview | str | float | None = None,
+        qos: int = 0,
+        retain: bool = False,
+    ) -> int:
+        """Publishes a message as the broker; returns the number of sessions it went to."""
+        if payload is None:
+            data = b""
+        elif isinstance(payload, str):
+            data = payload.encode("utf-8")
+        elif isinstance(payload, (bytes, bytearray, memoryview)):
+            data = bytes(payload)
+        elif isinstance(payload, (int, float)) and not isinstance(payload, bool):
+            data = str(payload).encode("ascii")
+        else:
+            raise TypeError("payload must be str, bytes, bytearray, int, float or None")
+        if qos not in (0, 1, 2):
+            raise ValueError("qos must be 0, 1 or 2")
+        return int(self._running_core().publish(topic, data, qos, bool(retain)))
+
+    # -- the event thread ----------------------------------------------------------
+
+    def _drain(self, core: Any) -> None:
+        while True:
+            events = core.wait_events(0.25)
+            if events is None:
+                return
+            for event in events:
+                try:
+                    self._dispatch(core, event)
+                except Exception:
+                    logger.exception("turbomqtt broker: error in a Python hook")
+
+    def _dispatch(self, core: Any, event: tuple[Any, ...]) -> None:
+        kind = event[0]
+        if kind == "log":
+            logger.log(_LEVELS.get(event[1], logging.INFO), "%s", event[2])
+        elif kind == "message":
+            if self._on_message is not None:
+                self._on_message(BrokerMessage(*event[1:]))
+        elif kind == "auth":
+            _, request_id, client_id, username, password = event
+            ok = False
+            try:
+                if self._auth_callback is not None:
+                    ok = bool(self._auth_callback(client_id, username, password))
+            finally:
+                core.auth_reply(request_id, ok)

@@ -1,0 +1,118 @@
+"""One-shot publishing helpers (mirrors ``paho.mqtt.publish``): connect, publish every
+message, disconnect."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable
+from typing import Any
+
+from turbomqtt import client as paho
+from turbomqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from turbomqtt.exception import MQTTException
+from turbomqtt.properties import Properties  # noqa: F401 - paho exposes these names here
+from turbomqtt.reasoncodes import ReasonCode  # noqa: F401
+
+__all__ = ["multiple", "single"]
+
+
+def _do_publish(client: paho.Client) -> None:
+    message = client._userdata.popleft()
+    if isinstance(message, dict):
+        client.publish(**message)
+    elif isinstance(message, (tuple, list)):
+        client.publish(*message)
+    else:
+        raise TypeError("message must be a dict, tuple, or list")
+
+
+def _on_connect(client: paho.Client, userdata: Any, flags: Any, reason_code: Any,
+                properties: Any) -> None:
+    if reason_code == 0:
+        if len(userdata) > 0:
+            _do_publish(client)
+    else:
+        raise MQTTException(paho.connack_string(reason_code))
+
+
+def _on_publish(client: paho.Client, userdata: Any, mid: int, reason_codes: Any,
+                properties: Any) -> None:
+    # One message at a time: the next goes out when the previous one completed.
+    if len(userdata) == 0:
+        client.disconnect()
+    else:
+        _do_publish(client)
+
+
+def multiple(
+    msgs: Any,
+    hostname: str = "localhost",
+    port: int = 1883,
+    client_id: str = "",
+    keepalive: int = 60,
+    will: Any = None,
+    auth: Any = None,
+    tls: Any = None,
+    protocol: MQTTProtocolVersion = paho.MQTTv311,
+    transport: str = "tcp",
+    proxy_args: Any = None,
+) -> None:
+    """Publish several messages (dicts with topic/payload/qos/retain, or tuples) and
+    disconnect. ``auth`` = {'username', 'password'}; ``tls`` = tls_set() arguments plus
+    'insecure', or an ssl.SSLContext."""
+    if not isinstance(msgs, Iterable):
+        raise TypeError("msgs must be an iterable")
+    if len(msgs) == 0:
+        raise ValueError("msgs is empty")
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        userdata=collections.deque(msgs),
+        protocol=protocol,
+        transport=transport,
+    )
+    client.enable_logger()
+    client.on_publish = _on_publish
+    client.on_connect = _on_connect
+    if proxy_args is not None:
+        client.proxy_set(**proxy_args)
+    if auth:
+        username = auth.get("username")
+        if username:
+            client.username_pw_set(username, auth.get("password"))
+        else:
+            raise KeyError("The 'username' key was not found, this is required for auth")
+    if will is not None:
+        client.will_set(**will)
+    if tls is not None:
+        if isinstance(tls, dict):
+            insecure = tls.pop("insecure", False)
+            client.tls_set(**tls)
+            if insecure:
+                client.tls_insecure_set(insecure)
+        else:
+            client.tls_set_context(tls)
+    client.connect(hostname, port, keepalive)
+    client.loop_forever()
+
+
+def single(
+    topic: str,
+    payload: paho.PayloadType = None,
+    qos: int = 0,
+    retain: bool = False,
+    hostname: str = "localhost",
+    port: int = 1883,
+    client_id: str = "",
+    keepalive: int = 60,
+    will: Any = None,
+    auth: Any = None,
+    tls: Any = None,
+    protocol: MQTTProtocolVersion = paho.MQTTv311,
+    transport: str = "tcp",
+    proxy_args: Any = None,
+) -> None:
+    """Publish one message and disconnect."""
+    msg = {"topic": topic, "payload": payload, "qos": qos, "retain": retain}
+    multiple([msg], hostname, port, client_id, keepalive, will, auth, tls, protocol,
+             transport, proxy_args)

@@ -1,0 +1,100 @@
+"""Blocking subscription helpers (mirrors ``paho.mqtt.subscribe``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from turbomqtt import client as paho
+from turbomqtt.exception import MQTTException
+
+__all__ = ["callback", "simple"]
+
+
+def _on_connect(client: paho.Client, userdata: Any, flags: Any, reason_code: Any,
+                properties: Any) -> None:
+    if reason_code != 0:
+        raise MQTTException(paho.connack_string(reason_code))
+    if isinstance(userdata["topics"], list):
+        for topic in userdata["topics"]:
+            client.subscribe(topic, userdata["qos"])
+    else:
+        client.subscribe(userdata["topics"], userdata["qos"])
+
+
+def _on_message_callback(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+    userdata["callback"](client, userdata["userdata"], message)
+
+
+def _on_message_simple(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+    if userdata["msg_count"] == 0:
+        return
+    if message.retain and not userdata["retained"]:
+        return
+    userdata["msg_count"] = userdata["msg_count"] - 1
+    if userdata["messages"] is None and userdata["msg_count"] == 0:
+        userdata["messages"] = message
+        client.disconnect()
+        return
+    userdata["messages"].append(message)
+    if userdata["msg_count"] == 0:
+        client.disconnect()
+
+
+def callback(callback, topics, qos=0, userdata=None, hostname="localhost",
+             port=1883, client_id="", keepalive=60, will=None, auth=None,
+             tls=None, protocol=paho.MQTTv311, transport="tcp",
+             clean_session=True, proxy_args=None):
+    """Subscribe to ``topics`` and call ``callback(client, userdata, message)`` for each
+    message, forever (blocking)."""
+    if qos < 0 or qos > 2:
+        raise ValueError("qos must be in the range 0-2")
+    callback_userdata = {"callback": callback, "topics": topics, "qos": qos,
+                         "userdata": userdata}
+    client = paho.Client(
+        paho.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        userdata=callback_userdata,
+        protocol=protocol,
+        transport=transport,
+        clean_session=clean_session,
+    )
+    client.enable_logger()
+    client.on_message = _on_message_callback
+    client.on_connect = _on_connect
+    if proxy_args is not None:
+        client.proxy_set(**proxy_args)
+    if auth:
+        username = auth.get("username")
+        if username:
+            client.username_pw_set(username, auth.get("password"))
+        else:
+            raise KeyError("The 'username' key was not found, this is required for auth")
+    if will is not None:
+        client.will_set(**will)
+    if tls is not None:
+        if isinstance(tls, dict):
+            insecure = tls.pop("insecure", False)
+            client.tls_set(**tls)
+            if insecure:
+                client.tls_insecure_set(insecure)
+        else:
+            client.tls_set_context(tls)
+    client.connect(hostname, port, keepalive)
+    client.loop_forever()
+
+
+def simple(topics, qos=0, msg_count=1, retained=True, hostname="localhost",
+           port=1883, client_id="", keepalive=60, will=None, auth=None,
+           tls=None, protocol=paho.MQTTv311, transport="tcp",
+           clean_session=True, proxy_args=None):
+    """Subscribe, wait for ``msg_count`` messages and return them (one MQTTMessage when
+    msg_count is 1, else a list)."""
+    if msg_count < 1:
+        raise ValueError("msg_count must be > 0")
+    messages = None if msg_count == 1 else []
+    if protocol == paho.MQTTv5:
+        clean_session = None
+    userdata = {"retained": retained, "msg_count": msg_count, "messages": messages}
+    callback(_on_message_simple, topics, qos, userdata, hostname, port, client_id, keepalive,
+             will, auth, tls, protocol, transport, clean_session, proxy_args)
+    return userdata["messages"]

@@ -1,0 +1,590 @@
+//! `_core.ClientCore`: the Rust client core as the paho facade (and later the asyncio
+//! face) sees it. The contract is /work/wt/CLIENT_CORE.md, mirrored in `_core.pyi`.
+//!
+//! Connection errors become Python exceptions here and only here, shaped like those of
+//! Python's `socket` and `ssl` modules so that code written for paho keeps catching them.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pyo3::exceptions::{
+    PyConnectionAbortedError, PyConnectionError, PyNotImplementedError, PyTimeoutError,
+    PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use crate::client::event::{Event, Wait};
+use crate::client::{
+    props, Client, ConnectError, ConnectOptions, ProxyKind, ProxyOptions, TlsOptions,
+    TransportKind, TransportOptions,
+};
+use crate::codec::{
+    ByteStr, Connect, LastWill, Properties, ProtocolVersion, QoS, RetainHandling, SubscribeFilter,
+    SubscribeOptions,
+};
+
+pyo3::create_exception!(
+    turbomqtt._core,
+    WebsocketConnectionError,
+    PyConnectionError,
+    "The WebSocket upgrade of the broker connection failed."
+);
+
+pub const EV_CONNACK: u8 = 1;
+pub const EV_MESSAGE: u8 = 2;
+pub const EV_PUBLISHED: u8 = 3;
+pub const EV_SUBACK: u8 = 4;
+pub const EV_UNSUBACK: u8 = 5;
+pub const EV_DISCONNECTED: u8 = 6;
+pub const EV_LOG: u8 = 7;
+pub const EV_CONNECT_FAILED: u8 = 8;
+
+/// How often blocking waits wake up to let Python handle signals (Ctrl-C).
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+fn os_error(py: Python<'_>, errno: i32, strerror: &str) -> PyErr {
+    // OSError(errno, msg) picks the subclass itself (ConnectionRefusedError, ...).
+    match py
+        .import("builtins")
+        .and_then(|b| b.getattr("OSError"))
+        .and_then(|cls| cls.call1((errno, strerror)))
+    {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(e) => e,
+    }
+}
+
+fn module_error(py: Python<'_>, module: &str, class: &str, args: (i32, String)) -> PyErr {
+    match py
+        .import(module)
+        .and_then(|m| m.getattr(class))
+        .and_then(|cls| cls.call1(args))
+    {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(e) => e,
+    }
+}
+
+/// The one place where connection errors become Python exceptions.
+fn connect_error(py: Python<'_>, e: &ConnectError) -> PyErr {
+    match e {
+        // EAI_NONAME, as `socket.getaddrinfo` reports an unknown host on Linux.
+        ConnectError::Resolve { .. } => module_error(
+            py,
+            "socket",
+            "gaierror",
+            (-2, "Name or service not known".into()),
+        ),
+        ConnectError::Io(io) => match io.raw_os_error() {
+            Some(errno) => {
+                let text = std::io::Error::from_raw_os_error(errno).to_string();
+                let strerror = text
+                    .rsplit_once(" (os error")
+                    .map_or(text.as_str(), |(head, _)| head);
+                os_error(py, errno, strerror)
+            }
+            None => PyErr::from(std::io::Error::new(io.kind(), io.to_string())),
+        },
+        ConnectError::Timeout => PyTimeoutError::new_err("timed out"),
+        ConnectError::TlsVerify(detail) => module_error(
+            py,
+            "ssl",
+            "SSLCertVerificationError",
+            (
+                1,
+                format!("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {detail}"),
+            ),
+        ),
+        ConnectError::Tls(detail) => {
+            module_error(py, "ssl", "SSLError", (1, format!("[SSL] {detail}")))
+        }
+        ConnectError::WebSocket(detail) => WebsocketConnectionError::new_err(detail.clone()),
+        ConnectError::Proxy(detail) => PyConnectionError::new_err(detail.clone()),
+        ConnectError::InvalidArgument(detail) => PyValueError::new_err(detail.clone()),
+        ConnectError::NotImplemented(detail) => PyNotImplementedError::new_err(detail.clone()),
+        ConnectError::Cancelled => PyConnectionAbortedError::new_err("connect was cancelled"),
+    }
+}
+
+fn properties(wire: Option<&PyBackedBytes>) -> PyResult<Properties> {
+    match wire {
+        None => Ok(Properties::default()),
+        Some(b) => props::from_wire(b).map_err(|e| PyValueError::new_err(e.to_string())),
+    }
+}
+
+fn qos(v: u8) -> PyResult<QoS> {
+    QoS::from_u8(v).ok_or_else(|| PyValueError::new_err("Invalid QoS level."))
+}
+
+fn opt_bytes<'py>(py: Python<'py>, b: &Option<Bytes>) -> Bound<'py, PyAny> {
+    match b {
+        Some(b) => PyBytes::new(py, b).into_any(),
+        None => py.None().into_bound(py),
+    }
+}
+
+fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTuple>> {
+    let none = || py.None().into_bound(py);
+    let items: Vec<Bound<'py, PyAny>> = match e {
+        Event::ConnAck {
+            session_present,
+            code,
+            properties,
+        } => vec![
+            EV_CONNACK.into_pyobject(py)?.into_any(),
+            session_present.into_pyobject(py)?.to_owned().into_any(),
+            code.into_pyobject(py)?.into_any(),
+            opt_bytes(py, properties),
+        ],
+        Event::Message(m) => vec![
+            EV_MESSAGE.into_pyobject(py)?.into_any(),
+            PyBytes::new(py, m.topic.as_bytes()).into_any(),
+            PyBytes::new(py, &m.payload).into_any(),
+            m.qos.into_pyobject(py)?.into_any(),
+            m.retain.into_pyobject(py)?.to_owned().into_any(),
+            m.mid.into_pyobject(py)?.into_any(),
+            m.dup.into_pyobject(py)?.to_owned().into_any(),
+            opt_bytes(py, &m.properties),
+        ],
+        Event::Published {
+            mid,
+            code,
+            properties,
+        } => vec![
+            EV_PUBLISHED.into_pyobject(py)?.into_any(),
+            mid.into_pyobject(py)?.into_any(),
+            code.into_pyobject(py)?.into_any(),
+            opt_bytes(py, properties),
+        ],
+        Event::SubAck {
+            mid,
+            codes,
+            properties,
+        }
+        | Event::UnsubAck {
+            mid,
+            codes,
+            properties,
+        } => {
+            let kind = if matches!(e, Event::SubAck { .. }) {
+                EV_SUBACK
+            } else {
+                EV_UNSUBACK
+            };
+            vec![
+                kind.into_pyobject(py)?.into_any(),
+                mid.into_pyobject(py)?.into_any(),
+                PyList::new(py, codes.iter().copied())?.into_any(),
+                opt_bytes(py, properties),
+            ]
+        }
+        Event::Disconnected {
+            code,
+            from_server,
+            properties,
+            error,
+        } => vec![
+            EV_DISCONNECTED.into_pyobject(py)?.into_any(),
+            code.into_pyobject(py)?.into_any(),
+            from_server.into_pyobject(py)?.to_owned().into_any(),
+            opt_bytes(py, properties),
+            match error {
+                Some(s) => s.into_pyobject(py)?.into_any(),
+                None => none(),
+            },
+        ],
+        Event::Log { level, message } => vec![
+            EV_LOG.into_pyobject(py)?.into_any(),
+            level.into_pyobject(py)?.into_any(),
+            message.into_pyobject(py)?.into_any(),
+        ],
+        Event::ConnectFailed(failure) => vec![
+            EV_CONNECT_FAILED.into_pyobject(py)?.into_any(),
+            connect_error(py, &failure.0)
+                .into_value(py)
+                .into_bound(py)
+                .into_any(),
+        ],
+    };
+    PyTuple::new(py, items)
+}
+
+fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>> {
+    match d.get_item(key)? {
+        Some(v) if !v.is_none() => Ok(Some(v.extract::<T>().map_err(Into::into)?)),
+        _ => Ok(None),
+    }
+}
+
+fn tls_options(d: &Bound<'_, PyDict>) -> PyResult<TlsOptions> {
+    Ok(TlsOptions {
+        ca_certs: get::<PathBuf>(d, "ca_certs")?,
+        ca_data: get::<Vec<Vec<u8>>>(d, "ca_data")?.unwrap_or_default(),
+        certfile: get::<PathBuf>(d, "certfile")?,
+        keyfile: get::<PathBuf>(d, "keyfile")?,
+        keyfile_password: get::<String>(d, "keyfile_password")?,
+        verify: get::<bool>(d, "verify")?.unwrap_or(true),
+        check_hostname: get::<bool>(d, "check_hostname")?.unwrap_or(true),
+        min_version: get::<String>(d, "min_version")?,
+        max_version: get::<String>(d, "max_version")?,
+        alpn: get::<Vec<String>>(d, "alpn")?.unwrap_or_default(),
+        server_hostname: get::<String>(d, "server_hostname")?,
+        use_native_roots: get::<bool>(d, "use_native_roots")?.unwrap_or(true),
+    })
+}
+
+fn proxy_options(d: &Bound<'_, PyDict>) -> PyResult<ProxyOptions> {
+    let kind = match d.get_item("type")? {
+        None => return Err(PyValueError::new_err("proxy needs a 'type'")),
+        Some(t) => {
+            // PySocks' constants (SOCKS4=1, SOCKS5=2, HTTP=3) are accepted too.
+            let name = match t.extract::<i64>() {
+                Ok(1) => "socks4".to_string(),
+                Ok(2) => "socks5".to_string(),
+                Ok(3) => "http".to_string(),
+                _ => t.extract::<String>()?.to_ascii_lowercase(),
+            };
+            match name.as_str() {
+                "socks4" => ProxyKind::Socks4,
+                "socks5" => ProxyKind::Socks5,
+                "http" => ProxyKind::Http,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "unknown proxy type {other:?}"
+                    )))
+                }
+            }
+        }
+    };
+    let host =
+        get::<String>(d, "host")?.ok_or_else(|| PyValueError::new_err("proxy needs a 'host'"))?;
+    let port = get::<u16>(d, "port")?.unwrap_or(match kind {
+        ProxyKind::Http => 8080,
+        _ => 1080,
+    });
+    Ok(ProxyOptions {
+        kind,
+        host,
+        port,
+        username: get::<String>(d, "username")?,
+        password: get::<String>(d, "password")?,
+    })
+}
+
+/// The Rust client core; see `_core.pyi` for the documented API.
+#[pyclass(module = "turbomqtt._core", frozen)]
+pub struct ClientCore {
+    client: Client,
+}
+
+impl ClientCore {
+    fn wait_connect(&self, py: Python<'_>, pending: crate::client::PendingConnect) -> PyResult<()> {
+        let mut pending = pending;
+        loop {
+            let (back, result) = py.detach(move || {
+                let r = pending.wait(SIGNAL_CHECK);
+                (pending, r)
+            });
+            pending = back;
+            match result {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(e)) => return Err(connect_error(py, &e)),
+                None => {
+                    if let Err(e) = py.check_signals() {
+                        pending.cancel();
+                        self.client.close();
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl ClientCore {
+    #[new]
+    fn new() -> PyResult<Self> {
+        Ok(Self {
+            client: Client::new()?,
+        })
+    }
+
+    /// 0 = unlimited; paho's default is 20.
+    fn set_max_inflight(&self, n: usize) {
+        self.client.set_max_inflight(n);
+    }
+
+    /// 0 = unlimited (paho's default).
+    fn set_max_queued(&self, n: usize) {
+        self.client.set_max_queued(n);
+    }
+
+    fn set_manual_ack(&self, on: bool) {
+        self.client.set_manual_ack(on);
+    }
+
+    fn set_log_packets(&self, on: bool) {
+        self.client.set_log_packets(on);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (*, host, port, keepalive, client_id, protocol, clean_start,
+        username=None, password=None, will=None, properties=None, transport="tcp",
+        ws_path="/mqtt", ws_headers=None, tls=None, bind_address="", bind_port=0,
+        proxy=None, timeout=5.0, block=true))]
+    fn connect(
+        &self,
+        py: Python<'_>,
+        host: String,
+        port: u16,
+        keepalive: u16,
+        client_id: String,
+        protocol: u8,
+        clean_start: bool,
+        username: Option<String>,
+        password: Option<PyBackedBytes>,
+        will: Option<(String, PyBackedBytes, u8, bool, Option<PyBackedBytes>)>,
+        properties: Option<PyBackedBytes>,
+        transport: &str,
+        ws_path: &str,
+        ws_headers: Option<Vec<(String, String)>>,
+        tls: Option<Bound<'_, PyDict>>,
+        bind_address: &str,
+        bind_port: u16,
+        proxy: Option<Bound<'_, PyDict>>,
+        timeout: f64,
+        block: bool,
+    ) -> PyResult<()> {
+        let version = ProtocolVersion::from_level(protocol)
+            .ok_or_else(|| PyValueError::new_err(format!("unsupported protocol {protocol}")))?;
+        let kind = match transport {
+            "tcp" => TransportKind::Tcp,
+            "websockets" => TransportKind::WebSockets,
+            "unix" => TransportKind::Unix,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "transport must be 'websockets', 'tcp' or 'unix', not {other:?}"
+                )))
+            }
+        };
+        let will = match will {
+            None => None,
+            Some((topic, payload, q, retain, wprops)) => Some(LastWill {
+                topic: ByteStr::from(topic),
+                payload: Bytes::from_owner(payload),
+                qos: qos(q)?,
+                retain,
+                properties: self::properties(wprops.as_ref())?,
+            }),
+        };
+        if !(timeout.is_finite() && timeout > 0.0) {
+            return Err(PyValueError::new_err("timeout must be a positive number"));
+        }
+        let opts = ConnectOptions {
+            connect: Connect {
+                protocol: version,
+                clean_start,
+                keep_alive: keepalive,
+                client_id,
+                will,
+                username,
+                password: password.map(Bytes::from_owner),
+                properties: self::properties(properties.as_ref())?,
+            },
+            transport: TransportOptions {
+                host,
+                port,
+                kind,
+                ws_path: ws_path.to_string(),
+                ws_headers: ws_headers.unwrap_or_default(),
+                tls: tls.as_ref().map(tls_options).transpose()?,
+                bind_address: bind_address.to_string(),
+                bind_port,
+                proxy: proxy.as_ref().map(proxy_options).transpose()?,
+            },
+            timeout: Duration::from_secs_f64(timeout),
+        };
+        if !block {
+            // For event-loop faces: returns at once; EV_CONNACK or EV_CONNECT_FAILED follows.
+            self.client.start_connect_nowait(opts);
+            return Ok(());
+        }
+        let pending = self.client.start_connect(opts);
+        self.wait_connect(py, pending)
+    }
+
+    /// `connect()` again with the last arguments.
+    fn reconnect(&self, py: Python<'_>) -> PyResult<()> {
+        match self.client.start_reconnect() {
+            Some(pending) => self.wait_connect(py, pending),
+            None => Err(PyValueError::new_err("Invalid host.")),
+        }
+    }
+
+    #[pyo3(signature = (topic, payload, qos, retain, properties=None))]
+    fn publish(
+        &self,
+        topic: PyBackedStr,
+        payload: PyBackedBytes,
+        qos: u8,
+        retain: bool,
+        properties: Option<PyBackedBytes>,
+    ) -> PyResult<(i32, u16)> {
+        let q = self::qos(qos)?;
+        let topic = ByteStr::from_utf8(Bytes::from_owner(topic))
+            .map_err(|_| PyValueError::new_err("topic is not UTF-8"))?;
+        let props = match properties {
+            None => None,
+            Some(p) => {
+                let p = props::from_wire(&p).map_err(|e| PyValueError::new_err(e.to_string()))?;
+                (!p.is_empty()).then(|| Box::new(p))
+            }
+        };
+        Ok(self
+            .client
+            .publish(topic, Bytes::from_owner(payload), q, retain, props))
+    }
+
+    /// `filters`: (filter, options byte) pairs; for 3.x the byte is just the QoS.
+    #[pyo3(signature = (filters, properties=None))]
+    fn subscribe(
+        &self,
+        filters: Vec<(String, u8)>,
+        properties: Option<PyBackedBytes>,
+    ) -> PyResult<(i32, u16)> {
+        let mut list = Vec::with_capacity(filters.len());
+        for (filter, options) in filters {
+            let retain_handling = match (options >> 4) & 3 {
+                0 => RetainHandling::OnSubscribe,
+                1 => RetainHandling::OnNewSubscribe,
+                2 => RetainHandling::DoNotSend,
+                _ => return Err(PyValueError::new_err("invalid retain handling")),
+            };
+            list.push(SubscribeFilter {
+                filter,
+                options: SubscribeOptions {
+                    qos: qos(options & 3)?,
+                    no_local: options & 4 != 0,
+                    retain_as_published: options & 8 != 0,
+                    retain_handling,
+                },
+            });
+        }
+        Ok(self
+            .client
+            .subscribe(list, self::properties(properties.as_ref())?))
+    }
+
+    #[pyo3(signature = (filters, properties=None))]
+    fn unsubscribe(
+        &self,
+        filters: Vec<String>,
+        properties: Option<PyBackedBytes>,
+    ) -> PyResult<(i32, u16)> {
+        Ok(self
+            .client
+            .unsubscribe(filters, self::properties(properties.as_ref())?))
+    }
+
+    #[pyo3(signature = (reason_code=0, properties=None))]
+    fn disconnect(&self, reason_code: u8, properties: Option<PyBackedBytes>) -> PyResult<i32> {
+        Ok(self
+            .client
+            .disconnect(reason_code, self::properties(properties.as_ref())?))
+    }
+
+    /// Abrupt close without DISCONNECT (the broker publishes the will); no event follows.
+    fn close(&self) {
+        self.client.close();
+    }
+
+    /// Makes a blocked `wait()` (in any thread) return False at once.
+    fn wake(&self) {
+        self.client.events().wake();
+    }
+
+    /// Removes every unacknowledged or queued outgoing QoS>0 message; returns their mids.
+    fn drop_out_messages(&self) -> Vec<u16> {
+        self.client.drop_out_messages()
+    }
+
+    fn ack(&self, mid: u16, qos: u8) -> i32 {
+        self.client.ack(mid, qos)
+    }
+
+    fn is_connected(&self) -> bool {
+        self.client.is_connected()
+    }
+
+    fn fileno(&self) -> i32 {
+        self.client.events().fileno()
+    }
+
+    fn pending(&self) -> usize {
+        self.client.events().len()
+    }
+
+    /// Blocks until an event is pending or `timeout` seconds pass (None = forever),
+    /// with the GIL released; Ctrl-C raises KeyboardInterrupt.
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let deadline = match timeout {
+            Some(t) if t.is_nan() || t < 0.0 => {
+                return Err(PyValueError::new_err("timeout must be non-negative"))
+            }
+            Some(t) => Some(Instant::now() + Duration::from_secs_f64(t.min(1e9))),
+            None => None,
+        };
+        let events = self.client.events();
+        loop {
+            let slice = match deadline {
+                Some(d) => d
+                    .saturating_duration_since(Instant::now())
+                    .min(SIGNAL_CHECK),
+                None => SIGNAL_CHECK,
+            };
+            match py.detach(|| events.wait(slice)) {
+                Wait::Events => return Ok(true),
+                Wait::Woken => return Ok(false),
+                Wait::TimedOut => {}
+            }
+            py.check_signals()?;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Removes and returns pending events in arrival order (0 = all).
+    #[pyo3(signature = (max_events=0))]
+    fn drain<'py>(&self, py: Python<'py>, max_events: usize) -> PyResult<Bound<'py, PyList>> {
+        let events = self.client.events().drain(max_events);
+        let list = PyList::empty(py);
+        for e in &events {
+            list.append(event_tuple(py, e)?)?;
+        }
+        Ok(list)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ClientCore>()?;
+    m.add(
+        "WebsocketConnectionError",
+        m.py().get_type::<WebsocketConnectionError>(),
+    )?;
+    m.add("EV_CONNACK", EV_CONNACK)?;
+    m.add("EV_MESSAGE", EV_MESSAGE)?;
+    m.add("EV_PUBLISHED", EV_PUBLISHED)?;
+    m.add("EV_SUBACK", EV_SUBACK)?;
+    m.add("EV_UNSUBACK", EV_UNSUBACK)?;
+    m.add("EV_DISCONNECTED", EV_DISCONNECTED)?;
+    m.add("EV_LOG", EV_LOG)?;
+    m.add("EV_CONNECT_FAILED", EV_CONNECT_FAILED)?;
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! Broker configuration: plain data, filled from Python keyword arguments or a TOML file
+//! (parsed on the Python side) by the bindings.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    WebSocket,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    pub host: String,
+    /// 0 picks a free port.
+    pub port: u16,
+    pub transport: Transport,
+    /// WebSocket path ("/mqtt" by default, mosquitto accepts any path).
+    pub ws_path: Option<String>,
+    pub tls: Option<TlsConfig>,
+}
+
+impl ListenerConfig {
+    pub fn tcp(host: &str, port: u16) -> Self {
+        Self {
+            host: host.to_string(),
+            port,
+            transport: Transport::Tcp,
+            ws_path: None,
+            tls: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub certfile: PathBuf,
+    pub keyfile: PathBuf,
+    /// CA certificates that client certificates must chain to.
+    pub cafile: Option<PathBuf>,
+    pub require_certificate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listeners: Vec<ListenerConfig>,
+    pub allow_anonymous: bool,
+    /// username -> plain password, given in Python.
+    pub users: HashMap<String, String>,
+    /// A mosquitto_passwd file (`user:$7$iterations$salt$hash` lines).
+    pub password_file: Option<PathBuf>,
+    /// A mosquitto acl_file.
+    pub acl_file: Option<PathBuf>,
+    /// Ask the Python auth callback (through the event queue) for every CONNECT.
+    pub auth_callback: bool,
+    /// Send every routed message to the Python observer.
+    pub message_observer: bool,
+    /// Largest packet accepted from clients (MQTT 5 §3.2.2.3.6), fixed header included.
+    pub max_packet_size: u32,
+    /// Per-session bound on queued messages (online and offline).
+    pub max_queued_messages: usize,
+    /// Outgoing inflight window per client (further capped by the client's receive maximum).
+    pub max_inflight_messages: u16,
+    /// Our receive maximum: QoS 2 messages a client may have unreleased at once.
+    pub receive_maximum: u16,
+    pub max_connections: usize,
+    pub max_keepalive: u16,
+    pub topic_alias_maximum: u16,
+    /// Send topic aliases to v5 clients that accept them. Off by default: paho-mqtt
+    /// 2.2.0 announces a topic alias maximum but does not resolve incoming aliases.
+    pub outgoing_topic_aliases: bool,
+    pub max_qos: u8,
+    pub retain_available: bool,
+    /// Upper bound for v5 session expiry and for v3 persistent sessions (None: forever).
+    pub max_session_expiry: Option<u32>,
+    pub connect_timeout: Duration,
+    /// $SYS publish interval; zero disables $SYS topics.
+    pub sys_interval: Duration,
+    pub log_debug: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listeners: vec![ListenerConfig::tcp("127.0.0.1", 1883)],
+            allow_anonymous: true,
+            users: HashMap::new(),
+            password_file: None,
+            acl_file: None,
+            auth_callback: false,
+            message_observer: false,
+            max_packet_size: 268_435_455,
+            max_queued_messages: 1000,
+            max_inflight_messages: 100,
+            receive_maximum: 100,
+            max_connections: 0,
+            max_keepalive: 65535,
+            topic_alias_maximum: 10,
+            outgoing_topic_aliases: false,
+            max_qos: 2,
+            retain_available: true,
+            max_session_expiry: None,
+            connect_timeout: Duration::from_secs(10),
+            sys_interval: Duration::from_secs(10),
+            log_debug: false,
+        }
+    }
+}

@@ -1,0 +1,1187 @@
+//! One task per client connection: it owns the socket, frames and decodes what arrives,
+//! runs the QoS handshakes against the session, and writes everything pending in one
+//! coalesced buffer per wake-up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+
+use crate::codec::{
+    encode, encoded_len, topic, ByteStr, ConnAck, Connect, Decoder, Disconnect, LastWill, Packet,
+    ProtocolVersion, PubAck, Publish, QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
+};
+
+use super::auth::{Access, Credentials};
+use super::events::{Event, Level};
+use super::message::Message;
+use super::router::{Control, Link, SessionCell};
+use super::session::{publish_for, Delivery, Resend};
+use super::shared::{ClientInfo, Shared, Stats};
+
+/// Bytes encoded into the write buffer before it is flushed, so one wake-up never
+/// builds an unbounded buffer for a slow subscriber.
+const WRITE_BATCH: usize = 64 * 1024;
+const READ_CHUNK: usize = 8 * 1024;
+/// How long a closing connection may take to flush its last packets.
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
+/// Why a connection ends.
+#[derive(Debug)]
+enum Close {
+    /// DISCONNECT from the client; `with_will` for v5 reason 0x04.
+    Normal {
+        with_will: bool,
+    },
+    /// The socket closed or failed without DISCONNECT.
+    Lost,
+    KeepAlive,
+    TakenOver,
+    Shutdown,
+    /// A protocol problem: v5 DISCONNECT with this code, then close.
+    Error(ReasonCode, String),
+    Admin(ReasonCode),
+}
+
+pub struct ConnectionContext {
+    pub shared: Arc<Shared>,
+    pub peer: String,
+    pub listener: String,
+}
+
+/// Runs one connection to its end.
+pub async fn run<S>(ctx: ConnectionContext, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = ctx.shared.clone();
+    let _guard = shared.task_guard();
+    let mut shutdown = shared.shutdown.subscribe();
+    if *shutdown.borrow() {
+        return;
+    }
+    let (rd, wr) = tokio::io::split(stream);
+    let mut io = Io {
+        rd,
+        wr,
+        rbuf: BytesMut::with_capacity(READ_CHUNK),
+        wbuf: BytesMut::with_capacity(READ_CHUNK),
+        decoder: Decoder::new(shared.config.max_packet_size),
+        shared: shared.clone(),
+        version: ProtocolVersion::V311,
+    };
+    let connect = tokio::select! {
+        r = tokio::time::timeout(shared.config.connect_timeout, io.read_connect()) => match r {
+            Ok(Ok(c)) => c,
+            Ok(Err(problem)) => {
+                if let Some(p) = problem {
+                    shared.log(Level::Warning, format!("connection from {}: {p}", ctx.peer));
+                }
+                return;
+            }
+            Err(_) => {
+                shared.log(
+                    Level::Info,
+                    format!(
+                        "connection from {} sent no CONNECT within {:?}; closed",
+                        ctx.peer, shared.config.connect_timeout
+                    ),
+                );
+                return;
+            }
+        },
+        _ = shutdown.changed() => return,
+    };
+    io.version = connect.protocol;
+    let Some(mut conn) = Connection::accept(ctx, io, *connect).await else {
+        return;
+    };
+    let close = conn.serve(&mut shutdown).await;
+    conn.finish(close).await;
+}
+
+struct Io<S> {
+    rd: tokio::io::ReadHalf<S>,
+    wr: tokio::io::WriteHalf<S>,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    decoder: Decoder,
+    shared: Arc<Shared>,
+    version: ProtocolVersion,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
+    /// Reads until the first packet. `Err(Some(text))`: log and close.
+    async fn read_connect(&mut self) -> Result<Box<Connect>, Option<String>> {
+        loop {
+            let level = peek_connect_level(&self.rbuf);
+            match self.decoder.decode(&mut self.rbuf) {
+                Ok(Some(Packet::Connect(c))) => return Ok(c),
+                Ok(Some(other)) => {
+                    // MQTT 5 §3.1: the first packet must be CONNECT.
+                    return Err(Some(format!(
+                        "first packet was {:?}, not CONNECT; closed",
+                        other.packet_type()
+                    )));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let code = e.reason_code();
+                    let version = self.decoder.version().or(level);
+                    if code == ReasonCode::UNSUPPORTED_PROTOCOL_VERSION {
+                        // v3 CONNACK return code 1 is what any 3.x or 5 client understands
+                        // (MQTT 5 §3.1.2.2).
+                        self.version = ProtocolVersion::V311;
+                        self.send(&Packet::ConnAck(ConnAck {
+                            code,
+                            ..Default::default()
+                        }));
+                        let _ = self.flush().await;
+                    } else if version == Some(ProtocolVersion::V5) {
+                        self.version = ProtocolVersion::V5;
+                        self.send(&Packet::ConnAck(ConnAck {
+                            code,
+                            ..Default::default()
+                        }));
+                        let _ = self.flush().await;
+                    }
+                    return Err(Some(format!("bad CONNECT: {e}; closed")));
+                }
+            }
+            let n = self.rd.read_buf(&mut self.rbuf).await.map_err(|_| None)?;
+            if n == 0 {
+                return Err(None);
+            }
+            Stats::add(&self.shared.stats.bytes_received, n as u64);
+        }
+    }
+
+    fn send(&mut self, packet: &Packet) {
+        if let Err(e) = encode(packet, self.version, &mut self.wbuf) {
+            self.shared.log(
+                Level::Error,
+                format!("cannot encode {:?}: {e}", packet.packet_type()),
+            );
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let n = self.wbuf.len();
+        let r = self.wr.write_all(&self.wbuf).await;
+        self.wbuf.clear();
+        Stats::add(&self.shared.stats.bytes_sent, n as u64);
+        r
+    }
+}
+
+struct Connection<S> {
+    io: Io<S>,
+    ctx: ConnectionContext,
+    conn_id: u64,
+    client_id: Arc<str>,
+    username: Option<String>,
+    cell: Arc<SessionCell>,
+    wake: Arc<Notify>,
+    control: mpsc::UnboundedReceiver<Control>,
+    keep_alive: Duration,
+    will: Option<LastWill>,
+    /// v5 session expiry interval in seconds; v3: 0 for clean session, else forever.
+    session_expiry: u32,
+    /// Incoming topic aliases (v5 §3.3.2.3.4), bounded by our topic alias maximum.
+    alias_in: HashMap<u16, ByteStr>,
+    /// Outgoing topic aliases, bounded by the client's topic alias maximum.
+    alias_out: HashMap<ByteStr, u16>,
+    client_alias_max: u16,
+    /// The client's maximum packet size (v5 §3.1.2.11.4).
+    client_max_packet: u32,
+    batch: Vec<(u16, Delivery)>,
+}
+
+fn expiry_forever(secs: u32) -> bool {
+    secs == u32::MAX
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
+    /// Checks CONNECT, attaches the session and sends CONNACK; None if refused.
+    async fn accept(ctx: ConnectionContext, mut io: Io<S>, connect: Connect) -> Option<Self> {
+        let shared = ctx.shared.clone();
+        let config = &shared.config;
+        let v5 = connect.protocol.is_v5();
+        let mut ack = ConnAck::default();
+
+        // Client identifier (MQTT 3.1.1 §3.1.3.1, MQTT 5 §3.1.3.1).
+        let mut client_id = connect.client_id.clone();
+        let mut assigned = false;
+        if client_id.is_empty() {
+            let allowed = match connect.protocol {
+                ProtocolVersion::V5 => true,
+                ProtocolVersion::V311 => connect.clean_start,
+                ProtocolVersion::V31 => false,
+            };
+            if !allowed {
+                return refuse(
+                    io,
+                    &ctx,
+                    ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+                    "empty client id",
+                )
+                .await;
+            }
+            client_id = format!(
+                "auto-{:016x}",
+                shared
+                    .next_conn_id
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    ^ (shared.started.elapsed().as_nanos() as u64).rotate_left(17)
+            );
+            assigned = true;
+        }
+
+        // Authentication.
+        let mut verdict = shared
+            .users
+            .check(connect.username.as_deref(), connect.password.as_deref());
+        if verdict == Credentials::Accepted && config.auth_callback {
+            let (tx, rx) = oneshot::channel();
+            shared.events.push(Event::Auth {
+                client_id: client_id.clone(),
+                username: connect.username.clone(),
+                password: connect.password.clone(),
+                reply: tx,
+            });
+            let ok = matches!(
+                tokio::time::timeout(Duration::from_secs(10), rx).await,
+                Ok(Ok(true))
+            );
+            if !ok {
+                verdict = Credentials::BadUserNameOrPassword;
+            }
+        }
+        match verdict {
+            Credentials::Accepted => {}
+            Credentials::BadUserNameOrPassword => {
+                let what = format!(
+                    "client {client_id} (user {:?}): bad user name or password",
+                    connect.username.as_deref().unwrap_or("")
+                );
+                return refuse(io, &ctx, ReasonCode::BAD_USER_NAME_OR_PASSWORD, &what).await;
+            }
+            Credentials::NotAuthorized => {
+                let what = format!("client {client_id}: anonymous access not allowed");
+                return refuse(io, &ctx, ReasonCode::NOT_AUTHORIZED, &what).await;
+            }
+        }
+
+        if config.max_connections > 0 && shared.clients.lock().len() >= config.max_connections {
+            let code = if v5 {
+                ReasonCode::QUOTA_EXCEEDED
+            } else {
+                ReasonCode::SERVER_UNAVAILABLE
+            };
+            let what = format!(
+                "client {client_id}: connection limit reached (max_connections {})",
+                config.max_connections
+            );
+            return refuse(io, &ctx, code, &what).await;
+        }
+
+        if let Some(w) = &connect.will {
+            if (w.qos as u8) > config.max_qos {
+                let what = format!("client {client_id}: will QoS above maximum");
+                return refuse(io, &ctx, ReasonCode::QOS_NOT_SUPPORTED, &what).await;
+            }
+            if w.retain && !config.retain_available {
+                let what = format!("client {client_id}: retained will but retain unavailable");
+                return refuse(io, &ctx, ReasonCode::RETAIN_NOT_SUPPORTED, &what).await;
+            }
+        }
+
+        // Session expiry (MQTT 5 §3.1.2.11.2); v3 clean session = expire at once,
+        // persistent = never (capped by max_session_expiry).
+        let mut session_expiry = if v5 {
+            connect.properties.session_expiry_interval.unwrap_or(0)
+        } else if connect.clean_start {
+            0
+        } else {
+            u32::MAX
+        };
+        if let Some(max) = config.max_session_expiry {
+            if session_expiry > max {
+                session_expiry = max;
+                if v5 {
+                    ack.properties.session_expiry_interval = Some(max);
+                }
+            }
+        }
+
+        // Keep alive, possibly overridden by server keep alive (v5 §3.2.2.3.14).
+        let mut keep_alive = connect.keep_alive;
+        if v5
+            && (keep_alive > config.max_keepalive
+                || (keep_alive == 0 && config.max_keepalive < 65535))
+        {
+            keep_alive = config.max_keepalive;
+            ack.properties.server_keep_alive = Some(keep_alive);
+        }
+
+        let conn_id = shared
+            .next_conn_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let client_id: Arc<str> = Arc::from(client_id.as_str());
+        let wake = Arc::new(Notify::new());
+        let (control_tx, control) = mpsc::unbounded_channel();
+        let link = Link {
+            conn_id,
+            wake: wake.clone(),
+            control: control_tx,
+        };
+        let attached = shared.router.lock().attach(
+            &client_id,
+            connect.clean_start,
+            link,
+            config.max_queued_messages,
+        );
+        if let Some(prev) = attached.previous {
+            let _ = prev.control.send(Control::TakenOver);
+        }
+        let cell = attached.cell;
+        {
+            let mut st = cell.state.lock();
+            let receive_max = if v5 {
+                connect.properties.receive_maximum.unwrap_or(65535)
+            } else {
+                u16::MAX
+            };
+            st.session.send_quota = receive_max.min(config.max_inflight_messages).max(1);
+        }
+
+        ack.session_present = attached.session_present;
+        ack.code = ReasonCode::SUCCESS;
+        if v5 {
+            let p = &mut ack.properties;
+            if assigned {
+                p.assigned_client_identifier = Some(client_id.to_string());
+            }
+            p.receive_maximum = Some(config.receive_maximum);
+            p.topic_alias_maximum = Some(config.topic_alias_maximum);
+            if config.max_packet_size < 268_435_455 {
+                p.maximum_packet_size = Some(config.max_packet_size);
+            }
+            if config.max_qos < 2 {
+                p.maximum_qos = Some(config.max_qos);
+            }
+            if !config.retain_available {
+                p.retain_available = Some(0);
+            }
+            if connect.properties.request_response_information == Some(1) {
+                p.response_information = Some(format!("response/{client_id}"));
+            }
+        }
+        io.send(&Packet::ConnAck(ack));
+
+        let username = connect.username.clone();
+        shared.clients.lock().insert(
+            conn_id,
+            ClientInfo {
+                client_id: client_id.to_string(),
+                username: username.clone(),
+                peer: ctx.peer.clone(),
+                protocol: connect.protocol as u8,
+                keep_alive,
+                clean_start: connect.clean_start,
+                listener: ctx.listener.clone(),
+            },
+        );
+        let n = shared.clients.lock().len() as u64;
+        shared
+            .stats
+            .clients_connected
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+        shared
+            .stats
+            .clients_maximum
+            .fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+        Stats::add(&shared.stats.clients_total, 1);
+        shared.log(
+            Level::Info,
+            format!(
+                "client {client_id} connected from {} (MQTT {}, keepalive {keep_alive}, {}{})",
+                ctx.peer,
+                match connect.protocol {
+                    ProtocolVersion::V31 => "3.1",
+                    ProtocolVersion::V311 => "3.1.1",
+                    ProtocolVersion::V5 => "5.0",
+                },
+                if connect.clean_start {
+                    "clean"
+                } else {
+                    "persistent"
+                },
+                username
+                    .as_deref()
+                    .map(|u| format!(", user {u}"))
+                    .unwrap_or_default()
+            ),
+        );
+
+        let client_max_packet = if v5 {
+            connect.properties.maximum_packet_size.unwrap_or(u32::MAX)
+        } else {
+            u32::MAX
+        };
+        let client_alias_max = if v5 && config.outgoing_topic_aliases {
+            connect.properties.topic_alias_maximum.unwrap_or(0)
+        } else {
+            0
+        };
+        let mut conn = Connection {
+            io,
+            ctx,
+            conn_id,
+            client_id,
+            username,
+            cell,
+            wake,
+            control,
+            keep_alive: Duration::from_secs(u64::from(keep_alive)),
+            will: connect.will,
+            session_expiry,
+            alias_in: HashMap::new(),
+            alias_out: HashMap::new(),
+            client_alias_max,
+            client_max_packet,
+            batch: Vec::new(),
+        };
+        // Resend unacknowledged messages of a resumed session (MQTT 5 §4.4).
+        if attached.session_present {
+            let resend = conn.cell.state.lock().session.resend();
+            for r in resend {
+                match r {
+                    Resend::Publish(pkid, d) => conn.send_publish(pkid, &d, true),
+                    Resend::PubRel(pkid) => conn.io.send(&Packet::PubRel(PubAck {
+                        pkid,
+                        ..Default::default()
+                    })),
+                }
+            }
+        }
+        Some(conn)
+    }
+
+    fn v5(&self) -> bool {
+        self.io.version.is_v5()
+    }
+
+    fn is_attached(&self) -> bool {
+        self.cell
+            .state
+            .lock()
+            .link
+            .as_ref()
+            .is_some_and(|l| l.conn_id == self.conn_id)
+    }
+
+    async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
+        let mut last_read = Instant::now();
+        loop {
+            let more = self.fill_outgoing();
+            if !self.io.wbuf.is_empty() {
+                let flushed = tokio::select! {
+                    r = self.io.flush() => r,
+                    _ = shutdown.changed() => return Close::Shutdown,
+                    c = self.control.recv() => return control_close(c),
+                };
+                if flushed.is_err() {
+                    return Close::Lost;
+                }
+            }
+            if more {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let deadline = if self.keep_alive.is_zero() {
+                None
+            } else {
+                // MQTT 5 §3.1.2.10: one and a half times the keep alive.
+                Some(last_read + self.keep_alive * 3 / 2)
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return Close::Shutdown,
+                c = self.control.recv() => return control_close(c),
+                r = self.io.rd.read_buf(&mut self.io.rbuf) => {
+                    match r {
+                        Ok(0) | Err(_) => return Close::Lost,
+                        Ok(n) => {
+                            Stats::add(&self.io.shared.stats.bytes_received, n as u64);
+                            last_read = Instant::now();
+                            if let Some(close) = self.handle_input() {
+                                return close;
+                            }
+                            if self.io.rbuf.capacity() - self.io.rbuf.len() < 512 {
+                                self.io.rbuf.reserve(READ_CHUNK);
+                            }
+                        }
+                    }
+                }
+                _ = self.wake.notified() => {}
+                _ = sleep_until_opt(deadline) => return Close::KeepAlive,
+            }
+        }
+    }
+
+    /// Decodes and handles every complete packet in the read buffer.
+    fn handle_input(&mut self) -> Option<Close> {
+        loop {
+            let packet = match self.io.decoder.decode(&mut self.io.rbuf) {
+                Ok(Some(p)) => p,
+                Ok(None) => return None,
+                Err(e) => {
+                    let code = e.reason_code();
+                    return Some(Close::Error(code, e.to_string()));
+                }
+            };
+            Stats::add(&self.io.shared.stats.messages_received, 1);
+            if let Some(close) = self.handle(packet) {
+                return Some(close);
+            }
+        }
+    }
+
+    fn handle(&mut self, packet: Packet) -> Option<Close> {
+        match packet {
+            Packet::Publish(p) => return self.on_publish(p),
+            Packet::PubAck(a) => {
+                self.cell.state.lock().session.on_puback(a.pkid);
+            }
+            Packet::PubRec(a) => {
+                let rel = self.cell.state.lock().session.on_pubrec(a.pkid, a.code);
+                if let Some(rel) = rel {
+                    self.io.send(&Packet::PubRel(rel));
+                }
+            }
+            Packet::PubRel(a) => {
+                let known = self.cell.state.lock().session.on_pubrel(a.pkid);
+                let code = if known || !self.v5() {
+                    ReasonCode::SUCCESS
+                } else {
+                    ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+                };
+                self.io.send(&Packet::PubComp(PubAck {
+                    pkid: a.pkid,
+                    code,
+                    ..Default::default()
+                }));
+            }
+            Packet::PubComp(a) => {
+                self.cell.state.lock().session.on_pubcomp(a.pkid);
+            }
+            Packet::Subscribe(s) => return self.on_subscribe(s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::PingReq => self.io.send(&Packet::PingResp),
+            Packet::Disconnect(d) => return Some(self.on_disconnect(d)),
+            Packet::Connect(_) => {
+                return Some(Close::Error(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "second CONNECT".into(),
+                ))
+            }
+            Packet::Auth(_) => {
+                // No authentication method was agreed in CONNECT (MQTT 5 §4.12).
+                return Some(Close::Error(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "AUTH without an authentication method".into(),
+                ));
+            }
+            other => {
+                return Some(Close::Error(
+                    ReasonCode::PROTOCOL_ERROR,
+                    format!("unexpected {:?} from a client", other.packet_type()),
+                ))
+            }
+        }
+        None
+    }
+
+    fn on_publish(&mut self, mut p: Publish) -> Option<Close> {
+        let shared = self.io.shared.clone();
+        let config = &shared.config;
+        Stats::add(&shared.stats.publish_received, 1);
+        // Topic alias (MQTT 5 §3.3.2.3.4).
+        let alias = p.properties.as_mut().and_then(|pr| pr.topic_alias.take());
+        if let Some(alias) = alias {
+            if alias == 0 || alias > config.topic_alias_maximum {
+                return Some(Close::Error(
+                    ReasonCode::TOPIC_ALIAS_INVALID,
+                    format!(
+                        "topic alias {alias} outside 1..={} (topic_alias_maximum)",
+                        config.topic_alias_maximum
+                    ),
+                ));
+            }
+            if p.topic.is_empty() {
+                match self.alias_in.get(&alias) {
+                    Some(t) => p.topic = t.clone(),
+                    None => {
+                        return Some(Close::Error(
+                            ReasonCode::PROTOCOL_ERROR,
+                            format!("unknown topic alias {alias}"),
+                        ))
+                    }
+                }
+            } else {
+                self.alias_in.insert(alias, p.topic.clone());
+            }
+        }
+        if let Err(why) = topic::validate_topic_name(&p.topic) {
+            return Some(Close::Error(
+                ReasonCode::TOPIC_NAME_INVALID,
+                format!("invalid topic name {:?}: {why}", p.topic.as_str()),
+            ));
+        }
+        if (p.qos as u8) > config.max_qos {
+            return Some(Close::Error(
+                ReasonCode::QOS_NOT_SUPPORTED,
+                format!(
+                    "PUBLISH QoS {} above maximum QoS {}",
+                    p.qos as u8, config.max_qos
+                ),
+            ));
+        }
+        if p.retain && !config.retain_available {
+            return Some(Close::Error(
+                ReasonCode::RETAIN_NOT_SUPPORTED,
+                "retained PUBLISH but retain is not available".into(),
+            ));
+        }
+        let pkid = p.pkid;
+        let qos = p.qos;
+        if qos == QoS::ExactlyOnce {
+            let mut st = self.cell.state.lock();
+            if st.session.incoming_qos2_len() >= usize::from(config.receive_maximum) && !p.dup {
+                drop(st);
+                return Some(Close::Error(
+                    ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                    format!(
+                        "more than {} unreleased QoS 2 messages (receive maximum)",
+                        config.receive_maximum
+                    ),
+                ));
+            }
+            if !st.session.on_incoming_qos2(pkid) {
+                // A duplicate of a message already routed: acknowledge only (§4.3.3).
+                drop(st);
+                self.io.send(&Packet::PubRec(PubAck {
+                    pkid,
+                    ..Default::default()
+                }));
+                return None;
+            }
+        }
+        let authorized = shared.allowed(
+            &self.client_id,
+            self.username.as_deref(),
+            &p.topic,
+            Access::Write,
+        );
+        let mut code = ReasonCode::SUCCESS;
+        if authorized {
+            let now = Instant::now();
+            let mut message = Message::new(p.topic, p.payload, qos, p.retain);
+            message.origin = Some(self.client_id.clone());
+            if let Some(mut props) = p.properties.take() {
+                let expiry = props.message_expiry_interval.take();
+                message.set_expiry(expiry, now);
+                props.subscription_identifiers.clear();
+                if *props != Default::default() {
+                    message.properties = Some(props);
+                }
+            }
+            let n = shared.route(message);
+            if n == 0 && self.v5() {
+                code = ReasonCode::NO_MATCHING_SUBSCRIBERS;
+            }
+        } else {
+            code = ReasonCode::NOT_AUTHORIZED;
+            shared.log(
+                Level::Warning,
+                format!(
+                    "client {}: PUBLISH to {:?} denied by ACL",
+                    self.client_id,
+                    p.topic.as_str()
+                ),
+            );
+        }
+        let code = if self.v5() { code } else { ReasonCode::SUCCESS };
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.io.send(&Packet::PubAck(PubAck {
+                pkid,
+                code,
+                ..Default::default()
+            })),
+            QoS::ExactlyOnce => {
+                if code.is_error() {
+                    // An error PUBREC ends the flow (§4.3.3): forget the identifier.
+                    self.cell.state.lock().session.on_pubrel(pkid);
+                }
+                self.io.send(&Packet::PubRec(PubAck {
+                    pkid,
+                    code,
+                    ..Default::default()
+                }))
+            }
+        }
+        None
+    }
+
+    fn on_subscribe(&mut self, s: Subscribe) -> Option<Close> {
+        let shared = self.io.shared.clone();
+        let config = &shared.config;
+        let v5 = self.v5();
+        let sub_id = s.properties.subscription_identifiers.first().copied();
+        if sub_id == Some(0) {
+            return Some(Close::Error(
+                ReasonCode::PROTOCOL_ERROR,
+                "subscription identifier 0".into(),
+            ));
+        }
+        let mut codes = Vec::with_capacity(s.filters.len());
+        let mut retained: Vec<Delivery> = Vec::new();
+        let now = Instant::now();
+        for f in &s.filters {
+            let shared_sub = topic::parse_shared(&f.filter);
+            if topic::validate_topic_filter(&f.filter).is_err() {
+                codes.push(if v5 {
+                    ReasonCode::TOPIC_FILTER_INVALID
+                } else {
+                    ReasonCode::UNSPECIFIED_ERROR
+                });
+                continue;
+            }
+            if shared_sub.is_some() && f.options.no_local && v5 {
+                // MQTT 5 §3.8.3.1: no local on a shared subscription is a protocol error.
+                return Some(Close::Error(
+                    ReasonCode::PROTOCOL_ERROR,
+                    format!("no local on shared subscription {:?}", f.filter),
+                ));
+            }
+            let inner = shared_sub.map(|(_, f)| f).unwrap_or(&f.filter);
+            if !shared.allowed(
+                &self.client_id,
+                self.username.as_deref(),
+                inner,
+                Access::Read,
+            ) {
+                shared.log(
+                    Level::Warning,
+                    format!(
+                        "client {}: SUBSCRIBE to {:?} denied by ACL",
+                        self.client_id, f.filter
+                    ),
+                );
+                codes.push(if v5 {
+                    ReasonCode::NOT_AUTHORIZED
+                } else {
+                    ReasonCode::UNSPECIFIED_ERROR
+                });
+                continue;
+            }
+            let mut options = f.options;
+            if (options.qos as u8) > config.max_qos {
+                options.qos = QoS::from_u8(config.max_qos).unwrap_or(QoS::AtMostOnce);
+            }
+            let mut router = shared.router.lock();
+            let existed = router.subscribe(&self.cell, &self.client_id, &f.filter, options, sub_id);
+            let send_retained = shared_sub.is_none()
+                && match options.retain_handling {
+                    crate::codec::RetainHandling::OnSubscribe => true,
+                    crate::codec::RetainHandling::OnNewSubscribe => !existed,
+                    crate::codec::RetainHandling::DoNotSend => false,
+                };
+            if send_retained {
+                for m in router.retained.matching(inner, now) {
+                    retained.push(Delivery {
+                        qos: m.qos.min(options.qos),
+                        message: m,
+                        // §3.3.1.3: retained messages sent on subscribe keep the flag.
+                        retain: true,
+                        subscription_ids: sub_id.into_iter().collect(),
+                    });
+                }
+            }
+            drop(router);
+            codes.push(ReasonCode(options.qos as u8));
+            shared.log(
+                Level::Debug,
+                format!(
+                    "client {} subscribed to {:?} (QoS {})",
+                    self.client_id, f.filter, options.qos as u8
+                ),
+            );
+        }
+        self.io.send(&Packet::SubAck(SubAck {
+            pkid: s.pkid,
+            codes,
+            ..Default::default()
+        }));
+        for d in retained {
+            self.cell.offer(d);
+        }
+        None
+    }
+
+    fn on_unsubscribe(&mut self, u: Unsubscribe) {
+        let shared = self.io.shared.clone();
+        let mut codes = Vec::with_capacity(u.filters.len());
+        {
+            let mut router = shared.router.lock();
+            for f in &u.filters {
+                codes.push(router.unsubscribe(&self.cell, &self.client_id, f));
+            }
+        }
+        if !self.v5() {
+            codes.clear();
+        }
+        self.io.send(&Packet::UnsubAck(UnsubAck {
+            pkid: u.pkid,
+            codes,
+            ..Default::default()
+        }));
+    }
+
+    fn on_disconnect(&mut self, d: Disconnect) -> Close {
+        if let Some(expiry) = d.properties.session_expiry_interval {
+            // MQTT 5 §3.14.2.2.2: a session that was to end at disconnect cannot be
+            // given an expiry now.
+            if self.session_expiry == 0 && expiry != 0 {
+                return Close::Error(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "session expiry set in DISCONNECT after 0 in CONNECT".into(),
+                );
+            }
+            self.session_expiry = match self.io.shared.config.max_session_expiry {
+                Some(max) => expiry.min(max),
+                None => expiry,
+            };
+        }
+        Close::Normal {
+            with_will: d.code == ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
+        }
+    }
+
+    /// Moves sendable messages from the session into the write buffer. Returns true if
+    /// more are waiting (the batch limit was reached).
+    fn fill_outgoing(&mut self) -> bool {
+        let now = Instant::now();
+        let mut batch = std::mem::take(&mut self.batch);
+        let more;
+        {
+            let mut st = self.cell.state.lock();
+            if st.link.as_ref().is_none_or(|l| l.conn_id != self.conn_id) {
+                return false;
+            }
+            let mut budget = WRITE_BATCH.saturating_sub(self.io.wbuf.len());
+            while budget > 0 {
+                match st.session.next_outgoing(now) {
+                    Some((pkid, d)) => {
+                        budget = budget
+                            .saturating_sub(d.message.payload.len() + d.message.topic.len() + 8);
+                        batch.push((pkid, d));
+                    }
+                    None => break,
+                }
+            }
+            more = st.session.has_sendable();
+        }
+        for (pkid, d) in batch.drain(..) {
+            self.send_publish(pkid, &d, false);
+        }
+        self.batch = batch;
+        more
+    }
+
+    fn send_publish(&mut self, pkid: u16, d: &Delivery, dup: bool) {
+        let now = Instant::now();
+        let mut p = publish_for(pkid, d, dup);
+        let v5 = self.v5();
+        if v5 {
+            let expiry = d.message.remaining_expiry(now);
+            if expiry.is_some() || !d.subscription_ids.is_empty() || self.client_alias_max > 0 {
+                let props = p.properties.get_or_insert_with(Default::default);
+                props.message_expiry_interval = expiry;
+                props.subscription_identifiers = d.subscription_ids.clone();
+                if self.client_alias_max > 0 && !dup {
+                    if let Some(&a) = self.alias_out.get(&p.topic) {
+                        props.topic_alias = Some(a);
+                        p.topic = ByteStr::new();
+                    } else if self.alias_out.len() < usize::from(self.client_alias_max) {
+                        let a = self.alias_out.len() as u16 + 1;
+                        self.alias_out.insert(p.topic.clone(), a);
+                        props.topic_alias = Some(a);
+                    }
+                }
+                if **props == Default::default() {
+                    p.properties = None;
+                }
+            }
+        } else {
+            p.properties = None;
+        }
+        let packet = Packet::Publish(p);
+        if self.client_max_packet != u32::MAX {
+            let len = encoded_len(&packet, self.io.version);
+            if len > self.client_max_packet as usize {
+                // MQTT 5 §3.1.2.11.4: discard what the client cannot take, as if sent.
+                if pkid != 0 {
+                    let mut st = self.cell.state.lock();
+                    st.session.on_puback(pkid);
+                    if st.session.on_pubrec(pkid, ReasonCode::SUCCESS).is_some() {
+                        st.session.on_pubcomp(pkid);
+                    }
+                }
+                self.io.shared.log(
+                    Level::Info,
+                    format!(
+                        "client {}: dropped a {len}-byte PUBLISH on {:?}, above the client's \
+                         maximum packet size {}",
+                        self.client_id,
+                        d.message.topic.as_str(),
+                        self.client_max_packet
+                    ),
+                );
+                return;
+            }
+        }
+        self.io.send(&packet);
+        Stats::add(&self.io.shared.stats.messages_sent, 1);
+        Stats::add(&self.io.shared.stats.publish_sent, 1);
+    }
+
+    /// Sends the final DISCONNECT, closes the socket, publishes the will if due and
+    /// detaches (or ends) the session.
+    async fn finish(mut self, close: Close) {
+        let shared = self.io.shared.clone();
+        let v5 = self.v5();
+        let (reason, log_level, what): (Option<ReasonCode>, Level, String) = match &close {
+            Close::Normal { .. } => (None, Level::Info, "disconnected".into()),
+            Close::Lost => (None, Level::Info, "connection lost".into()),
+            Close::KeepAlive => (
+                Some(ReasonCode::KEEP_ALIVE_TIMEOUT),
+                Level::Info,
+                format!(
+                    "keep-alive timeout (nothing received in {:.1} s)",
+                    self.keep_alive.as_secs_f64() * 1.5
+                ),
+            ),
+            Close::TakenOver => (
+                Some(ReasonCode::SESSION_TAKEN_OVER),
+                Level::Info,
+                "taken over by a new connection with the same client id".into(),
+            ),
+            Close::Shutdown => (
+                Some(ReasonCode::SERVER_SHUTTING_DOWN),
+                Level::Debug,
+                "closed: broker shutting down".into(),
+            ),
+            Close::Error(code, text) => (
+                Some(*code),
+                Level::Warning,
+                format!("closed for {text} (reason 0x{:02X})", code.0),
+            ),
+            Close::Admin(code) => (
+                Some(*code),
+                Level::Info,
+                "disconnected by the broker".into(),
+            ),
+        };
+        shared.log(
+            log_level,
+            format!("client {} ({}): {what}", self.client_id, self.ctx.peer),
+        );
+        if v5 {
+            if let Some(code) = reason {
+                self.io.send(&Packet::Disconnect(Disconnect {
+                    code,
+                    ..Default::default()
+                }));
+            }
+        }
+        // Unread input is dropped; pending output gets a short chance to leave.
+        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+            let _ = self.io.flush().await;
+            let _ = self.io.wr.shutdown().await;
+        })
+        .await;
+
+        shared.clients.lock().remove(&self.conn_id);
+        let n = shared.clients.lock().len() as u64;
+        shared
+            .stats
+            .clients_connected
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+
+        let publish_will = !matches!(close, Close::Normal { with_will: false });
+        let will = self.will.take().filter(|_| publish_will);
+        let attached = self.is_attached();
+        let will_delay = will
+            .as_ref()
+            .and_then(|w| w.properties.will_delay_interval)
+            .unwrap_or(0);
+
+        if attached {
+            let ends_now = self.session_expiry == 0 || matches!(close, Close::Shutdown);
+            {
+                let mut st = self.cell.state.lock();
+                st.link = None;
+                st.session.online = false;
+                st.expires_at = if expiry_forever(self.session_expiry) {
+                    None
+                } else {
+                    Some(Instant::now() + Duration::from_secs(u64::from(self.session_expiry)))
+                };
+            }
+            if ends_now {
+                shared
+                    .router
+                    .lock()
+                    .remove_session(&self.client_id, &self.cell);
+            }
+            if let Some(w) = will {
+                let delay = if ends_now {
+                    0
+                } else {
+                    will_delay.min(self.session_expiry)
+                };
+                self.publish_will(w, delay);
+            }
+        } else if let Some(w) = will {
+            // Taken over: the new connection resumes the session at once, so a delayed
+            // will is never sent (§3.1.3.2.2); an immediate one is.
+            if will_delay == 0 {
+                self.publish_will(w, 0);
+            }
+        }
+    }
+
+    fn publish_will(&self, w: LastWill, delay: u32) {
+        let shared = &self.io.shared;
+        let now = Instant::now();
+        let mut message = Message::new(w.topic, w.payload, w.qos, w.retain);
+        message.origin = Some(self.client_id.clone());
+        let mut props = w.properties;
+        props.will_delay_interval = None;
+        let expiry = props.message_expiry_interval.take();
+        message.set_expiry(expiry, now);
+        if props != Default::default() {
+            message.properties = Some(Box::new(props));
+        }
+        if !shared.allowed(
+            &self.client_id,
+            self.username.as_deref(),
+            &message.topic,
+            Access::Write,
+        ) {
+            shared.log(
+                Level::Warning,
+                format!(
+                    "client {}: will on {:?} denied by ACL",
+                    self.client_id,
+                    message.topic.as_str()
+                ),
+            );
+            return;
+        }
+        if delay == 0 {
+            shared.log(
+                Level::Debug,
+                format!(
+                    "client {}: publishing will on {:?}",
+                    self.client_id,
+                    message.topic.as_str()
+                ),
+            );
+            shared.route(message);
+        } else {
+            shared.router.lock().wills.push(super::router::PendingWill {
+                client_id: self.client_id.clone(),
+                due: now + Duration::from_secs(u64::from(delay)),
+                message,
+            });
+        }
+    }
+}
+
+/// The protocol level of a CONNECT at the front of `buf`, read before decoding so a
+/// CONNECT that fails to decode can still be answered in its version (MQTT 5 §3.1.4).
+fn peek_connect_level(buf: &[u8]) -> Option<ProtocolVersion> {
+    if buf.first()? >> 4 != 1 {
+        return None;
+    }
+    let mut i = 1;
+    loop {
+        let b = *buf.get(i)?;
+        i += 1;
+        if b & 0x80 == 0 || i > 4 {
+            break;
+        }
+    }
+    let name_len = usize::from(u16::from_be_bytes([*buf.get(i)?, *buf.get(i + 1)?]));
+    ProtocolVersion::from_level(*buf.get(i + 2 + name_len)?)
+}
+
+fn control_close(c: Option<Control>) -> Close {
+    match c {
+        Some(Control::TakenOver) | None => Close::TakenOver,
+        Some(Control::Disconnect(code)) => Close::Admin(code),
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends a refusing CONNACK and closes; logs why.
+async fn refuse<S, T>(
+    mut io: Io<S>,
+    ctx: &ConnectionContext,
+    code: ReasonCode,
+    what: &str,
+) -> Option<T>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    ctx.shared.log(
+        Level::Warning,
+        format!(
+            "connection from {} refused (reason 0x{:02X}): {what}",
+            ctx.peer, code.0
+        ),
+    );
+    io.send(&Packet::ConnAck(ConnAck {
+        session_present: false,
+        code,
+        ..Default::default()
+    }));
+    let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+        let _ = io.flush().await;
+        let _ = io.wr.shutdown().await;
+    })
+    .await;
+    None
+}
+
+/// A message injected from Python (`Broker.publish`).
+pub fn injected(topic: &str, payload: Bytes, qos: QoS, retain: bool) -> Result<Message, String> {
+    topic::validate_topic_name(topic).map_err(|e| format!("invalid topic {topic:?}: {e}"))?;
+    Ok(Message::new(ByteStr::from(topic), payload, qos, retain))
+}

@@ -1,0 +1,471 @@
+//! The router: sessions by client id, the subscription tree and the retained store,
+//! behind one short-held lock (`Shared::router`). Connection tasks call into it; it never
+//! awaits and never does I/O. Lock order: router, then a session cell; never the reverse.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, Notify};
+
+use crate::codec::{topic, QoS, ReasonCode, SubscribeOptions};
+
+use super::message::Message;
+use super::session::{Delivery, Enqueued, Session, SessionSubscription};
+use super::tree::{Subscriber, SubscriptionTree};
+
+/// A command from the broker to a connection task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Another connection took the client id over (MQTT 5 §3.1.4, reason 0x8E).
+    TakenOver,
+    /// Close with this v5 DISCONNECT reason (administrative action).
+    Disconnect(ReasonCode),
+}
+
+/// The connection currently attached to a session.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub conn_id: u64,
+    pub wake: Arc<Notify>,
+    pub control: mpsc::UnboundedSender<Control>,
+}
+
+#[derive(Debug)]
+pub struct SessionState {
+    pub session: Session,
+    pub link: Option<Link>,
+    /// Set while offline: when the session ends (MQTT 5 §3.1.2.11.2). None: never.
+    pub expires_at: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub struct SessionCell {
+    pub state: Mutex<SessionState>,
+}
+
+/// What happened when a delivery was offered to a session.
+pub enum Offered {
+    Queued,
+    Dropped { first: bool, client_id: Arc<str> },
+    Skipped,
+}
+
+impl SessionCell {
+    pub fn new(session: Session) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(SessionState {
+                session,
+                link: None,
+                expires_at: None,
+            }),
+        })
+    }
+
+    /// Queues a delivery and wakes the attached connection if the queue was empty
+    /// (a non-empty queue means the connection is already draining it).
+    pub fn offer(&self, delivery: Delivery) -> Offered {
+        let mut st = self.state.lock();
+        let was_empty = st.session.queued_len() == 0;
+        match st.session.enqueue(delivery) {
+            Enqueued::Queued => {
+                if was_empty {
+                    if let Some(link) = &st.link {
+                        link.wake.notify_one();
+                    }
+                }
+                Offered::Queued
+            }
+            Enqueued::Dropped { first } => Offered::Dropped {
+                first,
+                client_id: st.session.client_id.clone(),
+            },
+            Enqueued::Skipped => Offered::Skipped,
+        }
+    }
+}
+
+/// A session to deliver one message to.
+pub struct Target {
+    pub cell: Arc<SessionCell>,
+    pub delivery: Delivery,
+    shared: bool,
+}
+
+/// A will waiting for its delay (MQTT 5 §3.1.3.2.2).
+pub struct PendingWill {
+    pub client_id: Arc<str>,
+    pub due: Instant,
+    pub message: Message,
+}
+
+#[derive(Default)]
+pub struct Router {
+    pub sessions: HashMap<Arc<str>, Arc<SessionCell>>,
+    pub tree: SubscriptionTree<Arc<SessionCell>>,
+    pub retained: RetainedStore,
+    pub wills: Vec<PendingWill>,
+}
+
+/// Result of attaching a connection to a session at CONNECT.
+pub struct Attached {
+    pub cell: Arc<SessionCell>,
+    pub session_present: bool,
+    /// The connection that had this client id, to be told it was taken over.
+    pub previous: Option<Link>,
+}
+
+impl Router {
+    /// Attaches a new connection to the session for `client_id` (MQTT 5 §3.1.2.4):
+    /// clean start discards an existing session, otherwise it is resumed. A pending will
+    /// of the client is cancelled (§3.1.3.2.2).
+    pub fn attach(
+        &mut self,
+        client_id: &Arc<str>,
+        clean_start: bool,
+        link: Link,
+        max_queued: usize,
+    ) -> Attached {
+        self.wills.retain(|w| &w.client_id != client_id);
+        let existing = self.sessions.get(client_id).cloned();
+        let mut previous = None;
+        if let Some(cell) = existing {
+            let mut st = cell.state.lock();
+            previous = st.link.take();
+            if !clean_start {
+                st.link = Some(link);
+                st.session.online = true;
+                st.session.max_queued = max_queued;
+                st.expires_at = None;
+                drop(st);
+                return Attached {
+                    cell,
+                    session_present: true,
+                    previous,
+                };
+            }
+            st.session.online = false;
+            let filters: Vec<String> = st.session.subscriptions.keys().cloned().collect();
+            drop(st);
+            for f in filters {
+                self.remove_subscription(client_id, &f);
+            }
+        }
+        let mut session = Session::new(client_id.clone(), max_queued);
+        session.online = true;
+        let cell = SessionCell::new(session);
+        cell.state.lock().link = Some(link);
+        self.sessions.insert(client_id.clone(), cell.clone());
+        Attached {
+            cell,
+            session_present: false,
+            previous,
+        }
+    }
+
+    /// Ends a session: its subscriptions leave the tree.
+    pub fn remove_session(&mut self, client_id: &Arc<str>, cell: &Arc<SessionCell>) {
+        let Some(current) = self.sessions.get(client_id) else {
+            return;
+        };
+        if !Arc::ptr_eq(current, cell) {
+            return;
+        }
+        self.sessions.remove(client_id);
+        let filters: Vec<String> = cell
+            .state
+            .lock()
+            .session
+            .subscriptions
+            .keys()
+            .cloned()
+            .collect();
+        for f in filters {
+            self.remove_subscription(client_id, &f);
+        }
+    }
+
+    fn remove_subscription(&mut self, client_id: &str, filter: &str) -> bool {
+        match topic::parse_shared(filter) {
+            Some((group, inner)) => self.tree.remove(inner, Some(group), client_id),
+            None => self.tree.remove(filter, None, client_id),
+        }
+    }
+
+    /// Adds a subscription; returns whether it existed before (retain handling 1).
+    pub fn subscribe(
+        &mut self,
+        cell: &Arc<SessionCell>,
+        client_id: &Arc<str>,
+        filter: &str,
+        options: SubscribeOptions,
+        id: Option<u32>,
+    ) -> bool {
+        let sub = Subscriber {
+            client_id: client_id.clone(),
+            target: cell.clone(),
+            options,
+            id,
+        };
+        let existed = match topic::parse_shared(filter) {
+            Some((group, inner)) => self.tree.insert(inner, Some(group), sub),
+            None => self.tree.insert(filter, None, sub),
+        };
+        cell.state
+            .lock()
+            .session
+            .subscriptions
+            .insert(filter.to_string(), SessionSubscription { options, id });
+        existed
+    }
+
+    /// Removes a subscription; v5 reason 0x11 if there was none.
+    pub fn unsubscribe(
+        &mut self,
+        cell: &Arc<SessionCell>,
+        client_id: &Arc<str>,
+        filter: &str,
+    ) -> ReasonCode {
+        cell.state.lock().session.subscriptions.remove(filter);
+        if self.remove_subscription(client_id, filter) {
+            ReasonCode::SUCCESS
+        } else {
+            ReasonCode::NO_SUBSCRIPTION_EXISTED
+        }
+    }
+
+    /// Every session `message` goes to, with one delivery per session for overlapping
+    /// ordinary subscriptions: the highest QoS among them and all their subscription
+    /// identifiers (MQTT 5 §3.3.4); shared subscriptions deliver separately (§4.8.2).
+    pub fn targets(&self, message: &Arc<Message>) -> Vec<Target> {
+        let mut out: Vec<Target> = Vec::new();
+        self.tree.for_each_match(&message.topic, |m| {
+            let s = m.subscriber;
+            if s.options.no_local && !m.shared && message.origin.as_ref() == Some(&s.client_id) {
+                return;
+            }
+            let qos = message.qos.min(s.options.qos);
+            out.push(Target {
+                cell: s.target.clone(),
+                delivery: Delivery {
+                    message: message.clone(),
+                    qos,
+                    retain: s.options.retain_as_published && message.retain,
+                    subscription_ids: s.id.into_iter().collect(),
+                },
+                shared: m.shared,
+            });
+        });
+        if out.len() > 1 {
+            merge_overlapping(&mut out);
+        }
+        out
+    }
+
+    /// Wills whose delay has passed.
+    pub fn due_wills(&mut self, now: Instant) -> Vec<Message> {
+        let mut due = Vec::new();
+        self.wills.retain_mut(|w| {
+            if w.due <= now {
+                due.push(std::mem::replace(
+                    &mut w.message,
+                    Message::new(
+                        Default::default(),
+                        Default::default(),
+                        QoS::AtMostOnce,
+                        false,
+                    ),
+                ));
+                false
+            } else {
+                true
+            }
+        });
+        due
+    }
+
+    /// Offline sessions whose expiry has passed are removed; returns their ids.
+    pub fn expire_sessions(&mut self, now: Instant) -> Vec<Arc<str>> {
+        let expired: Vec<(Arc<str>, Arc<SessionCell>)> = self
+            .sessions
+            .iter()
+            .filter(|(_, c)| {
+                let st = c.state.lock();
+                st.link.is_none() && st.expires_at.is_some_and(|t| t <= now)
+            })
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        for (id, cell) in &expired {
+            self.remove_session(id, cell);
+        }
+        expired.into_iter().map(|(id, _)| id).collect()
+    }
+}
+
+fn merge_overlapping(out: &mut Vec<Target>) {
+    out.sort_by_key(|t| (t.shared, Arc::as_ptr(&t.cell) as usize));
+    let mut merged: Vec<Target> = Vec::with_capacity(out.len());
+    for t in out.drain(..) {
+        if let Some(last) = merged.last_mut() {
+            if !t.shared && !last.shared && Arc::ptr_eq(&last.cell, &t.cell) {
+                last.delivery.qos = last.delivery.qos.max(t.delivery.qos);
+                last.delivery.retain |= t.delivery.retain;
+                last.delivery
+                    .subscription_ids
+                    .extend(t.delivery.subscription_ids);
+                continue;
+            }
+        }
+        merged.push(t);
+    }
+    *out = merged;
+}
+
+/// Retained messages by topic (MQTT 5 §3.3.1.3): set, replaced, cleared by an empty
+/// payload.
+#[derive(Default)]
+pub struct RetainedStore {
+    messages: HashMap<String, Arc<Message>>,
+}
+
+impl RetainedStore {
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    pub fn store(&mut self, message: &Arc<Message>) {
+        if message.payload.is_empty() {
+            self.messages.remove(message.topic.as_str());
+        } else {
+            self.messages
+                .insert(message.topic.to_string(), message.clone());
+        }
+    }
+
+    /// Retained messages matching `filter`, skipping expired ones.
+    pub fn matching(&mut self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
+        self.messages.retain(|_, m| !m.expired(now));
+        self.messages
+            .iter()
+            .filter(|(t, _)| topic::matches(filter, t))
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::ByteStr;
+    use bytes::Bytes;
+
+    fn link(id: u64) -> (Link, mpsc::UnboundedReceiver<Control>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Link {
+                conn_id: id,
+                wake: Arc::new(Notify::new()),
+                control: tx,
+            },
+            rx,
+        )
+    }
+
+    fn msg(topic: &str, qos: QoS) -> Arc<Message> {
+        Arc::new(Message::new(
+            ByteStr::from(topic),
+            Bytes::from_static(b"p"),
+            qos,
+            true,
+        ))
+    }
+
+    fn opts(qos: QoS) -> SubscribeOptions {
+        SubscribeOptions {
+            qos,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn persistent_session_resumes_and_clean_start_discards() {
+        let mut r = Router::default();
+        let id: Arc<str> = Arc::from("c1");
+        let a = r.attach(&id, false, link(1).0, 10);
+        assert!(!a.session_present);
+        r.subscribe(&a.cell, &id, "a/+", opts(QoS::AtLeastOnce), None);
+        let b = r.attach(&id, false, link(2).0, 10);
+        assert!(b.session_present);
+        assert_eq!(
+            b.previous.unwrap().conn_id,
+            1,
+            "takeover reports the old link"
+        );
+        assert!(Arc::ptr_eq(&a.cell, &b.cell));
+        assert_eq!(r.targets(&msg("a/x", QoS::AtLeastOnce)).len(), 1);
+        let c = r.attach(&id, true, link(3).0, 10);
+        assert!(!c.session_present);
+        assert!(r.targets(&msg("a/x", QoS::AtLeastOnce)).is_empty());
+    }
+
+    #[test]
+    fn overlapping_subscriptions_deliver_once_with_every_id_and_max_qos() {
+        let mut r = Router::default();
+        let id: Arc<str> = Arc::from("c");
+        let a = r.attach(&id, true, link(1).0, 10);
+        r.subscribe(&a.cell, &id, "a/#", opts(QoS::AtMostOnce), Some(1));
+        r.subscribe(&a.cell, &id, "a/+", opts(QoS::ExactlyOnce), Some(2));
+        let t = r.targets(&msg("a/b", QoS::AtLeastOnce));
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            t[0].delivery.qos,
+            QoS::AtLeastOnce,
+            "downgraded to message QoS"
+        );
+        let mut ids = t[0].delivery.subscription_ids.clone();
+        ids.sort();
+        assert_eq!(ids, vec![1, 2]);
+        assert!(
+            !t[0].delivery.retain,
+            "retain cleared unless retain-as-published"
+        );
+    }
+
+    #[test]
+    fn no_local_skips_the_publisher() {
+        let mut r = Router::default();
+        let id: Arc<str> = Arc::from("c");
+        let a = r.attach(&id, true, link(1).0, 10);
+        let mut o = opts(QoS::AtMostOnce);
+        o.no_local = true;
+        o.retain_as_published = true;
+        r.subscribe(&a.cell, &id, "t", o, None);
+        let mut m = Message::new(ByteStr::from("t"), Bytes::new(), QoS::AtMostOnce, true);
+        m.origin = Some(id.clone());
+        assert!(r.targets(&Arc::new(m.clone())).is_empty());
+        m.origin = Some(Arc::from("other"));
+        let t = r.targets(&Arc::new(m));
+        assert_eq!(t.len(), 1);
+        assert!(t[0].delivery.retain, "retain as published");
+    }
+
+    #[test]
+    fn removing_a_session_removes_its_subscriptions() {
+        let mut r = Router::default();
+        let id: Arc<str> = Arc::from("c");
+        let a = r.attach(&id, true, link(1).0, 10);
+        r.subscribe(&a.cell, &id, "x/#", opts(QoS::AtMostOnce), None);
+        assert_eq!(
+            r.unsubscribe(&a.cell, &id, "nope"),
+            ReasonCode::NO_SUBSCRIPTION_EXISTED
+        );
+        r.remove_session(&id, &a.cell);
+        assert!(r.tree.is_empty());
+        assert!(r.sessions.is_empty());
+    }
+}

@@ -1,0 +1,408 @@
+//! Per-client session state, sans-I/O: the queue of messages waiting to be sent, the
+//! outgoing inflight window with its QoS 1/2 handshakes, and the incoming QoS 2 packet
+//! identifiers awaiting PUBREL. It lives as long as the MQTT session (MQTT 5 §4.1), which
+//! may outlast a network connection; the connection task only moves its packets.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::codec::{PubAck, Publish, QoS, ReasonCode, SubscribeOptions};
+
+use super::message::Message;
+
+/// One message on its way to one subscriber.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message: Arc<Message>,
+    /// The message QoS downgraded to the subscription's maximum (MQTT 5 §3.8.4).
+    pub qos: QoS,
+    pub retain: bool,
+    /// MQTT 5 subscription identifiers of every matching subscription (§3.3.4).
+    pub subscription_ids: Vec<u32>,
+}
+
+/// A subscription as the session remembers it (for resubscribe-free reconnects and
+/// for removing it from the router when the session ends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSubscription {
+    pub options: SubscribeOptions,
+    pub id: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutState {
+    /// QoS 1 sent, waiting for PUBACK; QoS 2 sent, waiting for PUBREC.
+    AwaitAck,
+    /// QoS 2 PUBREL sent, waiting for PUBCOMP.
+    AwaitComp,
+}
+
+#[derive(Debug, Clone)]
+struct OutFlight {
+    delivery: Delivery,
+    state: OutState,
+}
+
+/// Outcome of offering a message to a session's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued,
+    /// The queue was full: the message was dropped. `first` is true for the first drop
+    /// after the queue last had room, so the caller logs once per episode, not per message.
+    Dropped {
+        first: bool,
+    },
+    /// QoS 0 messages are not queued for an offline client (MQTT 5 §3.1.2.4 allows it;
+    /// mosquitto does not either by default).
+    Skipped,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub client_id: Arc<str>,
+    pub subscriptions: HashMap<String, SessionSubscription>,
+    queue: VecDeque<Delivery>,
+    inflight: BTreeMap<u16, OutFlight>,
+    next_pkid: u16,
+    /// Packet identifiers of QoS 2 PUBLISHes received and routed, waiting for PUBREL;
+    /// a duplicate PUBLISH with one of these is acknowledged but not routed again
+    /// (MQTT 5 §4.3.3, method B).
+    incoming_qos2: HashSet<u16>,
+    /// Outgoing inflight window: the client's receive maximum (MQTT 5 §4.9).
+    pub send_quota: u16,
+    pub max_queued: usize,
+    dropping: bool,
+    pub dropped: u64,
+    pub online: bool,
+}
+
+impl Session {
+    pub fn new(client_id: Arc<str>, max_queued: usize) -> Self {
+        Self {
+            client_id,
+            subscriptions: HashMap::new(),
+            queue: VecDeque::new(),
+            inflight: BTreeMap::new(),
+            next_pkid: 1,
+            incoming_qos2: HashSet::new(),
+            send_quota: 65535,
+            max_queued,
+            dropping: false,
+            dropped: 0,
+            online: false,
+        }
+    }
+
+    pub fn queued_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Offers a delivery; bounded by `max_queued` (drop-newest policy, like mosquitto's
+    /// `max_queued_messages`).
+    pub fn enqueue(&mut self, delivery: Delivery) -> Enqueued {
+        if !self.online && delivery.qos == QoS::AtMostOnce {
+            return Enqueued::Skipped;
+        }
+        if self.queue.len() >= self.max_queued {
+            self.dropped += 1;
+            let first = !self.dropping;
+            self.dropping = true;
+            return Enqueued::Dropped { first };
+        }
+        self.queue.push_back(delivery);
+        Enqueued::Queued
+    }
+
+    fn allocate_pkid(&mut self) -> Option<u16> {
+        if self.inflight.len() >= usize::from(u16::MAX) {
+            return None;
+        }
+        loop {
+            let id = self.next_pkid;
+            self.next_pkid = if id == u16::MAX { 1 } else { id + 1 };
+            if !self.inflight.contains_key(&id) {
+                return Some(id);
+            }
+        }
+    }
+
+    /// The next message to send, if the inflight window allows it. Expired messages
+    /// (MQTT 5 §3.3.2.3.3) are dropped from the queue on the way.
+    pub fn next_outgoing(&mut self, now: Instant) -> Option<(u16, Delivery)> {
+        loop {
+            let front = self.queue.front()?;
+            if front.message.expired(now) {
+                self.queue.pop_front();
+                continue;
+            }
+            if front.qos != QoS::AtMostOnce && self.inflight.len() >= usize::from(self.send_quota) {
+                return None;
+            }
+            let delivery = self.queue.pop_front()?;
+            if self.queue.len() < self.max_queued / 2 + 1 {
+                self.dropping = false;
+            }
+            if delivery.qos == QoS::AtMostOnce {
+                return Some((0, delivery));
+            }
+            let pkid = self.allocate_pkid()?;
+            self.inflight.insert(
+                pkid,
+                OutFlight {
+                    delivery: delivery.clone(),
+                    state: OutState::AwaitAck,
+                },
+            );
+            return Some((pkid, delivery));
+        }
+    }
+
+    pub fn has_sendable(&self) -> bool {
+        match self.queue.front() {
+            None => false,
+            Some(d) => {
+                d.qos == QoS::AtMostOnce || self.inflight.len() < usize::from(self.send_quota)
+            }
+        }
+    }
+
+    /// PUBACK for a QoS 1 message we sent. False if the identifier is unknown.
+    pub fn on_puback(&mut self, pkid: u16) -> bool {
+        match self.inflight.get(&pkid) {
+            Some(f) if f.state == OutState::AwaitAck && f.delivery.qos == QoS::AtLeastOnce => {
+                self.inflight.remove(&pkid);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// PUBREC for a QoS 2 message we sent: answer with PUBREL (also for an unknown
+    /// identifier, with reason 0x92, MQTT 5 §4.3.3). A PUBREC with an error code ends
+    /// the flow (§4.3.3).
+    pub fn on_pubrec(&mut self, pkid: u16, code: ReasonCode) -> Option<PubAck> {
+        match self.inflight.get_mut(&pkid) {
+            Some(f) if f.delivery.qos == QoS::ExactlyOnce => {
+                if code.is_error() {
+                    self.inflight.remove(&pkid);
+                    return None;
+                }
+                f.state = OutState::AwaitComp;
+                Some(PubAck {
+                    pkid,
+                    ..Default::default()
+                })
+            }
+            _ => Some(PubAck {
+                pkid,
+                code: ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+                ..Default::default()
+            }),
+        }
+    }
+
+    pub fn on_pubcomp(&mut self, pkid: u16) -> bool {
+        match self.inflight.get(&pkid) {
+            Some(f) if f.state == OutState::AwaitComp => {
+                self.inflight.remove(&pkid);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// An incoming QoS 2 PUBLISH: true if it is new and must be routed.
+    pub fn on_incoming_qos2(&mut self, pkid: u16) -> bool {
+        self.incoming_qos2.insert(pkid)
+    }
+
+    pub fn incoming_qos2_len(&self) -> usize {
+        self.incoming_qos2.len()
+    }
+
+    /// PUBREL: releases the identifier. False if it was unknown (v5: PUBCOMP 0x92).
+    pub fn on_pubrel(&mut self, pkid: u16) -> bool {
+        self.incoming_qos2.remove(&pkid)
+    }
+
+    /// What to resend on reconnect, in the original order (MQTT 5 §4.4): unacknowledged
+    /// PUBLISHes with DUP set, and PUBRELs for QoS 2 messages already received.
+    pub fn resend(&self) -> Vec<Resend> {
+        self.inflight
+            .iter()
+            .map(|(&pkid, f)| match f.state {
+                OutState::AwaitAck => Resend::Publish(pkid, f.delivery.clone()),
+                OutState::AwaitComp => Resend::PubRel(pkid),
+            })
+            .collect()
+    }
+
+    /// Forgets everything but the identity: a clean start reusing the struct.
+    pub fn clear(&mut self) {
+        self.subscriptions.clear();
+        self.queue.clear();
+        self.inflight.clear();
+        self.incoming_qos2.clear();
+        self.dropping = false;
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Resend {
+    Publish(u16, Delivery),
+    PubRel(u16),
+}
+
+/// Builds the PUBLISH for a delivery (without topic alias and expiry adjustments,
+/// which the connection applies).
+pub fn publish_for(pkid: u16, d: &Delivery, dup: bool) -> Publish {
+    Publish {
+        dup,
+        qos: d.qos,
+        retain: d.retain,
+        topic: d.message.topic.clone(),
+        pkid,
+        properties: d.message.properties.clone(),
+        payload: d.message.payload.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::ByteStr;
+    use bytes::Bytes;
+
+    fn delivery(qos: QoS) -> Delivery {
+        Delivery {
+            message: Arc::new(Message::new(
+                ByteStr::from("t"),
+                Bytes::from_static(b"x"),
+                qos,
+                false,
+            )),
+            qos,
+            retain: false,
+            subscription_ids: vec![],
+        }
+    }
+
+    fn online(max: usize) -> Session {
+        let mut s = Session::new(Arc::from("c"), max);
+        s.online = true;
+        s
+    }
+
+    #[test]
+    fn qos1_round_trip_frees_the_window() {
+        let mut s = online(10);
+        s.send_quota = 1;
+        s.enqueue(delivery(QoS::AtLeastOnce));
+        s.enqueue(delivery(QoS::AtLeastOnce));
+        let (p1, _) = s.next_outgoing(Instant::now()).unwrap();
+        assert!(
+            s.next_outgoing(Instant::now()).is_none(),
+            "window of 1 is full"
+        );
+        assert!(s.on_puback(p1));
+        assert!(!s.on_puback(p1), "second ack is unknown");
+        let (p2, _) = s.next_outgoing(Instant::now()).unwrap();
+        assert_ne!(p1, p2);
+    }
+
+    #[test]
+    fn qos2_outgoing_handshake() {
+        let mut s = online(10);
+        s.enqueue(delivery(QoS::ExactlyOnce));
+        let (p, _) = s.next_outgoing(Instant::now()).unwrap();
+        assert!(!s.on_pubcomp(p), "PUBCOMP before PUBREC is not accepted");
+        let rel = s.on_pubrec(p, ReasonCode::SUCCESS).unwrap();
+        assert_eq!(rel.code, ReasonCode::SUCCESS);
+        assert!(matches!(s.resend()[0], Resend::PubRel(x) if x == p));
+        assert!(s.on_pubcomp(p));
+        assert_eq!(s.inflight_len(), 0);
+        let unknown = s.on_pubrec(999, ReasonCode::SUCCESS).unwrap();
+        assert_eq!(unknown.code, ReasonCode::PACKET_IDENTIFIER_NOT_FOUND);
+    }
+
+    #[test]
+    fn qos0_skipped_offline_and_queue_bounded() {
+        let mut s = Session::new(Arc::from("c"), 2);
+        assert_eq!(s.enqueue(delivery(QoS::AtMostOnce)), Enqueued::Skipped);
+        assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce)), Enqueued::Queued);
+        assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce)), Enqueued::Queued);
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce)),
+            Enqueued::Dropped { first: true }
+        );
+        assert_eq!(
+            s.enqueue(delivery(QoS::ExactlyOnce)),
+            Enqueued::Dropped { first: false }
+        );
+        assert_eq!(s.dropped, 2);
+        assert_eq!(s.queued_len(), 2);
+    }
+
+    #[test]
+    fn unacked_messages_are_resent_in_order() {
+        let mut s = online(10);
+        for _ in 0..3 {
+            s.enqueue(delivery(QoS::AtLeastOnce));
+        }
+        let ids: Vec<u16> = (0..3)
+            .map(|_| s.next_outgoing(Instant::now()).unwrap().0)
+            .collect();
+        s.on_puback(ids[1]);
+        let again: Vec<u16> = s
+            .resend()
+            .into_iter()
+            .map(|r| match r {
+                Resend::Publish(p, _) => p,
+                Resend::PubRel(p) => p,
+            })
+            .collect();
+        assert_eq!(again, vec![ids[0], ids[2]]);
+    }
+
+    #[test]
+    fn incoming_qos2_is_routed_once() {
+        let mut s = online(10);
+        assert!(s.on_incoming_qos2(7));
+        assert!(!s.on_incoming_qos2(7), "duplicate before PUBREL");
+        assert!(s.on_pubrel(7));
+        assert!(!s.on_pubrel(7));
+        assert!(s.on_incoming_qos2(7), "identifier reusable after PUBREL");
+    }
+
+    #[test]
+    fn expired_messages_are_dropped_from_the_queue() {
+        let mut s = online(10);
+        let mut m = Message::new(ByteStr::from("t"), Bytes::new(), QoS::AtLeastOnce, false);
+        m.expires_at = Some(Instant::now());
+        s.enqueue(Delivery {
+            message: Arc::new(m),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            subscription_ids: vec![],
+        });
+        let later = Instant::now() + std::time::Duration::from_secs(1);
+        assert!(s.next_outgoing(later).is_none());
+        assert_eq!(s.queued_len(), 0);
+    }
+
+    #[test]
+    fn packet_ids_skip_those_in_flight() {
+        let mut s = online(100_000);
+        s.next_pkid = u16::MAX;
+        s.enqueue(delivery(QoS::AtLeastOnce));
+        s.enqueue(delivery(QoS::AtLeastOnce));
+        let (a, _) = s.next_outgoing(Instant::now()).unwrap();
+        let (b, _) = s.next_outgoing(Instant::now()).unwrap();
+        assert_eq!((a, b), (u16::MAX, 1), "0 is never used");
+    }
+}

@@ -1,0 +1,177 @@
+//! State shared by every task of one broker: configuration, router, security, stats,
+//! the Python event queue, and task tracking for `stop()`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+use super::auth::{Access, Acl, Users};
+use super::config::Config;
+use super::events::{Event, EventQueue, Level};
+use super::message::Message;
+use super::router::{Offered, Router};
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub messages_received: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub publish_received: AtomicU64,
+    pub publish_sent: AtomicU64,
+    pub messages_dropped: AtomicU64,
+    pub clients_connected: AtomicU64,
+    pub clients_total: AtomicU64,
+    pub clients_maximum: AtomicU64,
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// One connected client, for `Broker.clients()`.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub client_id: String,
+    pub username: Option<String>,
+    pub peer: String,
+    pub protocol: u8,
+    pub keep_alive: u16,
+    pub clean_start: bool,
+    pub listener: String,
+}
+
+/// Counts live tasks so `stop()` can wait until every one has ended.
+#[derive(Default)]
+pub struct TaskCount {
+    active: Mutex<usize>,
+    idle: Condvar,
+}
+
+pub struct TaskGuard(Arc<Shared>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        let mut n = self.0.tasks.active.lock();
+        *n -= 1;
+        if *n == 0 {
+            self.0.tasks.idle.notify_all();
+        }
+    }
+}
+
+pub struct Shared {
+    pub config: Config,
+    pub router: Mutex<Router>,
+    pub users: Users,
+    pub acl: Option<Acl>,
+    pub events: Arc<EventQueue>,
+    pub stats: Stats,
+    pub clients: Mutex<HashMap<u64, ClientInfo>>,
+    pub started: Instant,
+    pub shutdown: watch::Sender<bool>,
+    pub next_conn_id: AtomicU64,
+    tasks: TaskCount,
+}
+
+impl Shared {
+    pub fn new(config: Config, users: Users, acl: Option<Acl>) -> Arc<Self> {
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Self {
+            config,
+            router: Mutex::new(Router::default()),
+            users,
+            acl,
+            events: Arc::new(EventQueue::default()),
+            stats: Stats::default(),
+            clients: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            shutdown,
+            next_conn_id: AtomicU64::new(1),
+            tasks: TaskCount::default(),
+        })
+    }
+
+    /// Registers a task; it counts as live until the guard is dropped.
+    pub fn task_guard(self: &Arc<Self>) -> TaskGuard {
+        *self.tasks.active.lock() += 1;
+        TaskGuard(self.clone())
+    }
+
+    /// Waits (blocking, off the runtime) until every task has ended; false on timeout.
+    pub fn wait_tasks(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut n = self.tasks.active.lock();
+        while *n > 0 {
+            if self.tasks.idle.wait_until(&mut n, deadline).timed_out() {
+                return *n == 0;
+            }
+        }
+        true
+    }
+
+    pub fn log(&self, level: Level, message: String) {
+        if level == Level::Debug && !self.config.log_debug {
+            return;
+        }
+        self.events.log(level, message);
+    }
+
+    pub fn allowed(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        topic: &str,
+        access: Access,
+    ) -> bool {
+        match &self.acl {
+            None => true,
+            Some(acl) => acl.allows(client_id, username, topic, access),
+        }
+    }
+
+    /// Routes a message to every matching session and stores it if retained.
+    /// Returns the number of sessions it was offered to.
+    pub fn route(&self, message: Message) -> usize {
+        let message = Arc::new(message);
+        let targets = {
+            let mut r = self.router.lock();
+            if message.retain && self.config.retain_available {
+                r.retained.store(&message);
+            }
+            r.targets(&message)
+        };
+        let n = targets.len();
+        for t in targets {
+            if let Offered::Dropped { first, client_id } = t.cell.offer(t.delivery) {
+                Stats::add(&self.stats.messages_dropped, 1);
+                if first {
+                    self.log(
+                        Level::Warning,
+                        format!(
+                            "client {client_id}: message queue full ({} messages, \
+                             max_queued_messages); dropping new messages until it drains",
+                            self.config.max_queued_messages
+                        ),
+                    );
+                }
+            }
+        }
+        if self.config.message_observer {
+            self.events.push(Event::Message {
+                client_id: message.origin.as_deref().map(str::to_string),
+                topic: message.topic.to_string(),
+                payload: message.payload.clone(),
+                qos: message.qos as u8,
+                retain: message.retain,
+            });
+        }
+        n
+    }
+}

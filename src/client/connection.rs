@@ -1,0 +1,178 @@
+//! The connection task: moves bytes between the socket and the [`Session`], and
+//! nothing else. One task per connection, owning both halves of the stream; reads and
+//! writes run concurrently inside it, so a slow reader never blocks a write.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::time::sleep_until;
+
+use super::event::Event;
+use super::session::{Close, ConnState, Session};
+use super::transport::{Reader, Stream, Writer};
+use super::Shared;
+use crate::codec::{Decoder, ProtocolVersion};
+
+/// Largest MQTT packet: 1 type byte, 4 length bytes, 268,435,455 remaining (§2.2.3).
+pub const MAX_PACKET_SIZE: u32 = 268_435_460;
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    generation: u64,
+    stream: Stream,
+    version: ProtocolVersion,
+    max_packet_size: u32,
+) {
+    let (reader, writer) = stream.split();
+    // CONNECT is already waiting in the write buffer.
+    shared.wake_writer.notify_one();
+    let close = tokio::select! {
+        c = read_loop(&shared, generation, reader, version, max_packet_size) => c,
+        c = write_loop(&shared, generation, writer) => c,
+    };
+    shared.finish(generation, close);
+}
+
+async fn read_loop(
+    shared: &Shared,
+    generation: u64,
+    mut reader: Reader,
+    version: ProtocolVersion,
+    max_packet_size: u32,
+) -> Close {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut decoder = Decoder::with_version(version, max_packet_size);
+    let mut packets = Vec::new();
+    loop {
+        // Backpressure: while the face is behind, stop reading (see EventQueue).
+        shared.events.wait_for_room().await;
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(64 * 1024);
+        }
+        match reader.read(&mut buf).await {
+            Ok(0) => return Close::lost("connection closed by the broker"),
+            Ok(_) => {}
+            Err(e) => return Close::lost(e.to_string()),
+        }
+        let mut decode_error = None;
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(p)) => packets.push(p),
+                Ok(None) => break,
+                Err(e) => {
+                    decode_error = Some(e);
+                    break;
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut s = shared.session.lock();
+        if s.generation() != generation {
+            return Close::lost("connection replaced");
+        }
+        s.keepalive.on_received(now);
+        let mut result = Ok(());
+        for p in packets.drain(..) {
+            if let Err(c) = s.handle(p) {
+                result = Err(c);
+                break;
+            }
+        }
+        shared.flush(&mut s);
+        drop(s);
+        if let Err(c) = result {
+            return c;
+        }
+        if let Some(e) = decode_error {
+            return Close::protocol(e.to_string());
+        }
+    }
+}
+
+async fn write_loop(shared: &Shared, generation: u64, mut writer: Writer) -> Close {
+    let mut spare = BytesMut::with_capacity(8192);
+    let mut qos0 = Vec::new();
+    loop {
+        let now = Instant::now();
+        let (deadline, disconnecting) = {
+            let mut s = shared.session.lock();
+            if s.generation() != generation {
+                return Close::lost("connection replaced");
+            }
+            let deadline = match s.poll_keepalive(now) {
+                Ok(d) => d,
+                Err(c) => return c,
+            };
+            s.take_output(&mut spare, &mut qos0);
+            shared.flush_events(&mut s);
+            (deadline, s.state() == ConnState::Disconnecting)
+        };
+        if !spare.is_empty() {
+            if let Err(e) = writer.write_all(&spare).await {
+                return Close::lost(e.to_string());
+            }
+            spare.clear();
+            let mut s = shared.session.lock();
+            s.keepalive.on_sent(Instant::now());
+            if !qos0.is_empty() {
+                shared
+                    .events
+                    .extend(qos0.drain(..).map(|mid| Event::Published {
+                        mid,
+                        code: 0,
+                        properties: None,
+                    }));
+            }
+            drop(s);
+            // More may have been queued while writing: check before sleeping.
+            continue;
+        }
+        if disconnecting {
+            writer.shutdown().await;
+            return Close::by_us();
+        }
+        let deadline = deadline
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            _ = shared.wake_writer.notified() => {}
+            _ = sleep_until(deadline) => {}
+        }
+    }
+}
+
+impl Shared {
+    /// Moves the session's events to the queue and wakes the writer if bytes wait.
+    pub(crate) fn flush(&self, s: &mut Session) {
+        self.flush_events(s);
+        if !s.out().is_empty() {
+            self.wake_writer.notify_one();
+        }
+    }
+
+    pub(crate) fn flush_events(&self, s: &mut Session) {
+        let mut events = s.take_events().peekable();
+        if events.peek().is_some() {
+            self.events.extend(events);
+        }
+    }
+
+    /// The connection `generation` ended; report it unless it was already replaced or
+    /// closed on purpose.
+    pub(crate) fn finish(&self, generation: u64, close: Close) {
+        let mut s = self.session.lock();
+        if s.generation() != generation {
+            return;
+        }
+        s.on_connection_lost();
+        let mut events: Vec<Event> = s.take_events().collect();
+        events.push(Event::Disconnected {
+            code: close.code,
+            from_server: close.from_server,
+            properties: close.properties,
+            error: close.error,
+        });
+        self.events.extend(events);
+    }
+}

@@ -1,0 +1,334 @@
+//! What the client core reports to its face (the paho facade or an asyncio face), and
+//! the queue those reports wait in.
+//!
+//! Events hold no Python objects: properties travel in wire form and are unpacked on
+//! the Python side. The queue wakes its consumer two ways: a byte on a socket pair
+//! (level-triggered, for selector-based loops such as aiomqtt's) and a condition
+//! variable (for blocking waits).
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::Notify;
+
+use super::transport::ConnectError;
+use crate::codec::ByteStr;
+
+/// A failed connection attempt started without waiting (`Client::start_connect_nowait`).
+/// Shared, not cloned: `io::Error` cannot be cloned. Equal only to itself.
+#[derive(Debug, Clone)]
+pub struct ConnectFailure(pub Arc<ConnectError>);
+
+impl PartialEq for ConnectFailure {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ConnectFailure {}
+
+/// paho-mqtt's `MQTTErrorCode` values the core produces.
+pub mod rc {
+    pub const SUCCESS: i32 = 0;
+    pub const PROTOCOL: i32 = 2;
+    pub const NO_CONN: i32 = 4;
+    pub const CONN_REFUSED: i32 = 5;
+    pub const CONN_LOST: i32 = 7;
+    pub const QUEUE_SIZE: i32 = 15;
+    pub const KEEPALIVE: i32 = 16;
+}
+
+/// paho's `MQTT_LOG_*` levels.
+pub mod log_level {
+    pub const INFO: u8 = 1;
+    pub const NOTICE: u8 = 2;
+    pub const WARNING: u8 = 4;
+    pub const ERR: u8 = 8;
+    pub const DEBUG: u8 = 16;
+}
+
+/// How [`EventQueue::wait`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    Events,
+    Woken,
+    TimedOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The full topic: v5 topic aliases are already resolved.
+    pub topic: ByteStr,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub retain: bool,
+    /// 0 for QoS 0.
+    pub mid: u16,
+    pub dup: bool,
+    pub properties: Option<Bytes>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// `code`: the raw wire value (3.x return code 0..5, or the v5 reason code).
+    ConnAck {
+        session_present: bool,
+        code: u8,
+        properties: Option<Bytes>,
+    },
+    Message(Box<Message>),
+    /// QoS 0: written to the socket; QoS 1: PUBACK; QoS 2: PUBCOMP (or a failing PUBREC).
+    Published {
+        mid: u16,
+        code: u8,
+        properties: Option<Bytes>,
+    },
+    SubAck {
+        mid: u16,
+        codes: Vec<u8>,
+        properties: Option<Bytes>,
+    },
+    UnsubAck {
+        mid: u16,
+        codes: Vec<u8>,
+        properties: Option<Bytes>,
+    },
+    /// `code`: 0 after our DISCONNECT; the server's v5 reason code when `from_server`;
+    /// otherwise a paho `MQTTErrorCode` (see [`rc`]).
+    Disconnected {
+        code: i32,
+        from_server: bool,
+        properties: Option<Bytes>,
+        error: Option<String>,
+    },
+    Log {
+        level: u8,
+        message: String,
+    },
+    /// Opening the transport failed (only for connects started without waiting).
+    ConnectFailed(ConnectFailure),
+}
+
+struct Pending {
+    events: VecDeque<Event>,
+    /// `wake()` was called: the next `wait` returns at once.
+    woken: bool,
+    /// A byte sits in the notifier socket pair.
+    signalled: bool,
+}
+
+/// Events waiting for the face to drain them, in arrival order.
+///
+/// Policy when full: the connection task stops reading from the socket while more
+/// than `limit` events wait (see [`EventQueue::wait_for_room`]), so TCP flow control
+/// pushes back on the broker instead of memory growing or messages being dropped.
+pub struct EventQueue {
+    pending: Mutex<Pending>,
+    ready: Condvar,
+    room: Notify,
+    limit: usize,
+    notifier_read: UnixStream,
+    notifier_write: UnixStream,
+}
+
+/// Default bound of [`EventQueue`] before the reader pauses.
+pub const DEFAULT_EVENT_LIMIT: usize = 65_536;
+
+impl EventQueue {
+    pub fn new(limit: usize) -> std::io::Result<Self> {
+        let (notifier_read, notifier_write) = UnixStream::pair()?;
+        notifier_read.set_nonblocking(true)?;
+        notifier_write.set_nonblocking(true)?;
+        Ok(Self {
+            pending: Mutex::new(Pending {
+                events: VecDeque::new(),
+                woken: false,
+                signalled: false,
+            }),
+            ready: Condvar::new(),
+            room: Notify::new(),
+            limit: limit.max(1),
+            notifier_read,
+            notifier_write,
+        })
+    }
+
+    /// The fd that is readable while events are pending.
+    pub fn fileno(&self) -> RawFd {
+        self.notifier_read.as_raw_fd()
+    }
+
+    pub fn push(&self, event: Event) {
+        self.extend(std::iter::once(event));
+    }
+
+    /// Appends events; writes one notifier byte only when the queue was not signalled.
+    pub fn extend(&self, events: impl IntoIterator<Item = Event>) {
+        let mut p = self.pending.lock();
+        p.events.extend(events);
+        if p.events.is_empty() {
+            return;
+        }
+        if !p.signalled {
+            // A full socket buffer still leaves earlier bytes unread, so the fd stays
+            // readable: ignoring WouldBlock loses no wake-up.
+            let _ = (&self.notifier_write).write(&[1]);
+            p.signalled = true;
+        }
+        drop(p);
+        self.ready.notify_all();
+    }
+
+    /// Removes up to `max` events (0 = all) and clears the notifier once empty.
+    pub fn drain(&self, max: usize) -> Vec<Event> {
+        let mut p = self.pending.lock();
+        let n = if max == 0 {
+            p.events.len()
+        } else {
+            max.min(p.events.len())
+        };
+        let out: Vec<Event> = p.events.drain(..n).collect();
+        if p.events.is_empty() && p.signalled {
+            let mut sink = [0u8; 64];
+            while let Ok(k) = (&self.notifier_read).read(&mut sink) {
+                if k == 0 {
+                    break;
+                }
+            }
+            p.signalled = false;
+        }
+        let below = p.events.len() <= self.limit;
+        drop(p);
+        if below && n > 0 {
+            self.room.notify_waiters();
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.lock().events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Blocks the calling (non-runtime) thread until an event is pending, `wake()` is
+    /// called or `timeout` passes.
+    pub fn wait(&self, timeout: Duration) -> Wait {
+        let mut p = self.pending.lock();
+        if p.events.is_empty() && !p.woken {
+            let _ = self.ready.wait_for(&mut p, timeout);
+        }
+        if !p.events.is_empty() {
+            Wait::Events
+        } else if std::mem::take(&mut p.woken) {
+            Wait::Woken
+        } else {
+            Wait::TimedOut
+        }
+    }
+
+    /// Makes a blocked (or the next) `wait` return without events.
+    pub fn wake(&self) {
+        self.pending.lock().woken = true;
+        self.ready.notify_all();
+    }
+
+    /// Removes queued events matching `f` (used to forget the end of a connection that
+    /// is being replaced).
+    pub fn remove_where(&self, f: impl Fn(&Event) -> bool) {
+        self.pending.lock().events.retain(|e| !f(e));
+    }
+
+    /// Resolves once the queue holds at most its limit.
+    pub async fn wait_for_room(&self) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.len() <= self.limit {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(m: &str) -> Event {
+        Event::Log {
+            level: 1,
+            message: m.into(),
+        }
+    }
+
+    /// Reads (and so consumes) whatever the notifier holds.
+    fn notifier_bytes(q: &EventQueue) -> usize {
+        let mut b = [0u8; 16];
+        (&q.notifier_read).read(&mut b).unwrap_or(0)
+    }
+
+    #[test]
+    fn one_notifier_byte_per_non_empty_period() {
+        let q = EventQueue::new(10).unwrap();
+        q.push(log("a"));
+        q.push(log("b"));
+        assert_eq!(q.len(), 2);
+        assert_eq!(notifier_bytes(&q), 1);
+    }
+
+    #[test]
+    fn partial_drain_keeps_order_and_full_drain_clears_the_notifier() {
+        let q = EventQueue::new(10).unwrap();
+        q.extend([log("a"), log("b"), log("c")]);
+        assert_eq!(q.drain(1), vec![log("a")]);
+        assert_eq!(q.drain(0), vec![log("b"), log("c")]);
+        assert_eq!(notifier_bytes(&q), 0);
+        assert_eq!(q.wait(Duration::from_millis(1)), Wait::TimedOut);
+        q.push(log("d"));
+        assert_eq!(
+            notifier_bytes(&q),
+            1,
+            "signalled again after becoming non-empty"
+        );
+    }
+
+    #[test]
+    fn wait_wakes_on_push_from_another_thread() {
+        let q = std::sync::Arc::new(EventQueue::new(10).unwrap());
+        let q2 = q.clone();
+        let t = std::thread::spawn(move || {
+            q2.push(Event::Log {
+                level: 1,
+                message: "x".into(),
+            })
+        });
+        assert_eq!(q.wait(Duration::from_secs(5)), Wait::Events);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn wake_ends_a_wait_without_events() {
+        let q = std::sync::Arc::new(EventQueue::new(10).unwrap());
+        let q2 = q.clone();
+        let t = std::thread::spawn(move || q2.wake());
+        assert_eq!(q.wait(Duration::from_secs(5)), Wait::Woken);
+        t.join().unwrap();
+        assert_eq!(
+            q.wait(Duration::from_millis(1)),
+            Wait::TimedOut,
+            "wake is used up"
+        );
+    }
+}

@@ -1,0 +1,1471 @@
+//! The client's MQTT session state, sans I/O.
+//!
+//! [`Session`] takes calls from the application (publish, subscribe, ...) and packets
+//! from the broker, encodes what must be sent into its write buffer and records
+//! [`Event`]s for the face. The connection task only moves bytes between the socket
+//! and this struct, so everything here is tested without sockets.
+//!
+//! The state survives reconnects: unacknowledged QoS 1/2 messages and messages queued
+//! beyond the inflight window are resent after the next CONNACK, the way paho-mqtt
+//! 2.2.0 does it (`_messages_reconnect_reset` then `_handle_connack`).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::event::{log_level, rc, Event, Message};
+use super::props;
+use crate::codec::{
+    encode, ByteStr, Connect, Disconnect, Packet, Properties, ProtocolVersion, PubAck, Publish,
+    QoS, ReasonCode, Subscribe, SubscribeFilter, Unsubscribe,
+};
+
+/// Where an outgoing QoS 1/2 message is in its handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutState {
+    /// Not sent on the current connection yet (window full, or not connected).
+    Queued,
+    WaitPubAck,
+    WaitPubRec,
+    /// PUBREL sent.
+    WaitPubComp,
+    /// Persistent session resumed while waiting for PUBCOMP: resend PUBREL.
+    ResendPubRel,
+}
+
+#[derive(Debug, Clone)]
+struct OutMessage {
+    mid: u16,
+    qos: QoS,
+    retain: bool,
+    dup: bool,
+    topic: ByteStr,
+    payload: Bytes,
+    properties: Option<Box<Properties>>,
+    state: OutState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// No transport.
+    Disconnected,
+    /// CONNECT written, CONNACK not yet received.
+    Connecting,
+    Connected,
+    /// DISCONNECT written; the connection closes once it is flushed.
+    Disconnecting,
+}
+
+/// Why the connection must end, as the session sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    /// The `Event::Disconnected` code.
+    pub code: i32,
+    pub from_server: bool,
+    pub properties: Option<Bytes>,
+    pub error: Option<String>,
+}
+
+impl Close {
+    pub fn lost(error: impl Into<String>) -> Self {
+        Self {
+            code: rc::CONN_LOST,
+            from_server: false,
+            properties: None,
+            error: Some(error.into()),
+        }
+    }
+
+    pub fn protocol(error: impl Into<String>) -> Self {
+        Self {
+            code: rc::PROTOCOL,
+            from_server: false,
+            properties: None,
+            error: Some(error.into()),
+        }
+    }
+
+    pub fn by_us() -> Self {
+        Self {
+            code: rc::SUCCESS,
+            from_server: false,
+            properties: None,
+            error: None,
+        }
+    }
+
+    pub fn keepalive() -> Self {
+        Self {
+            code: rc::KEEPALIVE,
+            from_server: false,
+            properties: None,
+            error: Some("no PINGRESP within the keepalive interval".into()),
+        }
+    }
+}
+
+/// Keepalive bookkeeping (MQTT 3.1.1 §3.1.2.10, MQTT 5 §3.1.2.10), as paho 2.2 does it:
+/// PINGREQ when nothing was sent or nothing was received for the interval; the
+/// connection is dead when, after a PINGREQ, nothing at all arrives for another interval
+/// (any received byte counts, so a long download does not time out).
+#[derive(Debug, Clone)]
+pub struct KeepAlive {
+    interval: Duration,
+    last_out: Instant,
+    last_in: Instant,
+    ping_sent: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAliveAction {
+    /// Nothing to do before this instant (`None`: keepalive is off).
+    Wait(Option<Instant>),
+    SendPing,
+    TimedOut,
+}
+
+impl KeepAlive {
+    pub fn new(interval: Duration, now: Instant) -> Self {
+        Self {
+            interval,
+            last_out: now,
+            last_in: now,
+            ping_sent: None,
+        }
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    pub fn set_interval(&mut self, interval: Duration) {
+        self.interval = interval;
+    }
+
+    pub fn on_sent(&mut self, now: Instant) {
+        self.last_out = now;
+    }
+
+    pub fn on_received(&mut self, now: Instant) {
+        self.last_in = now;
+    }
+
+    pub fn on_pingresp(&mut self) {
+        self.ping_sent = None;
+    }
+
+    /// `connected`: a CONNACK was received (no PINGREQ before it; silence before the
+    /// CONNACK for a whole interval ends the connection).
+    pub fn poll(&mut self, now: Instant, connected: bool) -> KeepAliveAction {
+        if self.interval.is_zero() {
+            return KeepAliveAction::Wait(None);
+        }
+        if let Some(sent) = self.ping_sent {
+            let since = sent.max(self.last_in);
+            if now.duration_since(since) >= self.interval {
+                return KeepAliveAction::TimedOut;
+            }
+            return KeepAliveAction::Wait(Some(since + self.interval));
+        }
+        let idle_from = self.last_out.min(self.last_in);
+        if now.duration_since(idle_from) >= self.interval {
+            if !connected {
+                return KeepAliveAction::TimedOut;
+            }
+            self.ping_sent = Some(now);
+            self.last_out = now;
+            return KeepAliveAction::SendPing;
+        }
+        KeepAliveAction::Wait(Some(idle_from + self.interval))
+    }
+}
+
+/// Message ids in use, one bit each: allocation skips them in O(1).
+struct MidSet([u64; 1024]);
+
+impl MidSet {
+    fn contains(&self, mid: u16) -> bool {
+        self.0[(mid >> 6) as usize] & (1 << (mid & 63)) != 0
+    }
+    fn insert(&mut self, mid: u16) {
+        self.0[(mid >> 6) as usize] |= 1 << (mid & 63);
+    }
+    fn remove(&mut self, mid: u16) {
+        self.0[(mid >> 6) as usize] &= !(1 << (mid & 63));
+    }
+}
+
+/// Python's `repr()` of a bytes object, as paho's log lines show topics.
+fn bytes_repr(b: &[u8]) -> String {
+    let mut s = String::from("b'");
+    for &c in b {
+        match c {
+            b'\\' => s.push_str("\\\\"),
+            b'\'' => s.push_str("\\'"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            0x20..=0x7e => s.push(c as char),
+            _ => s.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    s.push('\'');
+    s
+}
+
+pub struct Session {
+    version: ProtocolVersion,
+    state: ConnState,
+    clean_start: bool,
+    last_mid: u16,
+    in_use: Box<MidSet>,
+    outgoing: VecDeque<OutMessage>,
+    inflight: usize,
+    max_inflight: usize,
+    max_queued: usize,
+    /// The server's receive maximum from CONNACK (v5 §3.2.2.3.3); 0 = none given.
+    server_receive_max: usize,
+    manual_ack: bool,
+    log_packets: bool,
+    /// QoS 2 messages received and PUBREC'd, delivered when PUBREL arrives.
+    incoming_qos2: HashMap<u16, Box<Message>>,
+    /// v5 topic aliases the server set on this connection (§3.3.2.3.4).
+    aliases_in: HashMap<u16, ByteStr>,
+    pub keepalive: KeepAlive,
+    /// Bumped by every new transport; lets a finished connection task tell that its
+    /// connection has already been replaced.
+    generation: u64,
+    out: BytesMut,
+    /// mids of QoS 0 publishes encoded into `out` and not yet written.
+    qos0_unwritten: Vec<u16>,
+    events: Vec<Event>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Session {
+    pub fn new() -> Self {
+        Self {
+            version: ProtocolVersion::V311,
+            state: ConnState::Disconnected,
+            clean_start: true,
+            last_mid: 0,
+            in_use: Box::new(MidSet([0; 1024])),
+            outgoing: VecDeque::new(),
+            inflight: 0,
+            max_inflight: 20,
+            max_queued: 0,
+            server_receive_max: 0,
+            manual_ack: false,
+            log_packets: false,
+            incoming_qos2: HashMap::new(),
+            aliases_in: HashMap::new(),
+            keepalive: KeepAlive::new(Duration::ZERO, Instant::now()),
+            generation: 0,
+            out: BytesMut::with_capacity(8192),
+            qos0_unwritten: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    pub fn set_max_inflight(&mut self, n: usize) {
+        self.max_inflight = n;
+        if self.state == ConnState::Connected {
+            self.fill_window();
+        }
+    }
+    pub fn set_max_queued(&mut self, n: usize) {
+        self.max_queued = n;
+    }
+    pub fn set_manual_ack(&mut self, on: bool) {
+        self.manual_ack = on;
+    }
+    pub fn set_log_packets(&mut self, on: bool) {
+        self.log_packets = on;
+    }
+    pub fn state(&self) -> ConnState {
+        self.state
+    }
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    pub fn is_connected(&self) -> bool {
+        self.state == ConnState::Connected
+    }
+    /// The transport is open (CONNECT sent): publishes go out at once, as with paho.
+    fn transport_open(&self) -> bool {
+        matches!(self.state, ConnState::Connecting | ConnState::Connected)
+    }
+    pub fn inflight(&self) -> usize {
+        self.inflight
+    }
+    /// Outgoing QoS 1/2 messages not yet completed (inflight and queued).
+    pub fn outgoing_len(&self) -> usize {
+        self.outgoing.len()
+    }
+
+    /// Bytes waiting to be written.
+    pub fn out(&self) -> &BytesMut {
+        &self.out
+    }
+
+    /// Swaps the write buffer with `spare` (cleared by the caller after writing), and
+    /// moves the mids of QoS 0 publishes it contains into `qos0`.
+    pub fn take_output(&mut self, spare: &mut BytesMut, qos0: &mut Vec<u16>) {
+        std::mem::swap(&mut self.out, spare);
+        std::mem::swap(&mut self.qos0_unwritten, qos0);
+    }
+
+    /// Events recorded since the last call.
+    pub fn take_events(&mut self) -> std::vec::Drain<'_, Event> {
+        self.events.drain(..)
+    }
+
+    fn log(&mut self, message: String) {
+        self.events.push(Event::Log {
+            level: log_level::DEBUG,
+            message,
+        });
+    }
+
+    fn send(&mut self, packet: &Packet) {
+        // The packets the session builds are valid by construction except for sizes
+        // that the face checks first; an encoding failure is reported, not sent.
+        if let Err(e) = encode(packet, self.version, &mut self.out) {
+            self.events.push(Event::Log {
+                level: log_level::ERR,
+                message: format!("failed to encode {:?}: {e}", packet.packet_type()),
+            });
+        }
+    }
+
+    fn next_mid(&mut self) -> u16 {
+        // 65535 ids cannot all be in use in practice; the bound keeps this total.
+        for _ in 0..u16::MAX {
+            self.last_mid = self.last_mid.wrapping_add(1);
+            if self.last_mid == 0 {
+                self.last_mid = 1;
+            }
+            if !self.in_use.contains(self.last_mid) {
+                return self.last_mid;
+            }
+        }
+        self.last_mid
+    }
+
+    fn window(&self) -> usize {
+        match (self.max_inflight, self.server_receive_max) {
+            (0, 0) => usize::MAX,
+            (0, s) => s,
+            (m, 0) => m,
+            (m, s) => m.min(s),
+        }
+    }
+
+    fn window_open(&self) -> bool {
+        self.inflight < self.window()
+    }
+
+    fn send_publish(&mut self, idx: usize) {
+        let m = &self.outgoing[idx];
+        let packet = Packet::Publish(Publish {
+            dup: m.dup,
+            qos: m.qos,
+            retain: m.retain,
+            topic: m.topic.clone(),
+            pkid: m.mid,
+            properties: m.properties.clone(),
+            payload: m.payload.clone(),
+        });
+        if self.log_packets {
+            let msg = format!(
+                "Sending PUBLISH (d{}, q{}, r{}, m{}), '{}', ... ({} bytes)",
+                m.dup as u8,
+                m.qos as u8,
+                m.retain as u8,
+                m.mid,
+                bytes_repr(m.topic.as_bytes()),
+                m.payload.len()
+            );
+            self.log(msg);
+        }
+        self.send(&packet);
+    }
+
+    fn send_ack(&mut self, kind: fn(PubAck) -> Packet, pkid: u16, name: &str) {
+        if self.log_packets {
+            self.log(format!("Sending {name} (Mid: {pkid})"));
+        }
+        self.send(&kind(PubAck {
+            pkid,
+            code: ReasonCode::SUCCESS,
+            properties: Properties::default(),
+        }));
+    }
+
+    /// Sends queued messages while the inflight window has room (in order).
+    fn fill_window(&mut self) {
+        // Every message not inflight is waiting to be sent; none waiting is the common
+        // case and must not cost a scan of a long inflight list on every acknowledgement.
+        if self.outgoing.len() == self.inflight {
+            return;
+        }
+        let mut i = 0;
+        while i < self.outgoing.len() && self.window_open() {
+            match self.outgoing[i].state {
+                OutState::Queued => {
+                    self.outgoing[i].state = if self.outgoing[i].qos == QoS::AtLeastOnce {
+                        OutState::WaitPubAck
+                    } else {
+                        OutState::WaitPubRec
+                    };
+                    self.inflight += 1;
+                    self.send_publish(i);
+                }
+                OutState::ResendPubRel => {
+                    self.outgoing[i].state = OutState::WaitPubComp;
+                    self.inflight += 1;
+                    let mid = self.outgoing[i].mid;
+                    self.send_ack(Packet::PubRel, mid, "PUBREL");
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+
+    /// Application PUBLISH. Returns paho's `(rc, mid)`.
+    pub fn publish(
+        &mut self,
+        topic: ByteStr,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        properties: Option<Box<Properties>>,
+    ) -> (i32, u16) {
+        if qos != QoS::AtMostOnce && self.max_queued > 0 && self.outgoing.len() >= self.max_queued {
+            // paho allocates the mid before refusing, so the counter still moves.
+            return (rc::QUEUE_SIZE, self.next_mid());
+        }
+        let mid = self.next_mid();
+        if qos == QoS::AtMostOnce {
+            if !self.transport_open() {
+                return (rc::NO_CONN, mid);
+            }
+            let packet = Packet::Publish(Publish {
+                dup: false,
+                qos,
+                retain,
+                topic,
+                pkid: 0,
+                properties,
+                payload,
+            });
+            if self.log_packets {
+                if let Packet::Publish(p) = &packet {
+                    let msg = format!(
+                        "Sending PUBLISH (d0, q0, r{}, m{}), '{}', ... ({} bytes)",
+                        retain as u8,
+                        mid,
+                        bytes_repr(p.topic.as_bytes()),
+                        p.payload.len()
+                    );
+                    self.log(msg);
+                }
+            }
+            self.send(&packet);
+            self.qos0_unwritten.push(mid);
+            return (rc::SUCCESS, mid);
+        }
+        self.in_use.insert(mid);
+        self.outgoing.push_back(OutMessage {
+            mid,
+            qos,
+            retain,
+            dup: false,
+            topic,
+            payload,
+            properties,
+            state: OutState::Queued,
+        });
+        if !self.transport_open() {
+            // Kept and sent after the next CONNACK (paho returns NO_CONN here too).
+            return (rc::NO_CONN, mid);
+        }
+        if self.window_open() {
+            let idx = self.outgoing.len() - 1;
+            self.outgoing[idx].state = if qos == QoS::AtLeastOnce {
+                OutState::WaitPubAck
+            } else {
+                OutState::WaitPubRec
+            };
+            self.inflight += 1;
+            self.send_publish(idx);
+        }
+        (rc::SUCCESS, mid)
+    }
+
+    /// Application SUBSCRIBE; `(NO_CONN, 0)` without a transport, as paho's `(4, None)`.
+    pub fn subscribe(
+        &mut self,
+        filters: Vec<SubscribeFilter>,
+        properties: Properties,
+    ) -> (i32, u16) {
+        if !self.transport_open() {
+            return (rc::NO_CONN, 0);
+        }
+        let mid = self.next_mid();
+        self.in_use.insert(mid);
+        if self.log_packets {
+            let list: Vec<String> = filters
+                .iter()
+                .map(|f| format!("(b'{}', {})", f.filter, f.options.qos as u8))
+                .collect();
+            self.log(format!(
+                "Sending SUBSCRIBE (d0, m{mid}) [{}]",
+                list.join(", ")
+            ));
+        }
+        self.send(&Packet::Subscribe(Subscribe {
+            pkid: mid,
+            filters,
+            properties,
+        }));
+        (rc::SUCCESS, mid)
+    }
+
+    pub fn unsubscribe(&mut self, filters: Vec<String>, properties: Properties) -> (i32, u16) {
+        if !self.transport_open() {
+            return (rc::NO_CONN, 0);
+        }
+        let mid = self.next_mid();
+        self.in_use.insert(mid);
+        if self.log_packets {
+            self.log(format!("Sending UNSUBSCRIBE (d0, m{mid}) {filters:?}"));
+        }
+        self.send(&Packet::Unsubscribe(Unsubscribe {
+            pkid: mid,
+            filters,
+            properties,
+        }));
+        (rc::SUCCESS, mid)
+    }
+
+    /// Writes DISCONNECT; the connection task closes once it is flushed.
+    pub fn disconnect(&mut self, code: u8, properties: Properties) -> i32 {
+        if !self.transport_open() {
+            return rc::NO_CONN;
+        }
+        if self.log_packets {
+            self.log("Sending DISCONNECT".into());
+        }
+        self.send(&Packet::Disconnect(Disconnect {
+            code: ReasonCode(code),
+            properties,
+        }));
+        self.state = ConnState::Disconnecting;
+        rc::SUCCESS
+    }
+
+    /// Forgets every outgoing QoS 1/2 message (paho's `drop_out_messages`); returns
+    /// their mids in order.
+    pub fn drop_out_messages(&mut self) -> Vec<u16> {
+        let mids: Vec<u16> = self.outgoing.drain(..).map(|m| m.mid).collect();
+        for &mid in &mids {
+            self.in_use.remove(mid);
+        }
+        self.inflight = 0;
+        mids
+    }
+
+    /// Manual acknowledgement (paho's `ack()`): PUBACK for QoS 1, PUBCOMP for QoS 2.
+    pub fn ack(&mut self, mid: u16, qos: u8) -> i32 {
+        if !self.manual_ack {
+            return rc::SUCCESS;
+        }
+        if !self.transport_open() {
+            return rc::NO_CONN;
+        }
+        match qos {
+            1 => self.send_ack(Packet::PubAck, mid, "PUBACK"),
+            2 => self.send_ack(Packet::PubComp, mid, "PUBCOMP"),
+            _ => {}
+        }
+        rc::SUCCESS
+    }
+
+    /// A new transport is open: reset per-connection state, prepare resends as paho's
+    /// `_messages_reconnect_reset`, and write CONNECT. Returns the new generation.
+    pub fn on_transport_open(&mut self, connect: Connect, now: Instant) -> u64 {
+        self.generation += 1;
+        self.version = connect.protocol;
+        self.clean_start = connect.clean_start;
+        self.out.clear();
+        self.qos0_unwritten.clear();
+        self.aliases_in.clear();
+        self.server_receive_max = 0;
+        self.inflight = 0;
+        for m in self.outgoing.iter_mut() {
+            m.state = match (m.qos, m.state) {
+                (QoS::AtLeastOnce, OutState::WaitPubAck) => {
+                    m.dup = true;
+                    OutState::Queued
+                }
+                (QoS::ExactlyOnce, OutState::WaitPubComp | OutState::ResendPubRel)
+                    if !connect.clean_start =>
+                {
+                    OutState::ResendPubRel
+                }
+                (QoS::ExactlyOnce, OutState::Queued) => OutState::Queued,
+                (QoS::ExactlyOnce, _) => {
+                    m.dup = true;
+                    OutState::Queued
+                }
+                (_, s) => s,
+            };
+        }
+        if connect.clean_start {
+            self.incoming_qos2.clear();
+        }
+        self.keepalive = KeepAlive::new(Duration::from_secs(connect.keep_alive.into()), now);
+        if self.log_packets {
+            self.log(format!(
+                "Sending CONNECT (u{}, p{}, wr{}, wq{}, wf{}, c{}, k{}) client_id=b'{}'",
+                connect.username.is_some() as u8,
+                connect.password.is_some() as u8,
+                connect.will.as_ref().is_some_and(|w| w.retain) as u8,
+                connect.will.as_ref().map_or(0, |w| w.qos as u8),
+                connect.will.is_some() as u8,
+                connect.clean_start as u8,
+                connect.keep_alive,
+                connect.client_id
+            ));
+        }
+        self.send(&Packet::Connect(Box::new(connect)));
+        self.state = ConnState::Connecting;
+        self.generation
+    }
+
+    /// The transport is gone. Subscribe/unsubscribe waiting for acks are forgotten (as
+    /// in paho); QoS 1/2 messages stay for the next connection.
+    pub fn on_connection_lost(&mut self) {
+        self.state = ConnState::Disconnected;
+        self.out.clear();
+        self.qos0_unwritten.clear();
+        self.generation += 1;
+        let mut in_use = Box::new(MidSet([0; 1024]));
+        for m in &self.outgoing {
+            in_use.insert(m.mid);
+        }
+        self.in_use = in_use;
+    }
+
+    /// Handles one packet from the broker. `Err` means the connection must close.
+    pub fn handle(&mut self, packet: Packet) -> Result<(), Close> {
+        match packet {
+            Packet::ConnAck(ack) => {
+                if self.state != ConnState::Connecting {
+                    return Err(Close::protocol("unexpected CONNACK"));
+                }
+                let code = if self.version.is_v5() {
+                    ack.code.0
+                } else {
+                    ack.code.to_v3_connack()
+                };
+                if self.log_packets {
+                    self.log(format!(
+                        "Received CONNACK ({}, {})",
+                        ack.session_present as u8, code
+                    ));
+                }
+                self.events.push(Event::ConnAck {
+                    session_present: ack.session_present,
+                    code,
+                    properties: props::to_wire_opt(&ack.properties),
+                });
+                if code != 0 {
+                    let paho_rc = if (1..=5).contains(&code) {
+                        rc::CONN_REFUSED
+                    } else {
+                        rc::PROTOCOL
+                    };
+                    return Err(Close {
+                        code: paho_rc,
+                        from_server: false,
+                        properties: None,
+                        error: Some(format!("connection refused, code {code}")),
+                    });
+                }
+                if let Some(rm) = ack.properties.receive_maximum {
+                    self.server_receive_max = rm as usize;
+                }
+                if let Some(ka) = ack.properties.server_keep_alive {
+                    // v5 §3.2.2.3.14: the server's value replaces ours.
+                    self.keepalive.set_interval(Duration::from_secs(ka.into()));
+                }
+                self.state = ConnState::Connected;
+                self.fill_window();
+                Ok(())
+            }
+            Packet::Publish(p) => self.handle_publish(p),
+            Packet::PubAck(a) => {
+                if self.log_packets {
+                    self.log(format!("Received PUBACK (Mid: {})", a.pkid));
+                }
+                self.complete(a.pkid, OutState::WaitPubAck, a.code, &a.properties);
+                Ok(())
+            }
+            Packet::PubRec(a) => {
+                if self.log_packets {
+                    self.log(format!("Received PUBREC (Mid: {})", a.pkid));
+                }
+                let pos = self
+                    .outgoing
+                    .iter()
+                    .position(|m| m.mid == a.pkid && m.state == OutState::WaitPubRec);
+                match pos {
+                    Some(_) if a.code.is_error() => {
+                        // v5 §4.3.3: a failing PUBREC ends the exchange.
+                        self.complete(a.pkid, OutState::WaitPubRec, a.code, &a.properties);
+                    }
+                    Some(i) => {
+                        self.outgoing[i].state = OutState::WaitPubComp;
+                        self.send_ack(Packet::PubRel, a.pkid, "PUBREL");
+                    }
+                    None => {
+                        // Already completed or unknown: answering PUBREL lets the
+                        // broker finish its side (PUBCOMP is then ignored).
+                        self.send_ack(Packet::PubRel, a.pkid, "PUBREL");
+                    }
+                }
+                Ok(())
+            }
+            Packet::PubComp(a) => {
+                if self.log_packets {
+                    self.log(format!("Received PUBCOMP (Mid: {})", a.pkid));
+                }
+                self.complete(a.pkid, OutState::WaitPubComp, a.code, &a.properties);
+                Ok(())
+            }
+            Packet::PubRel(a) => {
+                if self.log_packets {
+                    self.log(format!("Received PUBREL (Mid: {})", a.pkid));
+                }
+                if let Some(m) = self.incoming_qos2.remove(&a.pkid) {
+                    self.events.push(Event::Message(m));
+                }
+                // paho answers an unknown PUBREL too (its issue #284): without persistence
+                // the message may have been delivered before a restart.
+                if !self.manual_ack {
+                    self.send_ack(Packet::PubComp, a.pkid, "PUBCOMP");
+                }
+                Ok(())
+            }
+            Packet::SubAck(s) => {
+                if self.log_packets {
+                    self.log("Received SUBACK".into());
+                }
+                self.in_use.remove(s.pkid);
+                self.events.push(Event::SubAck {
+                    mid: s.pkid,
+                    codes: s.codes.iter().map(|c| c.0).collect(),
+                    properties: props::to_wire_opt(&s.properties),
+                });
+                Ok(())
+            }
+            Packet::UnsubAck(u) => {
+                if self.log_packets {
+                    self.log(format!("Received UNSUBACK (Mid: {})", u.pkid));
+                }
+                self.in_use.remove(u.pkid);
+                self.events.push(Event::UnsubAck {
+                    mid: u.pkid,
+                    codes: u.codes.iter().map(|c| c.0).collect(),
+                    properties: props::to_wire_opt(&u.properties),
+                });
+                Ok(())
+            }
+            Packet::PingResp => {
+                if self.log_packets {
+                    self.log("Received PINGRESP".into());
+                }
+                self.keepalive.on_pingresp();
+                Ok(())
+            }
+            Packet::Disconnect(d) => {
+                if self.log_packets {
+                    self.log(format!("Received DISCONNECT {}", d.code.0));
+                }
+                Err(Close {
+                    code: d.code.0.into(),
+                    from_server: true,
+                    properties: props::to_wire_opt(&d.properties),
+                    error: None,
+                })
+            }
+            Packet::Auth(_) => {
+                // Enhanced authentication (v5 §4.12) is not offered by the face yet.
+                Err(Close::protocol("AUTH is not supported"))
+            }
+            other => Err(Close::protocol(format!(
+                "unexpected {:?} from the server",
+                other.packet_type()
+            ))),
+        }
+    }
+
+    fn complete(&mut self, mid: u16, expected: OutState, code: ReasonCode, p: &Properties) {
+        let Some(i) = self
+            .outgoing
+            .iter()
+            .position(|m| m.mid == mid && m.state == expected)
+        else {
+            return;
+        };
+        self.outgoing.remove(i);
+        self.inflight = self.inflight.saturating_sub(1);
+        self.in_use.remove(mid);
+        self.events.push(Event::Published {
+            mid,
+            code: code.0,
+            properties: props::to_wire_opt(p),
+        });
+        if self.state == ConnState::Connected {
+            self.fill_window();
+        }
+    }
+
+    fn handle_publish(&mut self, mut p: Publish) -> Result<(), Close> {
+        if let Some(alias) = p.properties.as_ref().and_then(|pr| pr.topic_alias) {
+            if alias == 0 {
+                return Err(Close::protocol("topic alias 0"));
+            }
+            if p.topic.is_empty() {
+                match self.aliases_in.get(&alias) {
+                    Some(t) => p.topic = t.clone(),
+                    None => return Err(Close::protocol("unknown topic alias")),
+                }
+            } else {
+                self.aliases_in.insert(alias, p.topic.clone());
+            }
+        }
+        if self.log_packets {
+            self.log(format!(
+                "Received PUBLISH (d{}, q{}, r{}, m{}), '{}', ...  ({} bytes)",
+                p.dup as u8,
+                p.qos as u8,
+                p.retain as u8,
+                p.pkid,
+                p.topic,
+                p.payload.len()
+            ));
+        }
+        let message = Box::new(Message {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos as u8,
+            retain: p.retain,
+            mid: p.pkid,
+            dup: p.dup,
+            properties: p.properties.as_deref().and_then(props::to_wire_opt),
+        });
+        match p.qos {
+            QoS::AtMostOnce => self.events.push(Event::Message(message)),
+            QoS::AtLeastOnce => {
+                self.events.push(Event::Message(message));
+                if !self.manual_ack {
+                    self.send_ack(Packet::PubAck, p.pkid, "PUBACK");
+                }
+            }
+            QoS::ExactlyOnce => {
+                // A DUP re-delivery of a message still awaiting PUBREL replaces it and
+                // is delivered once (MQTT 5 §4.3.3 method B).
+                self.incoming_qos2.insert(p.pkid, message);
+                self.send_ack(Packet::PubRec, p.pkid, "PUBREC");
+            }
+        }
+        Ok(())
+    }
+
+    /// Keepalive check; encodes a PINGREQ when one is due.
+    pub fn poll_keepalive(&mut self, now: Instant) -> Result<Option<Instant>, Close> {
+        let connected = self.state == ConnState::Connected;
+        match self.keepalive.poll(now, connected) {
+            KeepAliveAction::Wait(at) => Ok(at),
+            KeepAliveAction::SendPing => {
+                if self.log_packets {
+                    self.log("Sending PINGREQ".into());
+                }
+                self.send(&Packet::PingReq);
+                Ok(Some(now + self.keepalive.interval()))
+            }
+            KeepAliveAction::TimedOut => {
+                if self.state == ConnState::Disconnecting {
+                    Err(Close::by_us())
+                } else {
+                    Err(Close::keepalive())
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{ConnAck, Decoder, SubAck, SubscribeOptions};
+
+    fn connect_packet(version: ProtocolVersion, clean_start: bool, keep_alive: u16) -> Connect {
+        Connect {
+            protocol: version,
+            clean_start,
+            keep_alive,
+            client_id: "c".into(),
+            will: None,
+            username: None,
+            password: None,
+            properties: Properties::default(),
+        }
+    }
+
+    /// Decodes and clears what the session wrote.
+    fn sent(s: &mut Session) -> Vec<Packet> {
+        let mut spare = BytesMut::new();
+        let mut qos0 = Vec::new();
+        s.take_output(&mut spare, &mut qos0);
+        let mut d = Decoder::with_version(s.version(), u32::MAX);
+        let mut out = Vec::new();
+        while let Some(p) = d.decode(&mut spare).expect("session wrote a valid packet") {
+            out.push(p);
+        }
+        assert!(spare.is_empty());
+        out
+    }
+
+    fn events(s: &mut Session) -> Vec<Event> {
+        s.take_events()
+            .filter(|e| !matches!(e, Event::Log { .. }))
+            .collect()
+    }
+
+    fn connack(s: &mut Session, session_present: bool, properties: Properties) {
+        s.handle(Packet::ConnAck(ConnAck {
+            session_present,
+            code: ReasonCode::SUCCESS,
+            properties,
+        }))
+        .unwrap();
+    }
+
+    fn connected(version: ProtocolVersion) -> Session {
+        let mut s = Session::new();
+        s.on_transport_open(connect_packet(version, true, 60), Instant::now());
+        connack(&mut s, false, Properties::default());
+        sent(&mut s);
+        events(&mut s);
+        s
+    }
+
+    fn ack(pkid: u16) -> PubAck {
+        PubAck {
+            pkid,
+            code: ReasonCode::SUCCESS,
+            properties: Properties::default(),
+        }
+    }
+
+    fn publish(s: &mut Session, qos: QoS) -> (i32, u16) {
+        s.publish(
+            ByteStr::from("t"),
+            Bytes::from_static(b"p"),
+            qos,
+            false,
+            None,
+        )
+    }
+
+    fn pubs(packets: &[Packet]) -> Vec<(u16, bool)> {
+        packets
+            .iter()
+            .filter_map(|p| match p {
+                Packet::Publish(p) => Some((p.pkid, p.dup)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn log_lines_show_topics_as_python_bytes() {
+        assert_eq!(bytes_repr(b"a/b"), "b'a/b'");
+        assert_eq!(bytes_repr(b"it's\n\xff"), "b'it\\'s\\n\\xff'");
+    }
+
+    #[test]
+    fn connect_is_written_and_connack_connects() {
+        let mut s = Session::new();
+        assert!(!s.is_connected());
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, true, 30),
+            Instant::now(),
+        );
+        assert!(matches!(&sent(&mut s)[..], [Packet::Connect(c)] if c.keep_alive == 30));
+        assert_eq!(s.state(), ConnState::Connecting);
+        connack(&mut s, false, Properties::default());
+        assert!(s.is_connected());
+        assert_eq!(
+            events(&mut s),
+            vec![Event::ConnAck {
+                session_present: false,
+                code: 0,
+                properties: None
+            }]
+        );
+    }
+
+    #[test]
+    fn refused_connack_reports_the_v3_code_and_closes_with_conn_refused() {
+        let mut s = Session::new();
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, true, 30),
+            Instant::now(),
+        );
+        let r = s.handle(Packet::ConnAck(ConnAck {
+            session_present: false,
+            code: ReasonCode::NOT_AUTHORIZED,
+            properties: Properties::default(),
+        }));
+        assert_eq!(r.unwrap_err().code, rc::CONN_REFUSED);
+        assert!(matches!(
+            events(&mut s)[..],
+            [Event::ConnAck { code: 5, .. }]
+        ));
+        assert!(!s.is_connected());
+    }
+
+    #[test]
+    fn qos1_publish_completes_on_puback() {
+        let mut s = connected(ProtocolVersion::V311);
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce), (0, 1));
+        assert_eq!(pubs(&sent(&mut s)), vec![(1, false)]);
+        assert_eq!(s.inflight(), 1);
+        s.handle(Packet::PubAck(ack(1))).unwrap();
+        assert_eq!(
+            events(&mut s),
+            vec![Event::Published {
+                mid: 1,
+                code: 0,
+                properties: None
+            }]
+        );
+        assert_eq!(s.inflight(), 0);
+        assert_eq!(s.outgoing_len(), 0);
+    }
+
+    #[test]
+    fn qos2_publish_runs_pubrec_pubrel_pubcomp() {
+        let mut s = connected(ProtocolVersion::V5);
+        assert_eq!(publish(&mut s, QoS::ExactlyOnce), (0, 1));
+        sent(&mut s);
+        s.handle(Packet::PubRec(ack(1))).unwrap();
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubRel(a)] if a.pkid == 1));
+        assert!(events(&mut s).is_empty());
+        s.handle(Packet::PubComp(ack(1))).unwrap();
+        assert!(matches!(
+            events(&mut s)[..],
+            [Event::Published { mid: 1, .. }]
+        ));
+        assert_eq!(s.inflight(), 0);
+    }
+
+    #[test]
+    fn failing_v5_pubrec_ends_the_exchange_with_its_code() {
+        let mut s = connected(ProtocolVersion::V5);
+        publish(&mut s, QoS::ExactlyOnce);
+        sent(&mut s);
+        let mut rec = ack(1);
+        rec.code = ReasonCode::QUOTA_EXCEEDED;
+        s.handle(Packet::PubRec(rec)).unwrap();
+        assert!(sent(&mut s).is_empty());
+        assert!(matches!(
+            events(&mut s)[..],
+            [Event::Published {
+                mid: 1,
+                code: 0x97,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn qos0_publish_gets_a_mid_and_is_reported_when_written() {
+        let mut s = connected(ProtocolVersion::V311);
+        assert_eq!(publish(&mut s, QoS::AtMostOnce), (0, 1));
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce), (0, 2));
+        let mut spare = BytesMut::new();
+        let mut qos0 = Vec::new();
+        s.take_output(&mut spare, &mut qos0);
+        assert_eq!(qos0, vec![1]);
+    }
+
+    #[test]
+    fn incoming_qos1_is_delivered_and_acked_unless_manual() {
+        let mut s = connected(ProtocolVersion::V311);
+        let incoming = |pkid| {
+            Packet::Publish(Publish {
+                qos: QoS::AtLeastOnce,
+                topic: ByteStr::from("a/b"),
+                pkid,
+                payload: Bytes::from_static(b"x"),
+                ..Default::default()
+            })
+        };
+        s.handle(incoming(7)).unwrap();
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubAck(a)] if a.pkid == 7));
+        match &events(&mut s)[..] {
+            [Event::Message(m)] => {
+                assert_eq!((&*m.topic, m.qos, m.mid), ("a/b", 1, 7));
+            }
+            other => panic!("{other:?}"),
+        }
+        s.set_manual_ack(true);
+        s.handle(incoming(8)).unwrap();
+        assert!(sent(&mut s).is_empty(), "PUBACK withheld until ack()");
+        assert_eq!(s.ack(8, 1), 0);
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubAck(a)] if a.pkid == 8));
+    }
+
+    #[test]
+    fn incoming_qos2_is_delivered_once_on_pubrel() {
+        let mut s = connected(ProtocolVersion::V311);
+        let p = Packet::Publish(Publish {
+            qos: QoS::ExactlyOnce,
+            topic: ByteStr::from("t"),
+            pkid: 3,
+            payload: Bytes::from_static(b"x"),
+            ..Default::default()
+        });
+        s.handle(p.clone()).unwrap();
+        s.handle(p).unwrap();
+        assert_eq!(sent(&mut s).len(), 2, "PUBREC for both copies");
+        assert!(events(&mut s).is_empty(), "not delivered before PUBREL");
+        s.handle(Packet::PubRel(ack(3))).unwrap();
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubComp(a)] if a.pkid == 3));
+        assert_eq!(events(&mut s).len(), 1);
+        s.handle(Packet::PubRel(ack(3))).unwrap();
+        assert!(
+            events(&mut s).is_empty(),
+            "a repeated PUBREL delivers nothing"
+        );
+        assert_eq!(sent(&mut s).len(), 1, "but is still answered");
+    }
+
+    #[test]
+    fn inflight_window_holds_back_and_releases_in_order() {
+        let mut s = connected(ProtocolVersion::V311);
+        s.set_max_inflight(2);
+        for _ in 0..4 {
+            assert_eq!(publish(&mut s, QoS::AtLeastOnce).0, 0);
+        }
+        assert_eq!(pubs(&sent(&mut s)), vec![(1, false), (2, false)]);
+        s.handle(Packet::PubAck(ack(2))).unwrap();
+        assert_eq!(pubs(&sent(&mut s)), vec![(3, false)]);
+        s.handle(Packet::PubAck(ack(1))).unwrap();
+        assert_eq!(pubs(&sent(&mut s)), vec![(4, false)]);
+        assert_eq!(s.inflight(), 2);
+    }
+
+    #[test]
+    fn server_receive_maximum_limits_the_window() {
+        let mut s = Session::new();
+        s.set_max_inflight(0);
+        s.on_transport_open(connect_packet(ProtocolVersion::V5, true, 0), Instant::now());
+        connack(
+            &mut s,
+            false,
+            Properties {
+                receive_maximum: Some(1),
+                ..Default::default()
+            },
+        );
+        sent(&mut s);
+        publish(&mut s, QoS::AtLeastOnce);
+        publish(&mut s, QoS::ExactlyOnce);
+        assert_eq!(pubs(&sent(&mut s)), vec![(1, false)]);
+        s.handle(Packet::PubAck(ack(1))).unwrap();
+        assert_eq!(pubs(&sent(&mut s)), vec![(2, false)]);
+    }
+
+    #[test]
+    fn max_queued_refuses_with_queue_size() {
+        let mut s = Session::new();
+        s.set_max_queued(2);
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce), (rc::NO_CONN, 1));
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce), (rc::NO_CONN, 2));
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce), (rc::QUEUE_SIZE, 3));
+        assert_eq!(s.outgoing_len(), 2);
+    }
+
+    #[test]
+    fn publishes_while_disconnected_are_sent_after_connack_without_dup() {
+        let mut s = Session::new();
+        assert_eq!(publish(&mut s, QoS::AtMostOnce), (rc::NO_CONN, 1));
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce), (rc::NO_CONN, 2));
+        assert_eq!(publish(&mut s, QoS::ExactlyOnce), (rc::NO_CONN, 3));
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, true, 60),
+            Instant::now(),
+        );
+        assert!(
+            matches!(&sent(&mut s)[..], [Packet::Connect(_)]),
+            "nothing before CONNACK"
+        );
+        connack(&mut s, false, Properties::default());
+        assert_eq!(pubs(&sent(&mut s)), vec![(2, false), (3, false)]);
+    }
+
+    #[test]
+    fn unacknowledged_messages_are_resent_with_dup_after_reconnect() {
+        let mut s = connected(ProtocolVersion::V311);
+        publish(&mut s, QoS::AtLeastOnce);
+        publish(&mut s, QoS::ExactlyOnce);
+        publish(&mut s, QoS::ExactlyOnce);
+        sent(&mut s);
+        s.handle(Packet::PubRec(ack(3))).unwrap();
+        sent(&mut s);
+        s.on_connection_lost();
+        assert!(!s.is_connected());
+        // Persistent session: the message waiting for PUBCOMP gets its PUBREL again.
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, false, 60),
+            Instant::now(),
+        );
+        sent(&mut s);
+        connack(&mut s, true, Properties::default());
+        let again = sent(&mut s);
+        assert_eq!(pubs(&again), vec![(1, true), (2, true)]);
+        assert!(again
+            .iter()
+            .any(|p| matches!(p, Packet::PubRel(a) if a.pkid == 3)));
+        // Clean session: QoS 2 restarts from PUBLISH, with DUP.
+        s.on_connection_lost();
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, true, 60),
+            Instant::now(),
+        );
+        sent(&mut s);
+        connack(&mut s, false, Properties::default());
+        assert_eq!(pubs(&sent(&mut s)), vec![(1, true), (2, true), (3, true)]);
+    }
+
+    #[test]
+    fn dropped_out_messages_are_not_resent() {
+        let mut s = connected(ProtocolVersion::V311);
+        publish(&mut s, QoS::AtLeastOnce);
+        s.on_connection_lost();
+        publish(&mut s, QoS::ExactlyOnce);
+        assert_eq!(s.drop_out_messages(), vec![1, 2]);
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, true, 60),
+            Instant::now(),
+        );
+        sent(&mut s);
+        connack(&mut s, false, Properties::default());
+        assert!(sent(&mut s).is_empty());
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce).1, 3);
+    }
+
+    #[test]
+    fn mid_allocation_wraps_and_skips_ids_in_use() {
+        let mut s = connected(ProtocolVersion::V311);
+        publish(&mut s, QoS::AtLeastOnce); // mid 1 stays unacknowledged
+        s.last_mid = 65534;
+        assert_eq!(publish(&mut s, QoS::AtMostOnce).1, 65535);
+        assert_eq!(
+            publish(&mut s, QoS::AtMostOnce).1,
+            2,
+            "skips 0 and the in-use 1"
+        );
+        let (_, sub_mid) = s.subscribe(
+            vec![SubscribeFilter {
+                filter: "a".into(),
+                options: SubscribeOptions::default(),
+            }],
+            Properties::default(),
+        );
+        assert_eq!(sub_mid, 3);
+        s.last_mid = 2;
+        assert_eq!(
+            publish(&mut s, QoS::AtMostOnce).1,
+            4,
+            "skips the pending SUBSCRIBE"
+        );
+        s.handle(Packet::SubAck(SubAck {
+            pkid: 3,
+            codes: vec![ReasonCode::GRANTED_QOS_1],
+            properties: Properties::default(),
+        }))
+        .unwrap();
+        s.last_mid = 2;
+        assert_eq!(publish(&mut s, QoS::AtMostOnce).1, 3, "freed by SUBACK");
+    }
+
+    #[test]
+    fn subscribe_needs_a_transport_and_suback_is_reported() {
+        let mut s = Session::new();
+        assert_eq!(s.subscribe(vec![], Properties::default()), (rc::NO_CONN, 0));
+        let mut s = connected(ProtocolVersion::V311);
+        let filters = vec![SubscribeFilter {
+            filter: "a/#".into(),
+            options: SubscribeOptions {
+                qos: QoS::ExactlyOnce,
+                ..Default::default()
+            },
+        }];
+        assert_eq!(s.subscribe(filters, Properties::default()), (0, 1));
+        assert!(matches!(&sent(&mut s)[..], [Packet::Subscribe(p)] if p.pkid == 1));
+        s.handle(Packet::SubAck(SubAck {
+            pkid: 1,
+            codes: vec![ReasonCode::GRANTED_QOS_2],
+            properties: Properties::default(),
+        }))
+        .unwrap();
+        assert_eq!(
+            events(&mut s),
+            vec![Event::SubAck {
+                mid: 1,
+                codes: vec![2],
+                properties: None
+            }]
+        );
+    }
+
+    #[test]
+    fn topic_aliases_from_the_server_are_resolved() {
+        let mut s = connected(ProtocolVersion::V5);
+        let with_alias = |topic: &str| {
+            Packet::Publish(Publish {
+                topic: ByteStr::from(topic),
+                properties: Some(Box::new(Properties {
+                    topic_alias: Some(4),
+                    ..Default::default()
+                })),
+                payload: Bytes::from_static(b"x"),
+                ..Default::default()
+            })
+        };
+        s.handle(with_alias("long/topic")).unwrap();
+        s.handle(with_alias("")).unwrap();
+        let topics: Vec<String> = events(&mut s)
+            .into_iter()
+            .map(|e| match e {
+                Event::Message(m) => m.topic.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(topics, vec!["long/topic", "long/topic"]);
+        let mut unknown = with_alias("");
+        if let Packet::Publish(p) = &mut unknown {
+            p.properties.as_mut().unwrap().topic_alias = Some(9);
+        }
+        assert_eq!(s.handle(unknown).unwrap_err().code, rc::PROTOCOL);
+    }
+
+    #[test]
+    fn server_disconnect_closes_with_its_reason_code() {
+        let mut s = connected(ProtocolVersion::V5);
+        let close = s
+            .handle(Packet::Disconnect(Disconnect {
+                code: ReasonCode::SESSION_TAKEN_OVER,
+                properties: Properties::default(),
+            }))
+            .unwrap_err();
+        assert_eq!((close.code, close.from_server), (0x8E, true));
+    }
+
+    #[test]
+    fn disconnect_writes_disconnect_then_refuses_publishes() {
+        let mut s = connected(ProtocolVersion::V311);
+        assert_eq!(s.disconnect(0, Properties::default()), 0);
+        assert!(matches!(&sent(&mut s)[..], [Packet::Disconnect(_)]));
+        assert_eq!(s.state(), ConnState::Disconnecting);
+        assert_eq!(publish(&mut s, QoS::AtMostOnce).0, rc::NO_CONN);
+        s.on_connection_lost();
+        assert_eq!(s.disconnect(0, Properties::default()), rc::NO_CONN);
+    }
+
+    #[test]
+    fn keepalive_pings_when_idle_and_times_out_without_pingresp() {
+        let t0 = Instant::now();
+        let ka = Duration::from_secs(10);
+        let mut k = KeepAlive::new(ka, t0);
+        assert_eq!(k.poll(t0, true), KeepAliveAction::Wait(Some(t0 + ka)));
+        // Sending alone does not count: nothing received for 10 s means a ping.
+        k.on_sent(t0 + Duration::from_secs(9));
+        assert_eq!(k.poll(t0 + ka, true), KeepAliveAction::SendPing);
+        let t1 = t0 + ka;
+        assert_eq!(
+            k.poll(t1 + Duration::from_secs(5), true),
+            KeepAliveAction::Wait(Some(t1 + ka))
+        );
+        assert_eq!(k.poll(t1 + ka, true), KeepAliveAction::TimedOut);
+        // A PINGRESP in time keeps the connection: the next interval pings again.
+        let mut k = KeepAlive::new(ka, t0);
+        assert_eq!(k.poll(t0 + ka, true), KeepAliveAction::SendPing);
+        k.on_received(t1 + Duration::from_secs(3));
+        k.on_pingresp();
+        assert_eq!(k.poll(t1 + ka, true), KeepAliveAction::SendPing);
+        // Any received byte counts while a PINGRESP is outstanding (paho 2.2).
+        let mut k = KeepAlive::new(ka, t0);
+        assert_eq!(k.poll(t0 + ka, true), KeepAliveAction::SendPing);
+        k.on_received(t1 + Duration::from_secs(8));
+        assert_eq!(
+            k.poll(t1 + ka, true),
+            KeepAliveAction::Wait(Some(t1 + Duration::from_secs(18)))
+        );
+    }
+
+    #[test]
+    fn keepalive_zero_is_off_and_silence_before_connack_times_out() {
+        let t0 = Instant::now();
+        let mut off = KeepAlive::new(Duration::ZERO, t0);
+        assert_eq!(
+            off.poll(t0 + Duration::from_secs(1000), true),
+            KeepAliveAction::Wait(None)
+        );
+        let mut k = KeepAlive::new(Duration::from_secs(5), t0);
+        assert_eq!(
+            k.poll(t0 + Duration::from_secs(5), false),
+            KeepAliveAction::TimedOut
+        );
+    }
+
+    #[test]
+    fn server_keep_alive_replaces_ours() {
+        let mut s = Session::new();
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V5, true, 60),
+            Instant::now(),
+        );
+        connack(
+            &mut s,
+            false,
+            Properties {
+                server_keep_alive: Some(5),
+                ..Default::default()
+            },
+        );
+        assert_eq!(s.keepalive.interval(), Duration::from_secs(5));
+        sent(&mut s);
+        let later = Instant::now() + Duration::from_secs(6);
+        assert!(s.poll_keepalive(later).is_ok());
+        assert!(matches!(&sent(&mut s)[..], [Packet::PingReq]));
+    }
+}

@@ -1,0 +1,80 @@
+//! CONNACK (MQTT 3.1.1 §3.2, MQTT 5 §3.2).
+
+use bytes::{BufMut, BytesMut};
+
+use super::properties::allowed;
+use super::reason::valid;
+use super::wire::{write_header, Reader};
+use super::{ConnAck, DecodeError, EncodeError, Properties, ProtocolVersion, ReasonCode};
+
+pub(crate) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<ConnAck, DecodeError> {
+    let ack_flags = r.u8()?;
+    let code = r.u8()?;
+    // MQTT 3.1 has no session present flag: the whole byte is reserved and unused there.
+    let session_present = if version == ProtocolVersion::V31 {
+        false
+    } else {
+        // [MQTT-3.2.2-1] bits 7-1 are reserved.
+        if ack_flags & 0xFE != 0 {
+            return Err(DecodeError::Malformed("reserved CONNACK flag set"));
+        }
+        ack_flags & 0x01 != 0
+    };
+    if version.is_v5() {
+        if !valid::CONNACK.contains(&code) {
+            return Err(DecodeError::Protocol("invalid CONNACK reason code"));
+        }
+        let properties = Properties::read(r, allowed::CONNACK)?;
+        if session_present && code != 0 {
+            return Err(DecodeError::Protocol(
+                "session present on a refused connection",
+            ));
+        }
+        Ok(ConnAck {
+            session_present,
+            code: ReasonCode(code),
+            properties,
+        })
+    } else {
+        let code = ReasonCode::from_v3_connack(code)
+            .ok_or(DecodeError::Protocol("reserved CONNACK return code"))?;
+        // [MQTT-3.2.2-4] a refusal has session present 0.
+        if session_present && code != ReasonCode::SUCCESS {
+            return Err(DecodeError::Protocol(
+                "session present on a refused connection",
+            ));
+        }
+        Ok(ConnAck {
+            session_present,
+            code,
+            properties: Properties::default(),
+        })
+    }
+}
+
+pub(crate) fn len(c: &ConnAck, version: ProtocolVersion) -> usize {
+    if version.is_v5() {
+        2 + c.properties.wire_len()
+    } else {
+        2
+    }
+}
+
+/// v5 always carries the reason code and the property length (§3.2.2.3); 3.x maps the
+/// reason code back to its return code.
+pub(crate) fn write(
+    c: &ConnAck,
+    version: ProtocolVersion,
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let session_present = c.session_present && version != ProtocolVersion::V31;
+    write_header(out, 0x20, len(c, version))?;
+    out.put_u8(session_present as u8);
+    if version.is_v5() {
+        out.put_u8(c.code.0);
+        c.properties.write(out, allowed::CONNACK)?;
+    } else {
+        out.put_u8(c.code.to_v3_connack());
+    }
+    Ok(())
+}
