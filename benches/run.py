@@ -572,7 +572,7 @@ MAIN_METRIC = {
     "broker": ["deliveries_per_s", "broker_cpu_us_per_delivery", "broker_peak_rss_mb",
                "kb_per_connection", "lost"],
     "inproc": ["msgs_per_s", "cpu_us_per_msg", "lost", "refused"],
-    "busyhost": ["deliveries_per_s", "host_loops_per_s"],
+    "busyhost": ["deliveries_per_s", "host_loops_per_s", "lost"],
 }
 BASELINE = {"e2e": "paho+mosquitto", "latency": "paho+mosquitto", "publish": "paho",
             "broker": "mosquitto", "inproc": "paho, both clients in 1 process -> mosquitto",

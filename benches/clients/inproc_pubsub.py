@@ -27,7 +27,8 @@ port = args.port
 if args.embedded:
     import turbomqtt
 
-    broker = turbomqtt.Broker(host="127.0.0.1", port=0)
+    # As for the separate brokers (benches/brokers.py): no backlog is dropped.
+    broker = turbomqtt.Broker(host="127.0.0.1", port=0, max_queued_messages=100_000_000)
     broker.start()
     port = broker.port
 
