@@ -177,7 +177,12 @@ def start_turbomqtt(python: str = sys.executable) -> BrokerProcess:
     """turbomqtt's broker in its own Python process: ``python -m turbomqtt broker``."""
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="bench-turbomqtt-"))
-    cmd = [python, "-m", "turbomqtt", "broker", "--host", "127.0.0.1", "--port", str(port)]
+    # Like mosquitto above (max_queued_messages 0 = no limit): a queue bound large enough
+    # that a subscriber's backlog is never dropped, so both brokers do the same work.
+    # The default (1000 per session, newest dropped) loses messages in fan-in and 1->1.
+    (work / "broker.toml").write_text("max_queued_messages = 100000000\n")
+    cmd = [python, "-m", "turbomqtt", "broker", "--host", "127.0.0.1", "--port", str(port),
+           "--config", str(work / "broker.toml")]
     return BrokerProcess("turbomqtt", cmd, port, work)
 
 

@@ -19,7 +19,8 @@ mode.add_argument("--busy", action="store_true")
 mode.add_argument("--idle", action="store_true")
 args = ap.parse_args()
 
-broker = turbomqtt.Broker(host="127.0.0.1", port=0)
+# As for the separate brokers (benches/brokers.py): no backlog is dropped.
+broker = turbomqtt.Broker(host="127.0.0.1", port=0, max_queued_messages=100_000_000)
 broker.start()
 stop = threading.Event()
 

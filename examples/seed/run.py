@@ -226,7 +226,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if not args.reference and (why := turbomqtt_available()):
         print(f"turbomqtt is not ready for this yet: {why}\n"
-              f"(python {Path(__file__).name} --reference runs it on paho-mqtt + mosquitto)",
+              "(examples/seed/run.py --reference runs it on paho-mqtt + mosquitto)",
               file=sys.stderr)
         return 2
     got = run_scenario(args.reference, args.records, args.python)
