@@ -78,6 +78,7 @@ where
         decoder: Decoder::new(shared.config.max_packet_size),
         shared: shared.clone(),
         version: ProtocolVersion::V311,
+        write_failed: false,
     };
     let connect = tokio::select! {
         r = tokio::time::timeout(shared.config.connect_timeout, Box::pin(io.read_connect())) => match r {
@@ -119,6 +120,8 @@ struct Io<S> {
     decoder: Decoder,
     shared: Arc<Shared>,
     version: ProtocolVersion,
+    /// Set once a write failed: output is discarded from then on, input still read.
+    write_failed: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
@@ -177,6 +180,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
+        if self.write_failed {
+            self.wbuf.clear();
+            return Ok(());
+        }
         if self.wbuf.is_empty() {
             return Ok(());
         }
@@ -513,13 +520,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
     }
 
     async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
+        // Packets that came in the same read as CONNECT are handled before any I/O: a
+        // client may write CONNECT, PUBLISH and DISCONNECT at once and close the socket,
+        // and the next read then only sees the end of the stream.
+        if !self.io.rbuf.is_empty() {
+            if let Some(close) = self.handle_input() {
+                return close;
+            }
+        }
         if self.io.rbuf.is_empty() {
             self.io.rbuf = BytesMut::new();
         }
         let mut last_read = Instant::now();
         let mut read_size = READ_MIN;
         loop {
-            let more = self.fill_outgoing();
+            // Nothing more is taken from the session once writing failed: a persistent
+            // session keeps its messages for the next connection.
+            let more = !self.io.write_failed && self.fill_outgoing();
             if !self.io.wbuf.is_empty() {
                 let flushed = tokio::select! {
                     r = self.io.flush() => r,
@@ -527,7 +544,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     _ = self.signals.control.notified() => return control_close(self.signals.take()),
                 };
                 if flushed.is_err() {
-                    return Close::Lost;
+                    // A client that closes with our CONNACK or PUBACK unread resets the
+                    // connection, and writing fails while its last packets are still
+                    // waiting to be read. The read side decides when the connection
+                    // ends, so every packet the client sent before is still handled.
+                    self.io.write_failed = true;
                 }
             }
             if more {
