@@ -137,8 +137,9 @@ def test_publish_single_style_script_reaches_a_paho_subscriber(mqtt_broker, prot
     watcher.subscribe("single/#", 1)
     try:
         for i in range(20):
-            c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"single-{i}",
-                            protocol=protocol)
+            c = paho.Client(
+                paho.CallbackAPIVersion.VERSION2, client_id=f"single-{i}", protocol=protocol
+            )
             c.connect("127.0.0.1", mqtt_broker.port)
             c.publish("single/x", f"m{i}", 1)
             c.disconnect()
@@ -153,8 +154,11 @@ def test_packets_after_connect_in_the_same_segment_are_answered(mqtt_broker):
     waiting for more input."""
     raw = RawPeer(mqtt_broker.port)
     try:
-        raw.send(connect_packet(client_id="eager", version=5) + subscribe_packet("eager/t")
-                 + packet(0xC0, b""))
+        raw.send(
+            connect_packet(client_id="eager", version=5)
+            + subscribe_packet("eager/t")
+            + packet(0xC0, b"")
+        )
         raw.expect(2)
         raw.expect(9)
         raw.expect(13)
