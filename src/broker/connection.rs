@@ -1355,7 +1355,8 @@ mod tests {
             listener: Arc::from(""),
         };
         let future = run(ctx, stream);
-        assert!(std::mem::size_of_val(&future) <= 2048);
+        // 1160 bytes in a debug build with the will boxed (it was inline before).
+        assert!(std::mem::size_of_val(&future) <= 1280);
     }
 
     #[test]
