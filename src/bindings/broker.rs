@@ -302,13 +302,13 @@ impl BrokerCore {
             .into_iter()
             .map(|c| {
                 let d = PyDict::new(py);
-                d.set_item("client_id", c.client_id)?;
+                d.set_item("client_id", &*c.client_id)?;
                 d.set_item("username", c.username)?;
-                d.set_item("address", c.peer)?;
+                d.set_item("address", &*c.peer)?;
                 d.set_item("protocol", c.protocol)?;
                 d.set_item("keepalive", c.keep_alive)?;
                 d.set_item("clean_start", c.clean_start)?;
-                d.set_item("listener", c.listener)?;
+                d.set_item("listener", &*c.listener)?;
                 Ok(d)
             })
             .collect()

@@ -25,6 +25,12 @@ use super::shared::{ClientInfo, Shared, Stats};
 /// Bytes encoded into the write buffer before it is flushed, so one wake-up never
 /// builds an unbounded buffer for a slow subscriber.
 const WRITE_BATCH: usize = 64 * 1024;
+/// Idle memory per connection (3000 idle MQTT 3.1.1 connections, broker process RSS
+/// delta / N, release build): 5.6 KiB before `read_on_demand`, the boxed will and the
+/// shared peer/listener names, 4.5 KiB after (3.5 KiB before CONNECT); mosquitto 2.0.11
+/// measured the same way: 0.71 KiB. What remains is mostly the task itself (the future
+/// below plus tokio's task header) and tokio's per-socket registration.
+///
 /// Read buffer sizing: idle connections keep a small buffer (memory per connection
 /// matters with thousands of them); a connection whose reads fill the buffer doubles it
 /// up to `READ_MAX`.
@@ -54,8 +60,9 @@ enum Close {
 
 pub struct ConnectionContext {
     pub shared: Arc<Shared>,
-    pub peer: String,
-    pub listener: String,
+    pub peer: Arc<str>,
+    /// The listener's name, one allocation shared by all its connections.
+    pub listener: Arc<str>,
 }
 
 /// Runs one connection to its end.
@@ -73,11 +80,13 @@ where
     let mut io = Io {
         rd,
         wr,
-        rbuf: BytesMut::with_capacity(READ_MIN),
+        // No buffer until bytes arrive: see `read_on_demand`.
+        rbuf: BytesMut::new(),
         wbuf: BytesMut::new(),
         decoder: Decoder::new(shared.config.max_packet_size),
         shared: shared.clone(),
         version: ProtocolVersion::V311,
+        write_failed: false,
     };
     let connect = tokio::select! {
         r = tokio::time::timeout(shared.config.connect_timeout, Box::pin(io.read_connect())) => match r {
@@ -119,6 +128,8 @@ struct Io<S> {
     decoder: Decoder,
     shared: Arc<Shared>,
     version: ProtocolVersion,
+    /// Set once a write failed: output is discarded from then on, input still read.
+    write_failed: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
@@ -159,7 +170,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                     return Err(Some(format!("bad CONNECT: {e}; closed")));
                 }
             }
-            let n = self.rd.read_buf(&mut self.rbuf).await.map_err(|_| None)?;
+            let n = read_on_demand(&mut self.rd, &mut self.rbuf)
+                .await
+                .map_err(|_| None)?;
             if n == 0 {
                 return Err(None);
             }
@@ -177,6 +190,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
+        if self.write_failed {
+            self.wbuf.clear();
+            return Ok(());
+        }
         if self.wbuf.is_empty() {
             return Ok(());
         }
@@ -201,7 +218,9 @@ struct Connection<S> {
     cell: Arc<SessionCell>,
     signals: Arc<Signals>,
     keep_alive: Duration,
-    will: Option<LastWill>,
+    /// Boxed: most clients have no will, and this struct lives in every connection
+    /// task for its whole life (v5 will properties alone are several hundred bytes).
+    will: Option<Box<LastWill>>,
     /// v5 session expiry interval in seconds; v3: 0 for clean session, else forever.
     session_expiry: u32,
     /// Incoming topic aliases (v5 §3.3.2.3.4), bounded by our topic alias maximum.
@@ -413,7 +432,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         shared.clients.lock().insert(
             conn_id,
             ClientInfo {
-                client_id: client_id.to_string(),
+                client_id: client_id.clone(),
                 username: username.clone(),
                 peer: ctx.peer.clone(),
                 protocol: connect.protocol as u8,
@@ -473,7 +492,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             cell,
             signals,
             keep_alive: Duration::from_secs(u64::from(keep_alive)),
-            will: connect.will,
+            will: connect.will.map(Box::new),
             session_expiry,
             alias_in: HashMap::new(),
             alias_out: HashMap::new(),
@@ -513,13 +532,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
     }
 
     async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
+        // Packets that came in the same read as CONNECT are handled before any I/O: a
+        // client may write CONNECT, PUBLISH and DISCONNECT at once and close the socket,
+        // and the next read then only sees the end of the stream.
+        if !self.io.rbuf.is_empty() {
+            if let Some(close) = self.handle_input() {
+                return close;
+            }
+        }
         if self.io.rbuf.is_empty() {
             self.io.rbuf = BytesMut::new();
         }
         let mut last_read = Instant::now();
         let mut read_size = READ_MIN;
         loop {
-            let more = self.fill_outgoing();
+            // Nothing more is taken from the session once writing failed: a persistent
+            // session keeps its messages for the next connection.
+            let more = !self.io.write_failed && self.fill_outgoing();
             if !self.io.wbuf.is_empty() {
                 let flushed = tokio::select! {
                     r = self.io.flush() => r,
@@ -527,7 +556,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     _ = self.signals.control.notified() => return control_close(self.signals.take()),
                 };
                 if flushed.is_err() {
-                    return Close::Lost;
+                    // A client that closes with our CONNACK or PUBACK unread resets the
+                    // connection, and writing fails while its last packets are still
+                    // waiting to be read. The read side decides when the connection
+                    // ends, so every packet the client sent before is still handled.
+                    self.io.write_failed = true;
                 }
             }
             if more {
@@ -544,8 +577,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 Some(last_read + self.keep_alive * 3 / 2)
             };
             let spare = self.io.rbuf.capacity() - self.io.rbuf.len();
-            // A quiet connection with nothing buffered reads into an unallocated buffer
-            // (tokio then reads up to 64 bytes); a busy one keeps `read_size` ready.
+            // A quiet connection with nothing buffered waits with no buffer at all (see
+            // `read_on_demand`); a busy one keeps `read_size` ready.
             if spare < read_size / 2 && (read_size > READ_MIN || !self.io.rbuf.is_empty()) {
                 self.io.rbuf.reserve(read_size);
             }
@@ -554,7 +587,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 biased;
                 _ = shutdown.changed() => return Close::Shutdown,
                 _ = self.signals.control.notified() => return control_close(self.signals.take()),
-                r = self.io.rd.read_buf(&mut self.io.rbuf) => {
+                r = read_on_demand(&mut self.io.rd, &mut self.io.rbuf) => {
                     match r {
                         Ok(0) | Err(_) => return Close::Lost,
                         Ok(n) => {
@@ -563,7 +596,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                             if let Some(close) = self.handle_input() {
                                 return close;
                             }
-                            if spare > 0 && n >= spare {
+                            // A full read (of the spare room, or of the stack buffer of
+                            // `read_on_demand`) means more is coming: read bigger.
+                            if n >= if spare > 0 { spare } else { READ_MIN } {
                                 read_size = (read_size * 2).min(READ_MAX);
                             } else if self.io.rbuf.is_empty() && read_size == READ_MIN {
                                 // A quiet connection holds no read buffer between
@@ -1136,13 +1171,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 } else {
                     will_delay.min(self.session_expiry)
                 };
-                self.publish_will(w, delay);
+                self.publish_will(*w, delay);
             }
         } else if let Some(w) = will {
             // Taken over: the new connection resumes the session at once, so a delayed
             // will is never sent (§3.1.3.2.2); an immediate one is.
             if will_delay == 0 {
-                self.publish_will(w, 0);
+                self.publish_will(*w, 0);
             }
         }
         // Last, so that once a client is gone from `clients()` its session is detached.
@@ -1200,6 +1235,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             });
         }
     }
+}
+
+/// Reads into `buf`. When `buf` has no spare capacity (an idle connection), the read
+/// goes through a stack buffer and only the bytes that arrived are copied to the heap:
+/// a connection waiting for input holds no read buffer (`read_buf` would reserve one
+/// before every wait).
+async fn read_on_demand<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    if buf.capacity() > buf.len() {
+        return rd.read_buf(buf).await;
+    }
+    std::future::poll_fn(|cx| {
+        let mut stack = [0u8; READ_MIN];
+        let mut rb = tokio::io::ReadBuf::new(&mut stack);
+        match std::pin::Pin::new(&mut *rd).poll_read(cx, &mut rb) {
+            std::task::Poll::Ready(Ok(())) => {
+                let got = rb.filled();
+                if !got.is_empty() {
+                    buf.reserve(got.len().max(READ_MIN));
+                    buf.extend_from_slice(got);
+                }
+                std::task::Poll::Ready(Ok(got.len()))
+            }
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// The protocol level of a CONNECT at the front of `buf`, read before decoding so a
@@ -1286,11 +1351,12 @@ mod tests {
         let (stream, _peer) = tokio::io::duplex(16);
         let ctx = ConnectionContext {
             shared,
-            peer: String::new(),
-            listener: String::new(),
+            peer: Arc::from(""),
+            listener: Arc::from(""),
         };
         let future = run(ctx, stream);
-        assert!(std::mem::size_of_val(&future) <= 2048);
+        // 1160 bytes in a debug build with the will boxed (it was inline before).
+        assert!(std::mem::size_of_val(&future) <= 1280);
     }
 
     #[test]

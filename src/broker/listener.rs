@@ -157,7 +157,7 @@ pub fn spawn(
         (Transport::WebSocket, false) => "ws",
         (Transport::WebSocket, true) => "wss",
     };
-    let name = format!("{scheme}://{}", bound.addr);
+    let name: Arc<str> = Arc::from(format!("{scheme}://{}", bound.addr));
     let tls = prepared.tls;
     let ws_path = prepared.ws_path.map(Arc::<str>::from);
     handle.spawn(async move {
@@ -175,7 +175,7 @@ pub fn spawn(
                     let _ = stream.set_nodelay(true);
                     let ctx = ConnectionContext {
                         shared: shared.clone(),
-                        peer: peer.to_string(),
+                        peer: Arc::from(peer.to_string()),
                         listener: name.clone(),
                     };
                     if tls.is_none() && ws_path.is_none() {

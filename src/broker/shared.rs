@@ -38,13 +38,14 @@ impl Stats {
 /// One connected client, for `Broker.clients()`.
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
-    pub client_id: String,
+    // Shared with the connection task, not copied: one entry per connected client.
+    pub client_id: Arc<str>,
     pub username: Option<String>,
-    pub peer: String,
+    pub peer: Arc<str>,
     pub protocol: u8,
     pub keep_alive: u16,
     pub clean_start: bool,
-    pub listener: String,
+    pub listener: Arc<str>,
 }
 
 /// Counts live tasks so `stop()` can wait until every one has ended.
