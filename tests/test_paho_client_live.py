@@ -723,14 +723,9 @@ def test_loop_start_retries_until_the_broker_comes_up():
         shutil.rmtree(b.dir, ignore_errors=True)
 
 
-def test_disconnect_without_any_loop_completes_inline(broker, request):
+def test_disconnect_without_any_loop_completes_inline(broker):
     # paho writes synchronously when no loop runs, so on_disconnect happens inside
     # disconnect(); scripts that connect, publish and disconnect rely on the flush.
-    if isinstance(broker, EmbeddedBroker):
-        # Known broker bug (reported): a QoS 1 PUBLISH directly followed by DISCONNECT is
-        # sometimes not routed (2 of 8 runs); mosquitto always routes it.
-        request.applymarker(pytest.mark.xfail(strict=False, reason="embedded broker drops "
-                                              "a PUBLISH immediately followed by DISCONNECT"))
     rec = Recorder()
     watcher = client_with(rec, client_id="inline-watch")
     watcher.connect("127.0.0.1", broker.port)
