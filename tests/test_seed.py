@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("sanic")
-
 _RUN = Path(__file__).resolve().parents[1] / "examples" / "seed" / "run.py"
 _spec = importlib.util.spec_from_file_location("seed_run", _RUN)
 seed = importlib.util.module_from_spec(_spec)
@@ -19,10 +17,6 @@ _spec.loader.exec_module(seed)
 
 RECORDS = 28  # one shelf board
 EXPECTED = [f"BQHZ2500016{i:06d}" for i in range(1, RECORDS + 1)]
-
-# The one place that decides whether turbomqtt can run the scenario yet (its embedded
-# broker and the paho switch). Remove this skip once both have landed.
-TURBOMQTT_MISSING = seed.turbomqtt_available()
 
 
 def _assert_each_record_once(got):
@@ -34,7 +28,6 @@ def _assert_each_record_once(got):
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.skipif(TURBOMQTT_MISSING is not None, reason=f"turbomqtt: {TURBOMQTT_MISSING}")
 def test_seed_scenario_on_turbomqtt_embedded_broker_and_paho_switch():
     got = seed.run_scenario(reference=False, records=RECORDS, echo=False)
     _assert_each_record_once(got)
