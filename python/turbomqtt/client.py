@@ -777,6 +777,10 @@ class Client:
                 # paho leaves incoming topic aliases to the application: an aliased PUBLISH
                 # arrives with topic "" and the TopicAlias property.
                 resolve(False)
+            absent = getattr(self._core, "set_report_absent_disconnect_fields", None)
+            if absent is not None:
+                # paho's on_disconnect gets None for a missing reason code / properties.
+                absent(True)
 
     def __del__(self) -> None:
         core = getattr(self, "_core", None)

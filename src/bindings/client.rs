@@ -188,12 +188,17 @@ fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTuple>>
         }
         Event::Disconnected {
             code,
+            reason_absent,
             from_server,
             properties,
             error,
         } => vec![
             EV_DISCONNECTED.into_pyobject(py)?.into_any(),
-            code.into_pyobject(py)?.into_any(),
+            if *reason_absent {
+                none()
+            } else {
+                code.into_pyobject(py)?.into_any()
+            },
             from_server.into_pyobject(py)?.to_owned().into_any(),
             opt_bytes(py, properties),
             match error {
@@ -353,6 +358,13 @@ impl ClientCore {
     /// topic, as paho-mqtt delivers them. Default True: the full topic.
     fn set_resolve_topic_aliases(&self, on: bool) {
         self.client.set_resolve_topic_aliases(on);
+    }
+
+    /// True: EV_DISCONNECTED of a v5 server DISCONNECT carries code None when the packet
+    /// had no reason code and properties None when it had no properties section, as
+    /// paho-mqtt reports them. Default False: 0 (Normal disconnection) and None.
+    fn set_report_absent_disconnect_fields(&self, on: bool) {
+        self.client.set_report_absent_disconnect_fields(on);
     }
 
     /// No PINGREQ while paused (paho sends pings only while a loop function runs).

@@ -103,7 +103,9 @@ pub enum Event {
     /// `code`: 0 after our DISCONNECT; the server's v5 reason code when `from_server`;
     /// otherwise a paho `MQTTErrorCode` (see [`rc`]).
     Disconnected {
+        /// With `reason_absent` (a v5 server DISCONNECT without a reason byte) it is 0.
         code: i32,
+        reason_absent: bool,
         from_server: bool,
         properties: Option<Bytes>,
         error: Option<String>,

@@ -68,6 +68,9 @@ pub struct Close {
     /// For an error we detected: the reason code a v5 client sends in DISCONNECT
     /// before closing (MQTT 5 §4.13.1).
     pub reason: Option<ReasonCode>,
+    /// A v5 server DISCONNECT without a reason code byte, reported as such (the face then
+    /// shows None, as paho-mqtt does) when `set_report_absent_disconnect_fields` is on.
+    pub reason_absent: bool,
 }
 
 impl Close {
@@ -78,6 +81,7 @@ impl Close {
             properties: None,
             error: Some(error.into()),
             reason: None,
+            reason_absent: false,
         }
     }
 
@@ -92,6 +96,7 @@ impl Close {
             properties: None,
             error: Some(error.into()),
             reason: Some(reason),
+            reason_absent: false,
         }
     }
 
@@ -102,6 +107,7 @@ impl Close {
             properties: None,
             error: None,
             reason: None,
+            reason_absent: false,
         }
     }
 
@@ -112,6 +118,7 @@ impl Close {
             properties: None,
             error: Some("no PINGRESP within the keepalive interval".into()),
             reason: None,
+            reason_absent: false,
         }
     }
 }
@@ -186,11 +193,20 @@ impl KeepAlive {
             return KeepAliveAction::Wait(None);
         }
         if let Some(sent) = self.ping_sent {
-            let since = sent.max(self.last_in);
-            if now.duration_since(since) >= self.interval {
+            let heard = sent.max(self.last_in);
+            if now.duration_since(heard) >= self.interval {
                 return KeepAliveAction::TimedOut;
             }
-            return KeepAliveAction::Wait(Some(since + self.interval));
+            // paho 2.2: bytes still arriving (a large message trickling in) keep the
+            // connection, and a PINGREQ still goes out every interval meanwhile.
+            if now.duration_since(self.last_out) >= self.interval {
+                self.ping_sent = Some(now);
+                self.last_out = now;
+                return KeepAliveAction::SendPing;
+            }
+            return KeepAliveAction::Wait(Some(
+                (heard + self.interval).min(self.last_out + self.interval),
+            ));
         }
         let idle_from = self.last_out.min(self.last_in);
         if now.duration_since(idle_from) >= self.interval {
@@ -254,6 +270,7 @@ pub struct Session {
     log_packets: bool,
     /// Resolve v5 topic aliases of incoming PUBLISH packets (paho leaves the topic empty).
     resolve_aliases: bool,
+    report_absent_disconnect_fields: bool,
     keepalive_paused: bool,
     /// QoS 2 messages received and PUBREC'd, delivered when PUBREL arrives.
     incoming_qos2: HashMap<u16, Box<Message>>,
@@ -291,6 +308,7 @@ impl Session {
             manual_ack: false,
             log_packets: false,
             resolve_aliases: true,
+            report_absent_disconnect_fields: false,
             keepalive_paused: false,
             incoming_qos2: HashMap::new(),
             aliases_in: HashMap::new(),
@@ -319,6 +337,26 @@ impl Session {
     }
     pub fn set_resolve_topic_aliases(&mut self, on: bool) {
         self.resolve_aliases = on;
+    }
+    pub fn set_report_absent_disconnect_fields(&mut self, on: bool) {
+        self.report_absent_disconnect_fields = on;
+    }
+
+    /// A v5 server DISCONNECT may omit its reason code (remaining length 0, meaning 0x00)
+    /// and its properties (remaining length < 2), MQTT 5 §3.14.2.1 / §3.14.2.2. The codec
+    /// fills in the defaults; when reporting absent fields is on, `close` says what was
+    /// absent instead (paho-mqtt gives None for both): `reason_absent`, and properties
+    /// None exactly when there was no properties section (an empty one is `00`).
+    pub fn shape_server_disconnect(&self, close: &mut Close, remaining_len: usize) {
+        if !self.report_absent_disconnect_fields || !close.from_server || !self.version.is_v5() {
+            return;
+        }
+        close.reason_absent = remaining_len == 0;
+        if remaining_len < 2 {
+            close.properties = None;
+        } else if close.properties.is_none() {
+            close.properties = Some(Bytes::from_static(&[0]));
+        }
     }
     /// Survives reconnects, like the other settings.
     pub fn set_keepalive_paused(&mut self, paused: bool, now: Instant) {
@@ -758,6 +796,7 @@ impl Session {
                         properties: None,
                         error: Some(format!("connection refused, code {code}")),
                         reason: None,
+                        reason_absent: false,
                     });
                 }
                 if let Some(rm) = ack.properties.receive_maximum {
@@ -866,6 +905,7 @@ impl Session {
                     properties: props::to_wire_opt(&d.properties),
                     error: None,
                     reason: None,
+                    reason_absent: false,
                 })
             }
             Packet::Auth(_) => {
@@ -1523,9 +1563,21 @@ mod tests {
         assert_eq!(k.poll(t0 + ka, true), KeepAliveAction::SendPing);
         k.on_received(t1 + Duration::from_secs(8));
         assert_eq!(
-            k.poll(t1 + ka, true),
-            KeepAliveAction::Wait(Some(t1 + Duration::from_secs(18)))
+            k.poll(t1 + Duration::from_secs(9), true),
+            KeepAliveAction::Wait(Some(t1 + ka))
         );
+        // ... and a PINGREQ still goes out every interval while bytes trickle in.
+        assert_eq!(k.poll(t1 + ka, true), KeepAliveAction::SendPing);
+        let t2 = t1 + ka;
+        k.on_received(t2 + Duration::from_secs(5));
+        assert_eq!(
+            k.poll(t2 + Duration::from_secs(6), true),
+            KeepAliveAction::Wait(Some(t2 + ka))
+        );
+        assert_eq!(k.poll(t2 + ka, true), KeepAliveAction::SendPing);
+        let t3 = t2 + ka;
+        // Silence for a whole interval after that ends it.
+        assert_eq!(k.poll(t3 + ka, true), KeepAliveAction::TimedOut);
     }
 
     #[test]
