@@ -466,6 +466,27 @@ def test_v5_server_disconnect_without_reason_or_properties(disconnect, report, e
     t.join(5)
 
 
+@pytest.mark.parametrize("accept", [True, False])
+def test_publish_with_a_non_utf8_topic(accept):
+    # paho delivers it (msg.topic raises, the raw bytes are kept) and stays connected.
+    bad = b"\x30\x05\x00\x01\xffhi"
+    good = b"\x30\x06\x00\x01aok!"
+    port, t = _scripted_broker(b"\x20\x02\x00\x00" + bad + good)
+    p = Peer()
+    p.core.set_accept_invalid_topics(accept)
+    p.connect("127.0.0.1", port)
+    if accept:
+        p.until(lambda ev: len(p.messages()) == 2)
+        assert [(m[1], m[2]) for m in p.messages()] == [(b"\xff", b"hi"), (b"a", b"ok!")]
+        assert p.core.is_connected()
+        p.core.disconnect()
+    else:
+        p.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev))
+        assert p.messages() == []
+        assert p.of(EV_DISCONNECTED)[0][1] == 2
+    t.join(5)
+
+
 def _read_packet(conn):
     """One MQTT packet as (first byte, body) from a blocking socket."""
     first = _recv_exact(conn, 1)[0]

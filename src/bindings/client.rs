@@ -146,7 +146,7 @@ fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTuple>>
         ],
         Event::Message(m) => vec![
             EV_MESSAGE.into_pyobject(py)?.into_any(),
-            PyBytes::new(py, m.topic.as_bytes()).into_any(),
+            PyBytes::new(py, m.raw_topic.as_deref().unwrap_or(m.topic.as_bytes())).into_any(),
             PyBytes::new(py, &m.payload).into_any(),
             m.qos.into_pyobject(py)?.into_any(),
             m.retain.into_pyobject(py)?.to_owned().into_any(),
@@ -358,6 +358,13 @@ impl ClientCore {
     /// topic, as paho-mqtt delivers them. Default True: the full topic.
     fn set_resolve_topic_aliases(&self, on: bool) {
         self.client.set_resolve_topic_aliases(on);
+    }
+
+    /// True: an incoming PUBLISH whose topic is not valid UTF-8 is delivered (EV_MESSAGE
+    /// with the raw topic bytes) instead of closing the connection, as paho-mqtt does.
+    /// Takes effect from the next connect(). Default False.
+    fn set_accept_invalid_topics(&self, on: bool) {
+        self.client.set_accept_invalid_topics(on);
     }
 
     /// True: EV_DISCONNECTED of a v5 server DISCONNECT carries code None when the packet

@@ -66,6 +66,8 @@ async fn read_loop(
 ) -> Close {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut decoder = Decoder::with_version(version, max_packet_size);
+    let accept_invalid_topics = shared.session.lock().accept_invalid_topics();
+    decoder.set_accept_invalid_topics(accept_invalid_topics);
     let mut packets = Vec::new();
     loop {
         // Backpressure: while the face is behind, stop reading (see EventQueue).
@@ -94,7 +96,7 @@ async fn read_loop(
                     if let (Packet::Disconnect(_), Some(n)) = (&p, head) {
                         disconnect_len = n;
                     }
-                    packets.push(p)
+                    packets.push((p, decoder.take_invalid_topic()))
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -110,9 +112,13 @@ async fn read_loop(
         }
         s.keepalive.on_received(now);
         let mut result = Ok(());
-        for p in packets.drain(..) {
+        for (p, invalid_topic) in packets.drain(..) {
             let is_disconnect = matches!(p, Packet::Disconnect(_));
-            if let Err(mut c) = s.handle(p) {
+            let handled = match invalid_topic {
+                None => s.handle(p),
+                Some(raw) => s.handle_with_invalid_topic(p, raw),
+            };
+            if let Err(mut c) = handled {
                 if is_disconnect {
                     s.shape_server_disconnect(&mut c, disconnect_len);
                 }

@@ -66,6 +66,9 @@ pub enum Wait {
 pub struct Message {
     /// The full topic: v5 topic aliases are already resolved.
     pub topic: ByteStr,
+    /// Set (and `topic` empty) for a topic that is not valid UTF-8, accepted with
+    /// `set_accept_invalid_topics`.
+    pub raw_topic: Option<Bytes>,
     pub payload: Bytes,
     pub qos: u8,
     pub retain: bool,

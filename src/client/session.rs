@@ -271,6 +271,7 @@ pub struct Session {
     /// Resolve v5 topic aliases of incoming PUBLISH packets (paho leaves the topic empty).
     resolve_aliases: bool,
     report_absent_disconnect_fields: bool,
+    accept_invalid_topics: bool,
     keepalive_paused: bool,
     /// QoS 2 messages received and PUBREC'd, delivered when PUBREL arrives.
     incoming_qos2: HashMap<u16, Box<Message>>,
@@ -309,6 +310,7 @@ impl Session {
             log_packets: false,
             resolve_aliases: true,
             report_absent_disconnect_fields: false,
+            accept_invalid_topics: false,
             keepalive_paused: false,
             incoming_qos2: HashMap::new(),
             aliases_in: HashMap::new(),
@@ -337,6 +339,13 @@ impl Session {
     }
     pub fn set_resolve_topic_aliases(&mut self, on: bool) {
         self.resolve_aliases = on;
+    }
+    /// Read when a connection starts (the decoder's `set_accept_invalid_topics`).
+    pub fn set_accept_invalid_topics(&mut self, on: bool) {
+        self.accept_invalid_topics = on;
+    }
+    pub fn accept_invalid_topics(&self) -> bool {
+        self.accept_invalid_topics
     }
     pub fn set_report_absent_disconnect_fields(&mut self, on: bool) {
         self.report_absent_disconnect_fields = on;
@@ -810,7 +819,7 @@ impl Session {
                 self.fill_window();
                 Ok(())
             }
-            Packet::Publish(p) => self.handle_publish(p),
+            Packet::Publish(p) => self.handle_publish(p, None),
             Packet::PubAck(a) => {
                 if self.log_packets {
                     self.log(format!("Received PUBACK (Mid: {})", a.pkid));
@@ -940,9 +949,19 @@ impl Session {
         }
     }
 
-    fn handle_publish(&mut self, mut p: Publish) -> Result<(), Close> {
+    /// A PUBLISH the decoder accepted although its topic is not UTF-8 (see
+    /// `set_accept_invalid_topics`): delivered with `raw_topic`, as paho-mqtt does.
+    pub fn handle_with_invalid_topic(&mut self, packet: Packet, raw: Bytes) -> Result<(), Close> {
+        match packet {
+            Packet::Publish(p) => self.handle_publish(p, Some(raw)),
+            other => self.handle(other),
+        }
+    }
+
+    fn handle_publish(&mut self, mut p: Publish, raw_topic: Option<Bytes>) -> Result<(), Close> {
         let alias = p.properties.as_ref().and_then(|pr| pr.topic_alias);
-        if let Some(alias) = alias.filter(|_| self.resolve_aliases) {
+        // A raw topic is never stored as an alias (it is no topic name).
+        if let Some(alias) = alias.filter(|_| self.resolve_aliases && raw_topic.is_none()) {
             if alias == 0 {
                 return Err(Close::protocol_with(
                     ReasonCode::TOPIC_ALIAS_INVALID,
@@ -976,6 +995,7 @@ impl Session {
         }
         let message = Box::new(Message {
             topic: p.topic,
+            raw_topic,
             payload: p.payload,
             qos: p.qos as u8,
             retain: p.retain,
@@ -1578,6 +1598,52 @@ mod tests {
         let t3 = t2 + ka;
         // Silence for a whole interval after that ends it.
         assert_eq!(k.poll(t3 + ka, true), KeepAliveAction::TimedOut);
+    }
+
+    #[test]
+    fn a_publish_with_a_non_utf8_topic_is_delivered_only_when_accepted() {
+        // QoS 1 PUBLISH, topic b"\xff", mid 7, payload "hi".
+        let wire: &[u8] = b"\x32\x07\x00\x01\xff\x00\x07hi";
+        let mut strict = Decoder::with_version(ProtocolVersion::V311, u32::MAX);
+        assert!(strict.decode(&mut BytesMut::from(wire)).is_err());
+        let mut d = Decoder::with_version(ProtocolVersion::V311, u32::MAX);
+        d.set_accept_invalid_topics(true);
+        let packet = d.decode(&mut BytesMut::from(wire)).unwrap().unwrap();
+        let raw = d.take_invalid_topic().expect("raw topic kept");
+        let mut s = connected(ProtocolVersion::V311);
+        s.handle_with_invalid_topic(packet, raw).unwrap();
+        assert!(matches!(&events(&mut s)[..], [Event::Message(m)]
+            if m.raw_topic.as_deref() == Some(&b"\xff"[..]) && &m.payload[..] == b"hi"));
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubAck(a)] if a.pkid == 7));
+        // A valid topic afterwards is an ordinary message again.
+        let mut ok = BytesMut::from(&b"\x30\x05\x00\x01ahi"[..]);
+        assert!(d.decode(&mut ok).unwrap().is_some());
+        assert!(d.take_invalid_topic().is_none());
+    }
+
+    #[test]
+    fn a_v3_connack_refusing_a_v5_connect_is_reported_as_code_1() {
+        let mut d = Decoder::with_version(ProtocolVersion::V5, u32::MAX);
+        let packet = d
+            .decode(&mut BytesMut::from(&b"\x20\x02\x00\x01"[..]))
+            .unwrap()
+            .unwrap();
+        let mut s = Session::new();
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V5, true, 30),
+            Instant::now(),
+        );
+        sent(&mut s);
+        let close = s.handle(packet).unwrap_err();
+        assert_eq!((close.code, close.reason), (rc::CONN_REFUSED, None));
+        assert!(matches!(
+            events(&mut s)[..],
+            [Event::ConnAck {
+                code: 1,
+                properties: None,
+                ..
+            }]
+        ));
     }
 
     #[test]
