@@ -729,7 +729,7 @@ def _ws_server(accept_for, extra_headers, after=None):
             conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
             if after is None:
                 return
-            b0, b1 = _recv_exact(conn, 2)
+            _, b1 = _recv_exact(conn, 2)
             length = b1 & 0x7F
             if length == 126:
                 length = int.from_bytes(_recv_exact(conn, 2), "big")
