@@ -757,6 +757,15 @@ def test_websocket_accepts_any_or_no_server_subprotocol(subprotocol):
     t.join(5)
 
 
+def test_websocket_path_none_is_the_default_path():
+    # paho's ws_set_options(path=None) still connects.
+    port, t, request = _ws_server(lambda good: good, [], after=b"\x20\x02\x00\x00")
+    p = Peer().connected("127.0.0.1", port, transport="websockets", ws_path=None)
+    assert request[0] == "GET /mqtt HTTP/1.1"
+    p.core.disconnect()
+    t.join(5)
+
+
 def test_websocket_wrong_accept_key_raises_with_paho_message():
     port, t, _ = _ws_server(lambda good: "testwebsocketkey", [])
     with pytest.raises(_core.WebsocketConnectionError) as info:

@@ -64,7 +64,7 @@ class ClientCore:
         will: tuple[str, bytes, int, bool, bytes | None] | None = None,
         properties: bytes | None = None,
         transport: str = "tcp",
-        ws_path: str = "/mqtt",
+        ws_path: str | None = "/mqtt",
         ws_headers: dict[str, str] | list[tuple[str, str]] | None = None,
         tls: dict[str, object] | None = None,
         bind_address: str = "",

@@ -402,7 +402,7 @@ impl ClientCore {
         will: Option<(String, PyBackedBytes, u8, bool, Option<PyBackedBytes>)>,
         properties: Option<PyBackedBytes>,
         transport: &str,
-        ws_path: &str,
+        ws_path: Option<&str>,
         ws_headers: Option<Bound<'_, PyAny>>,
         tls: Option<Bound<'_, PyDict>>,
         bind_address: &str,
@@ -451,7 +451,8 @@ impl ClientCore {
                 host,
                 port,
                 kind,
-                ws_path: ws_path.to_string(),
+                // None (paho's ws_set_options(path=None)) is the default path.
+                ws_path: ws_path.unwrap_or("/mqtt").to_string(),
                 ws_headers: ws_headers
                     .as_ref()
                     .map(header_list)
