@@ -447,6 +447,46 @@ def test_v5_server_disconnect_is_reported_with_its_reason_code():
     t.join(5)
 
 
+@pytest.mark.parametrize("disconnect,report,expected", [
+    (b"\xe0\x00", True, (None, None)),
+    (b"\xe0\x01\x8e", True, (0x8E, None)),
+    (b"\xe0\x02\x00\x00", True, (0, b"\x00")),
+    (b"\xe0\x00", False, (0, None)),
+])
+def test_v5_server_disconnect_without_reason_or_properties(disconnect, report, expected):
+    # MQTT 5 §3.14.2.1: the reason code and the properties may be omitted; paho reports
+    # the omitted ones as None.
+    port, t = _scripted_broker(b"\x20\x03\x00\x00\x00" + disconnect)
+    p = Peer()
+    p.core.set_report_absent_disconnect_fields(report)
+    p.connect("127.0.0.1", port, protocol=5)
+    p.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev))
+    _, code, from_server, props, _ = p.of(EV_DISCONNECTED)[0]
+    assert ((code, props), from_server) == (expected, True)
+    t.join(5)
+
+
+@pytest.mark.parametrize("accept", [True, False])
+def test_publish_with_a_non_utf8_topic(accept):
+    # paho delivers it (msg.topic raises, the raw bytes are kept) and stays connected.
+    bad = b"\x30\x05\x00\x01\xffhi"
+    good = b"\x30\x06\x00\x01aok!"
+    port, t = _scripted_broker(b"\x20\x02\x00\x00" + bad + good)
+    p = Peer()
+    p.core.set_accept_invalid_topics(accept)
+    p.connect("127.0.0.1", port)
+    if accept:
+        p.until(lambda ev: len(p.messages()) == 2)
+        assert [(m[1], m[2]) for m in p.messages()] == [(b"\xff", b"hi"), (b"a", b"ok!")]
+        assert p.core.is_connected()
+        p.core.disconnect()
+    else:
+        p.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev))
+        assert p.messages() == []
+        assert p.of(EV_DISCONNECTED)[0][1] == 2
+    t.join(5)
+
+
 def _read_packet(conn):
     """One MQTT packet as (first byte, body) from a blocking socket."""
     first = _recv_exact(conn, 1)[0]
@@ -653,6 +693,112 @@ def test_websocket_upgrade_failure_raises_websocket_connection_error(mosquitto):
     with pytest.raises(_core.WebsocketConnectionError) as info:
         Peer().connect(*mosquitto, transport="websockets")
     assert isinstance(info.value, ConnectionError)
+
+
+def _ws_server(accept_for, extra_headers, after=None):
+    """A one-connection WebSocket peer: answers the upgrade with `accept_for(key)` as
+    Sec-WebSocket-Accept plus `extra_headers`, then (if `after`) reads one masked frame and
+    sends `after` as a binary frame. Returns (port, thread, request_lines)."""
+    import base64
+    import hashlib
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    request = []
+
+    def serve():
+        conn, _ = server.accept()
+        with conn, server:
+            conn.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(1024)
+                if not chunk:
+                    return
+                data += chunk
+            lines = data.decode().split("\r\n")
+            request.extend(lines)
+            key = next(v.strip() for k, _, v in (x.partition(":") for x in lines[1:])
+                       if k.lower() == "sec-websocket-key")
+            digest = hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
+            good = base64.b64encode(digest.digest()).decode()
+            head = ["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket",
+                    "Connection: Upgrade", f"Sec-WebSocket-Accept: {accept_for(good)}",
+                    *extra_headers]
+            conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+            if after is None:
+                return
+            _, b1 = _recv_exact(conn, 2)
+            length = b1 & 0x7F
+            if length == 126:
+                length = int.from_bytes(_recv_exact(conn, 2), "big")
+            _recv_exact(conn, 4 + length)  # mask key and the CONNECT
+            conn.sendall(bytes([0x82, len(after)]) + after)
+            while conn.recv(1024):
+                pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return server.getsockname()[1], t, request
+
+
+@pytest.mark.parametrize("subprotocol", ["Sec-WebSocket-Protocol: chat", None])
+def test_websocket_accepts_any_or_no_server_subprotocol(subprotocol):
+    # paho checks only Connection: Upgrade and Sec-WebSocket-Accept.
+    port, t, request = _ws_server(lambda good: good, [subprotocol] if subprotocol else [],
+                                  after=b"\x20\x02\x00\x00")
+    p = Peer().connected("127.0.0.1", port, transport="websockets", ws_path="/special",
+                         ws_headers={"Authorization": "test123"})
+    assert request[0] == "GET /special HTTP/1.1"
+    assert "Authorization: test123" in request
+    assert "Sec-WebSocket-Protocol: mqtt" in request
+    p.core.disconnect()
+    t.join(5)
+
+
+def test_websocket_path_none_is_the_default_path():
+    # paho's ws_set_options(path=None) still connects.
+    port, t, request = _ws_server(lambda good: good, [], after=b"\x20\x02\x00\x00")
+    p = Peer().connected("127.0.0.1", port, transport="websockets", ws_path=None)
+    assert request[0] == "GET /mqtt HTTP/1.1"
+    p.core.disconnect()
+    t.join(5)
+
+
+def test_websocket_wrong_accept_key_raises_with_paho_message():
+    port, t, _ = _ws_server(lambda good: "testwebsocketkey", [])
+    with pytest.raises(_core.WebsocketConnectionError) as info:
+        Peer().connect("127.0.0.1", port, transport="websockets")
+    assert str(info.value) == "WebSocket handshake error, invalid secret key"
+    t.join(5)
+
+
+def test_v3_connack_refusing_a_v5_connect_is_reported_and_closed_without_disconnect():
+    # A pre-5.0 broker answers a v5 CONNECT with `20 02 00 01` (unacceptable protocol).
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    after = []
+
+    def serve():
+        conn, _ = server.accept()
+        with conn, server:
+            conn.settimeout(10)
+            _read_packet(conn)
+            conn.sendall(b"\x20\x02\x00\x01")
+            while chunk := conn.recv(1024):
+                after.append(chunk)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    p = Peer().connect("127.0.0.1", server.getsockname()[1], protocol=5)
+    p.until(lambda ev: any(e[0] == EV_DISCONNECTED for e in ev))
+    _, session_present, code, props = p.of(EV_CONNACK)[0]
+    assert (session_present, code, props) == (False, 1, None)
+    assert p.of(EV_DISCONNECTED)[0][1] == 5
+    t.join(5)
+    assert after == []
 
 
 def _make_certs(d):

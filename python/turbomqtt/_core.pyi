@@ -42,6 +42,10 @@ class ClientCore:
         """Stop reading the socket while more than ``n`` events wait (default 65536)."""
     def set_resolve_topic_aliases(self, on: bool) -> None:
         """False: aliased incoming v5 messages keep their empty topic, as in paho."""
+    def set_accept_invalid_topics(self, on: bool) -> None:
+        """True: deliver incoming messages whose topic is not UTF-8 (raw topic bytes)."""
+    def set_report_absent_disconnect_fields(self, on: bool) -> None:
+        """True: a v5 server DISCONNECT without reason code / properties gives None for them."""
     def set_keepalive_paused(self, paused: bool) -> None:
         """No PINGREQ while paused (paho pings only while a loop function runs)."""
     def set_log_packets(self, on: bool) -> None:
@@ -60,7 +64,7 @@ class ClientCore:
         will: tuple[str, bytes, int, bool, bytes | None] | None = None,
         properties: bytes | None = None,
         transport: str = "tcp",
-        ws_path: str = "/mqtt",
+        ws_path: str | None = "/mqtt",
         ws_headers: dict[str, str] | list[tuple[str, str]] | None = None,
         tls: dict[str, object] | None = None,
         bind_address: str = "",

@@ -777,6 +777,14 @@ class Client:
                 # paho leaves incoming topic aliases to the application: an aliased PUBLISH
                 # arrives with topic "" and the TopicAlias property.
                 resolve(False)
+            invalid = getattr(self._core, "set_accept_invalid_topics", None)
+            if invalid is not None:
+                # paho delivers a message whose topic is not UTF-8 (msg.topic then raises).
+                invalid(True)
+            absent = getattr(self._core, "set_report_absent_disconnect_fields", None)
+            if absent is not None:
+                # paho's on_disconnect gets None for a missing reason code / properties.
+                absent(True)
 
     def __del__(self) -> None:
         core = getattr(self, "_core", None)

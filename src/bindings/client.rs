@@ -146,7 +146,7 @@ fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTuple>>
         ],
         Event::Message(m) => vec![
             EV_MESSAGE.into_pyobject(py)?.into_any(),
-            PyBytes::new(py, m.topic.as_bytes()).into_any(),
+            PyBytes::new(py, m.raw_topic.as_deref().unwrap_or(m.topic.as_bytes())).into_any(),
             PyBytes::new(py, &m.payload).into_any(),
             m.qos.into_pyobject(py)?.into_any(),
             m.retain.into_pyobject(py)?.to_owned().into_any(),
@@ -188,12 +188,17 @@ fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTuple>>
         }
         Event::Disconnected {
             code,
+            reason_absent,
             from_server,
             properties,
             error,
         } => vec![
             EV_DISCONNECTED.into_pyobject(py)?.into_any(),
-            code.into_pyobject(py)?.into_any(),
+            if *reason_absent {
+                none()
+            } else {
+                code.into_pyobject(py)?.into_any()
+            },
             from_server.into_pyobject(py)?.to_owned().into_any(),
             opt_bytes(py, properties),
             match error {
@@ -355,6 +360,20 @@ impl ClientCore {
         self.client.set_resolve_topic_aliases(on);
     }
 
+    /// True: an incoming PUBLISH whose topic is not valid UTF-8 is delivered (EV_MESSAGE
+    /// with the raw topic bytes) instead of closing the connection, as paho-mqtt does.
+    /// Takes effect from the next connect(). Default False.
+    fn set_accept_invalid_topics(&self, on: bool) {
+        self.client.set_accept_invalid_topics(on);
+    }
+
+    /// True: EV_DISCONNECTED of a v5 server DISCONNECT carries code None when the packet
+    /// had no reason code and properties None when it had no properties section, as
+    /// paho-mqtt reports them. Default False: 0 (Normal disconnection) and None.
+    fn set_report_absent_disconnect_fields(&self, on: bool) {
+        self.client.set_report_absent_disconnect_fields(on);
+    }
+
     /// No PINGREQ while paused (paho sends pings only while a loop function runs).
     fn set_keepalive_paused(&self, paused: bool) {
         self.client.set_keepalive_paused(paused);
@@ -383,7 +402,7 @@ impl ClientCore {
         will: Option<(String, PyBackedBytes, u8, bool, Option<PyBackedBytes>)>,
         properties: Option<PyBackedBytes>,
         transport: &str,
-        ws_path: &str,
+        ws_path: Option<&str>,
         ws_headers: Option<Bound<'_, PyAny>>,
         tls: Option<Bound<'_, PyDict>>,
         bind_address: &str,
@@ -432,7 +451,8 @@ impl ClientCore {
                 host,
                 port,
                 kind,
-                ws_path: ws_path.to_string(),
+                // None (paho's ws_set_options(path=None)) is the default path.
+                ws_path: ws_path.unwrap_or("/mqtt").to_string(),
                 ws_headers: ws_headers
                     .as_ref()
                     .map(header_list)

@@ -13,7 +13,7 @@ use super::event::Event;
 use super::session::{Close, ConnState, Session};
 use super::transport::{Reader, Stream, Writer};
 use super::Shared;
-use crate::codec::{Decoder, ProtocolVersion};
+use crate::codec::{Decoder, Packet, ProtocolVersion};
 
 /// Largest MQTT packet: 1 type byte, 4 length bytes, 268,435,455 remaining (§2.2.3).
 pub const MAX_PACKET_SIZE: u32 = 268_435_460;
@@ -66,6 +66,8 @@ async fn read_loop(
 ) -> Close {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut decoder = Decoder::with_version(version, max_packet_size);
+    let accept_invalid_topics = shared.session.lock().accept_invalid_topics();
+    decoder.set_accept_invalid_topics(accept_invalid_topics);
     let mut packets = Vec::new();
     loop {
         // Backpressure: while the face is behind, stop reading (see EventQueue).
@@ -86,9 +88,16 @@ async fn read_loop(
             return Close::lost(error);
         }
         let mut decode_error = None;
+        let mut disconnect_len = 0;
         loop {
+            let head = disconnect_remaining_len(&buf);
             match decoder.decode(&mut buf) {
-                Ok(Some(p)) => packets.push(p),
+                Ok(Some(p)) => {
+                    if let (Packet::Disconnect(_), Some(n)) = (&p, head) {
+                        disconnect_len = n;
+                    }
+                    packets.push((p, decoder.take_invalid_topic()))
+                }
                 Ok(None) => break,
                 Err(e) => {
                     decode_error = Some(e);
@@ -103,8 +112,16 @@ async fn read_loop(
         }
         s.keepalive.on_received(now);
         let mut result = Ok(());
-        for p in packets.drain(..) {
-            if let Err(c) = s.handle(p) {
+        for (p, invalid_topic) in packets.drain(..) {
+            let is_disconnect = matches!(p, Packet::Disconnect(_));
+            let handled = match invalid_topic {
+                None => s.handle(p),
+                Some(raw) => s.handle_with_invalid_topic(p, raw),
+            };
+            if let Err(mut c) = handled {
+                if is_disconnect {
+                    s.shape_server_disconnect(&mut c, disconnect_len);
+                }
                 result = Err(c);
                 break;
             }
@@ -117,6 +134,19 @@ async fn read_loop(
         if let Some(e) = decode_error {
             return Close::protocol_with(e.reason_code(), e.to_string());
         }
+    }
+}
+
+/// The remaining length of a DISCONNECT at the head of `buf`, capped at 2 (only 0, 1 and
+/// "2 or more" matter: reason code and properties present or not, MQTT 5 §3.14.2).
+fn disconnect_remaining_len(buf: &[u8]) -> Option<usize> {
+    match buf {
+        [0xE0, len, ..] => Some(if len & 0x80 != 0 {
+            2
+        } else {
+            (*len as usize).min(2)
+        }),
+        _ => None,
     }
 }
 
@@ -203,6 +233,7 @@ impl Shared {
         }
         events.push(Event::Disconnected {
             code: close.code,
+            reason_absent: close.reason_absent,
             from_server: close.from_server,
             properties: close.properties,
             error: close.error,

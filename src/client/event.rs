@@ -66,6 +66,9 @@ pub enum Wait {
 pub struct Message {
     /// The full topic: v5 topic aliases are already resolved.
     pub topic: ByteStr,
+    /// Set (and `topic` empty) for a topic that is not valid UTF-8, accepted with
+    /// `set_accept_invalid_topics`.
+    pub raw_topic: Option<Bytes>,
     pub payload: Bytes,
     pub qos: u8,
     pub retain: bool,
@@ -103,7 +106,9 @@ pub enum Event {
     /// `code`: 0 after our DISCONNECT; the server's v5 reason code when `from_server`;
     /// otherwise a paho `MQTTErrorCode` (see [`rc`]).
     Disconnected {
+        /// With `reason_absent` (a v5 server DISCONNECT without a reason byte) it is 0.
         code: i32,
+        reason_absent: bool,
         from_server: bool,
         properties: Option<Bytes>,
         error: Option<String>,

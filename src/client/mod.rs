@@ -139,6 +139,17 @@ impl Client {
     pub fn set_resolve_topic_aliases(&self, on: bool) {
         self.with_session(|s| s.set_resolve_topic_aliases(on));
     }
+    /// On: a v5 server DISCONNECT without reason code / properties is reported with
+    /// those fields absent (paho-mqtt's None) instead of their defaults.
+    /// On: incoming PUBLISH packets whose topic is not valid UTF-8 are delivered with
+    /// the raw topic (paho-mqtt does) instead of closing the connection as malformed.
+    /// Takes effect from the next connection.
+    pub fn set_accept_invalid_topics(&self, on: bool) {
+        self.with_session(|s| s.set_accept_invalid_topics(on));
+    }
+    pub fn set_report_absent_disconnect_fields(&self, on: bool) {
+        self.with_session(|s| s.set_report_absent_disconnect_fields(on));
+    }
     /// While paused the connection task sends no PINGREQ (paho pings only while a loop
     /// function runs).
     pub fn set_keepalive_paused(&self, paused: bool) {

@@ -68,6 +68,9 @@ pub struct Close {
     /// For an error we detected: the reason code a v5 client sends in DISCONNECT
     /// before closing (MQTT 5 §4.13.1).
     pub reason: Option<ReasonCode>,
+    /// A v5 server DISCONNECT without a reason code byte, reported as such (the face then
+    /// shows None, as paho-mqtt does) when `set_report_absent_disconnect_fields` is on.
+    pub reason_absent: bool,
 }
 
 impl Close {
@@ -78,6 +81,7 @@ impl Close {
             properties: None,
             error: Some(error.into()),
             reason: None,
+            reason_absent: false,
         }
     }
 
@@ -92,6 +96,7 @@ impl Close {
             properties: None,
             error: Some(error.into()),
             reason: Some(reason),
+            reason_absent: false,
         }
     }
 
@@ -102,6 +107,7 @@ impl Close {
             properties: None,
             error: None,
             reason: None,
+            reason_absent: false,
         }
     }
 
@@ -112,6 +118,7 @@ impl Close {
             properties: None,
             error: Some("no PINGRESP within the keepalive interval".into()),
             reason: None,
+            reason_absent: false,
         }
     }
 }
@@ -186,11 +193,20 @@ impl KeepAlive {
             return KeepAliveAction::Wait(None);
         }
         if let Some(sent) = self.ping_sent {
-            let since = sent.max(self.last_in);
-            if now.duration_since(since) >= self.interval {
+            let heard = sent.max(self.last_in);
+            if now.duration_since(heard) >= self.interval {
                 return KeepAliveAction::TimedOut;
             }
-            return KeepAliveAction::Wait(Some(since + self.interval));
+            // paho 2.2: bytes still arriving (a large message trickling in) keep the
+            // connection, and a PINGREQ still goes out every interval meanwhile.
+            if now.duration_since(self.last_out) >= self.interval {
+                self.ping_sent = Some(now);
+                self.last_out = now;
+                return KeepAliveAction::SendPing;
+            }
+            return KeepAliveAction::Wait(Some(
+                (heard + self.interval).min(self.last_out + self.interval),
+            ));
         }
         let idle_from = self.last_out.min(self.last_in);
         if now.duration_since(idle_from) >= self.interval {
@@ -254,6 +270,8 @@ pub struct Session {
     log_packets: bool,
     /// Resolve v5 topic aliases of incoming PUBLISH packets (paho leaves the topic empty).
     resolve_aliases: bool,
+    report_absent_disconnect_fields: bool,
+    accept_invalid_topics: bool,
     keepalive_paused: bool,
     /// QoS 2 messages received and PUBREC'd, delivered when PUBREL arrives.
     incoming_qos2: HashMap<u16, Box<Message>>,
@@ -291,6 +309,8 @@ impl Session {
             manual_ack: false,
             log_packets: false,
             resolve_aliases: true,
+            report_absent_disconnect_fields: false,
+            accept_invalid_topics: false,
             keepalive_paused: false,
             incoming_qos2: HashMap::new(),
             aliases_in: HashMap::new(),
@@ -319,6 +339,33 @@ impl Session {
     }
     pub fn set_resolve_topic_aliases(&mut self, on: bool) {
         self.resolve_aliases = on;
+    }
+    /// Read when a connection starts (the decoder's `set_accept_invalid_topics`).
+    pub fn set_accept_invalid_topics(&mut self, on: bool) {
+        self.accept_invalid_topics = on;
+    }
+    pub fn accept_invalid_topics(&self) -> bool {
+        self.accept_invalid_topics
+    }
+    pub fn set_report_absent_disconnect_fields(&mut self, on: bool) {
+        self.report_absent_disconnect_fields = on;
+    }
+
+    /// A v5 server DISCONNECT may omit its reason code (remaining length 0, meaning 0x00)
+    /// and its properties (remaining length < 2), MQTT 5 §3.14.2.1 / §3.14.2.2. The codec
+    /// fills in the defaults; when reporting absent fields is on, `close` says what was
+    /// absent instead (paho-mqtt gives None for both): `reason_absent`, and properties
+    /// None exactly when there was no properties section (an empty one is `00`).
+    pub fn shape_server_disconnect(&self, close: &mut Close, remaining_len: usize) {
+        if !self.report_absent_disconnect_fields || !close.from_server || !self.version.is_v5() {
+            return;
+        }
+        close.reason_absent = remaining_len == 0;
+        if remaining_len < 2 {
+            close.properties = None;
+        } else if close.properties.is_none() {
+            close.properties = Some(Bytes::from_static(&[0]));
+        }
     }
     /// Survives reconnects, like the other settings.
     pub fn set_keepalive_paused(&mut self, paused: bool, now: Instant) {
@@ -758,6 +805,7 @@ impl Session {
                         properties: None,
                         error: Some(format!("connection refused, code {code}")),
                         reason: None,
+                        reason_absent: false,
                     });
                 }
                 if let Some(rm) = ack.properties.receive_maximum {
@@ -771,7 +819,7 @@ impl Session {
                 self.fill_window();
                 Ok(())
             }
-            Packet::Publish(p) => self.handle_publish(p),
+            Packet::Publish(p) => self.handle_publish(p, None),
             Packet::PubAck(a) => {
                 if self.log_packets {
                     self.log(format!("Received PUBACK (Mid: {})", a.pkid));
@@ -866,6 +914,7 @@ impl Session {
                     properties: props::to_wire_opt(&d.properties),
                     error: None,
                     reason: None,
+                    reason_absent: false,
                 })
             }
             Packet::Auth(_) => {
@@ -900,9 +949,19 @@ impl Session {
         }
     }
 
-    fn handle_publish(&mut self, mut p: Publish) -> Result<(), Close> {
+    /// A PUBLISH the decoder accepted although its topic is not UTF-8 (see
+    /// `set_accept_invalid_topics`): delivered with `raw_topic`, as paho-mqtt does.
+    pub fn handle_with_invalid_topic(&mut self, packet: Packet, raw: Bytes) -> Result<(), Close> {
+        match packet {
+            Packet::Publish(p) => self.handle_publish(p, Some(raw)),
+            other => self.handle(other),
+        }
+    }
+
+    fn handle_publish(&mut self, mut p: Publish, raw_topic: Option<Bytes>) -> Result<(), Close> {
         let alias = p.properties.as_ref().and_then(|pr| pr.topic_alias);
-        if let Some(alias) = alias.filter(|_| self.resolve_aliases) {
+        // A raw topic is never stored as an alias (it is no topic name).
+        if let Some(alias) = alias.filter(|_| self.resolve_aliases && raw_topic.is_none()) {
             if alias == 0 {
                 return Err(Close::protocol_with(
                     ReasonCode::TOPIC_ALIAS_INVALID,
@@ -936,6 +995,7 @@ impl Session {
         }
         let message = Box::new(Message {
             topic: p.topic,
+            raw_topic,
             payload: p.payload,
             qos: p.qos as u8,
             retain: p.retain,
@@ -1523,9 +1583,67 @@ mod tests {
         assert_eq!(k.poll(t0 + ka, true), KeepAliveAction::SendPing);
         k.on_received(t1 + Duration::from_secs(8));
         assert_eq!(
-            k.poll(t1 + ka, true),
-            KeepAliveAction::Wait(Some(t1 + Duration::from_secs(18)))
+            k.poll(t1 + Duration::from_secs(9), true),
+            KeepAliveAction::Wait(Some(t1 + ka))
         );
+        // ... and a PINGREQ still goes out every interval while bytes trickle in.
+        assert_eq!(k.poll(t1 + ka, true), KeepAliveAction::SendPing);
+        let t2 = t1 + ka;
+        k.on_received(t2 + Duration::from_secs(5));
+        assert_eq!(
+            k.poll(t2 + Duration::from_secs(6), true),
+            KeepAliveAction::Wait(Some(t2 + ka))
+        );
+        assert_eq!(k.poll(t2 + ka, true), KeepAliveAction::SendPing);
+        let t3 = t2 + ka;
+        // Silence for a whole interval after that ends it.
+        assert_eq!(k.poll(t3 + ka, true), KeepAliveAction::TimedOut);
+    }
+
+    #[test]
+    fn a_publish_with_a_non_utf8_topic_is_delivered_only_when_accepted() {
+        // QoS 1 PUBLISH, topic b"\xff", mid 7, payload "hi".
+        let wire: &[u8] = b"\x32\x07\x00\x01\xff\x00\x07hi";
+        let mut strict = Decoder::with_version(ProtocolVersion::V311, u32::MAX);
+        assert!(strict.decode(&mut BytesMut::from(wire)).is_err());
+        let mut d = Decoder::with_version(ProtocolVersion::V311, u32::MAX);
+        d.set_accept_invalid_topics(true);
+        let packet = d.decode(&mut BytesMut::from(wire)).unwrap().unwrap();
+        let raw = d.take_invalid_topic().expect("raw topic kept");
+        let mut s = connected(ProtocolVersion::V311);
+        s.handle_with_invalid_topic(packet, raw).unwrap();
+        assert!(matches!(&events(&mut s)[..], [Event::Message(m)]
+            if m.raw_topic.as_deref() == Some(&b"\xff"[..]) && &m.payload[..] == b"hi"));
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubAck(a)] if a.pkid == 7));
+        // A valid topic afterwards is an ordinary message again.
+        let mut ok = BytesMut::from(&b"\x30\x05\x00\x01ahi"[..]);
+        assert!(d.decode(&mut ok).unwrap().is_some());
+        assert!(d.take_invalid_topic().is_none());
+    }
+
+    #[test]
+    fn a_v3_connack_refusing_a_v5_connect_is_reported_as_code_1() {
+        let mut d = Decoder::with_version(ProtocolVersion::V5, u32::MAX);
+        let packet = d
+            .decode(&mut BytesMut::from(&b"\x20\x02\x00\x01"[..]))
+            .unwrap()
+            .unwrap();
+        let mut s = Session::new();
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V5, true, 30),
+            Instant::now(),
+        );
+        sent(&mut s);
+        let close = s.handle(packet).unwrap_err();
+        assert_eq!((close.code, close.reason), (rc::CONN_REFUSED, None));
+        assert!(matches!(
+            events(&mut s)[..],
+            [Event::ConnAck {
+                code: 1,
+                properties: None,
+                ..
+            }]
+        ));
     }
 
     #[test]

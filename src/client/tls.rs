@@ -1,5 +1,12 @@
 //! TLS through rustls with the ring provider, configured the way paho's `tls_set` /
 //! `tls_insecure_set` configure an `ssl.SSLContext`.
+//!
+//! Known difference: webpki matches the host name against subjectAltName only (RFC 6125
+//! §6.4.4 leaves the CN fallback to legacy clients), while OpenSSL, hence paho, falls back
+//! to the subject CN when a certificate has no subjectAltName. A CN-only server
+//! certificate (e.g. the ones paho-mqtt's tests/ssl/gen.sh makes) therefore fails with
+//! `NotValidForName` unless `check_hostname` is off. Chains through an intermediate CA
+//! in the CA file verify fine.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -11,8 +11,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
@@ -31,7 +32,7 @@ pub enum ConnectError {
     TlsVerify(String),
     #[error("TLS error: {0}")]
     Tls(String),
-    #[error("WebSocket handshake failed: {0}")]
+    #[error("{0}")]
     WebSocket(String),
     #[error("proxy error: {0}")]
     Proxy(String),
@@ -277,7 +278,19 @@ pub async fn open(opts: &TransportOptions) -> Result<Stream, ConnectError> {
         Stream::Other(s) => s,
         Stream::Ws(_) => unreachable!(),
     };
-    let scheme = if opts.tls.is_some() { "wss" } else { "ws" };
+    let mut io = io;
+    ws_handshake(&mut io, opts).await?;
+    let ws = WebSocketStream::from_raw_socket(io, Role::Client, None).await;
+    Ok(Stream::Ws(Box::new(ws)))
+}
+
+/// Client side of the WebSocket opening handshake (RFC 6455 section 4.1), done by hand
+/// because paho-mqtt checks only what it needs: a `Connection` header naming `upgrade`
+/// and a matching `Sec-WebSocket-Accept`. The status line and the server's
+/// `Sec-WebSocket-Protocol` (brokers answer `mqtt`, some test servers another or none)
+/// are not checked, so every server paho connects to is accepted. The error texts are
+/// paho's, which its users and tests match.
+async fn ws_handshake(io: &mut Box<dyn Io>, opts: &TransportOptions) -> Result<(), ConnectError> {
     let path = if opts.ws_path.starts_with('/') {
         opts.ws_path.clone()
     } else {
@@ -288,22 +301,95 @@ pub async fn open(opts: &TransportOptions) -> Result<Stream, ConnectError> {
     } else {
         opts.host.clone()
     };
-    let url = format!("{scheme}://{host}:{}{path}", opts.port);
-    let mut request = url
-        .into_client_request()
-        .map_err(|e| ConnectError::WebSocket(e.to_string()))?;
-    let headers = request.headers_mut();
-    headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
+    let key = generate_key();
+    let mut headers: Vec<(String, String)> = vec![
+        ("Host".into(), format!("{host}:{}", opts.port)),
+        ("Upgrade".into(), "websocket".into()),
+        ("Connection".into(), "Upgrade".into()),
+        ("Sec-WebSocket-Key".into(), key.clone()),
+        ("Sec-WebSocket-Version".into(), "13".into()),
+        ("Sec-WebSocket-Protocol".into(), "mqtt".into()),
+    ];
     for (k, v) in &opts.ws_headers {
-        let name: tokio_tungstenite::tungstenite::http::HeaderName = k
-            .parse()
-            .map_err(|_| ConnectError::InvalidArgument(format!("invalid header name {k:?}")))?;
-        let value = HeaderValue::from_str(v)
-            .map_err(|_| ConnectError::InvalidArgument(format!("invalid header value {v:?}")))?;
-        headers.insert(name, value);
+        let bad = |c: char| c.is_control() || c == ':';
+        if k.is_empty() || k.chars().any(|c| bad(c) || c == ' ') {
+            return Err(ConnectError::InvalidArgument(format!(
+                "invalid header name {k:?}"
+            )));
+        }
+        if v.chars().any(|c| c == '\r' || c == '\n') {
+            return Err(ConnectError::InvalidArgument(format!(
+                "invalid header value {v:?}"
+            )));
+        }
+        // A user header replaces a default of the same name (HTTP names are case-insensitive).
+        match headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(k)) {
+            Some(slot) => slot.1 = v.clone(),
+            None => headers.push((k.clone(), v.clone())),
+        }
     }
-    let (ws, _response) = tokio_tungstenite::client_async(request, io)
-        .await
-        .map_err(|e| ConnectError::WebSocket(e.to_string()))?;
-    Ok(Stream::Ws(Box::new(ws)))
+    let mut request = format!("GET {path} HTTP/1.1\r\n");
+    for (k, v) in &headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    // One write: simple servers read the request with a single recv().
+    io.write_all(request.as_bytes()).await?;
+    io.flush().await?;
+
+    let expected = derive_accept_key(key.as_bytes());
+    let (mut upgraded, mut accepted) = (false, false);
+    let mut line: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    loop {
+        // Byte by byte, so not a byte of the first MQTT packet is read past the headers.
+        let mut b = [0u8; 1];
+        let n = match io.read(&mut b).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => 0,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Err(ConnectError::WebSocket("WebSocket handshake error".into()));
+        }
+        total += 1;
+        if total > 64 * 1024 {
+            return Err(ConnectError::WebSocket("WebSocket handshake error".into()));
+        }
+        if b[0] != b'\n' {
+            line.push(b[0]);
+            continue;
+        }
+        let text = String::from_utf8_lossy(&line)
+            .trim_end_matches('\r')
+            .to_string();
+        line.clear();
+        if text.is_empty() {
+            break;
+        }
+        let Some((name, value)) = text.split_once(':') else {
+            continue; // the status line
+        };
+        let (name, value) = (name.trim(), value.trim());
+        if name.eq_ignore_ascii_case("connection") {
+            if !value.to_ascii_lowercase().contains("upgrade") {
+                return Err(ConnectError::WebSocket(
+                    "WebSocket handshake error, connection not upgraded".into(),
+                ));
+            }
+            upgraded = true;
+        } else if name.eq_ignore_ascii_case("sec-websocket-accept") {
+            if value != expected {
+                return Err(ConnectError::WebSocket(
+                    "WebSocket handshake error, invalid secret key".into(),
+                ));
+            }
+            accepted = true;
+        }
+    }
+    if upgraded && accepted {
+        Ok(())
+    } else {
+        Err(ConnectError::WebSocket("WebSocket handshake error".into()))
+    }
 }

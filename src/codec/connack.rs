@@ -21,6 +21,17 @@ pub(crate) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<ConnA
         ack_flags & 0x01 != 0
     };
     if version.is_v5() {
+        // A pre-5.0 server answers a v5 CONNECT with its 3.1.1 CONNACK `20 02 00 01`
+        // ("unacceptable protocol version", §3.1.2.2 / 3.1.1 §3.2.2.3): no properties, and
+        // 0x01 is no v5 reason code. Decoded as code 1 so the client can report it (paho
+        // maps it to "Unsupported protocol version") instead of a malformed packet.
+        if code == 0x01 && r.is_empty() {
+            return Ok(ConnAck {
+                session_present: false,
+                code: ReasonCode(code),
+                properties: Properties::default(),
+            });
+        }
         if !valid::CONNACK.contains(&code) {
             return Err(DecodeError::Protocol("invalid CONNACK reason code"));
         }

@@ -1,6 +1,6 @@
 //! Incremental framing and decoding.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::reason::valid;
 use super::wire::{expect_end, Reader};
@@ -17,6 +17,8 @@ use super::{DecodeError, Packet, ProtocolVersion};
 pub struct Decoder {
     version: Option<ProtocolVersion>,
     max_packet_size: u32,
+    accept_invalid_topics: bool,
+    invalid_topic: Option<Bytes>,
 }
 
 impl Decoder {
@@ -25,6 +27,8 @@ impl Decoder {
         Self {
             version: None,
             max_packet_size,
+            accept_invalid_topics: false,
+            invalid_topic: None,
         }
     }
 
@@ -32,6 +36,8 @@ impl Decoder {
         Self {
             version: Some(version),
             max_packet_size,
+            accept_invalid_topics: false,
+            invalid_topic: None,
         }
     }
 
@@ -49,6 +55,20 @@ impl Decoder {
 
     pub fn set_max_packet_size(&mut self, max: u32) {
         self.max_packet_size = max;
+    }
+
+    /// On: a PUBLISH whose topic name is not valid UTF-8 (malformed, [MQTT-1.5.4-1]) is
+    /// decoded anyway, with an empty `topic`; `take_invalid_topic` then returns its bytes.
+    /// For a client that, like paho-mqtt, delivers such messages. Off by default (a
+    /// broker must refuse them).
+    pub fn set_accept_invalid_topics(&mut self, on: bool) {
+        self.accept_invalid_topics = on;
+    }
+
+    /// The raw topic of the PUBLISH just decoded, when it was accepted although it is not
+    /// valid UTF-8 (see `set_accept_invalid_topics`).
+    pub fn take_invalid_topic(&mut self) -> Option<Bytes> {
+        self.invalid_topic.take()
     }
 
     /// Decodes one packet from the front of `buf`.
@@ -85,7 +105,18 @@ impl Decoder {
             if let Some(version) = self.version {
                 // The hot path: the payload is the frame itself, advanced past the header.
                 let mut r = Reader::new(&frame, 1 + header_len);
-                let mut publish = publish::read_head(first & 0x0F, &mut r, version)?;
+                let mut publish = match publish::read_head(first & 0x0F, &mut r, version) {
+                    Ok(p) => p,
+                    Err(DecodeError::Malformed("invalid UTF-8 string"))
+                        if self.accept_invalid_topics =>
+                    {
+                        r = Reader::new(&frame, 1 + header_len);
+                        let (p, raw) = publish::read_head_raw_topic(first & 0x0F, &mut r, version)?;
+                        self.invalid_topic = Some(raw);
+                        p
+                    }
+                    Err(e) => return Err(e),
+                };
                 let at = r.position();
                 frame.advance(at);
                 publish.payload = frame;

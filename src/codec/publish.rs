@@ -16,34 +16,9 @@ pub(crate) fn read_head(
     r: &mut Reader<'_>,
     version: ProtocolVersion,
 ) -> Result<Publish, DecodeError> {
-    let qos = match (flags >> 1) & 0x03 {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        2 => QoS::ExactlyOnce,
-        // [MQTT-3.3.1-4]
-        _ => return Err(DecodeError::Malformed("PUBLISH with QoS 3")),
-    };
-    let dup = flags & 0x08 != 0;
-    // [MQTT-3.3.1-2]
-    if dup && qos == QoS::AtMostOnce {
-        return Err(DecodeError::Malformed("DUP flag set on a QoS 0 PUBLISH"));
-    }
+    let (qos, dup) = read_flags(flags)?;
     let topic = r.topic()?;
-    let pkid = if qos == QoS::AtMostOnce {
-        0
-    } else {
-        read_pkid(r)?
-    };
-    let mut properties = None;
-    if version.is_v5() {
-        // Most PUBLISH packets have none: skip the empty list without building a struct.
-        if r.peek() == Some(0) {
-            r.skip(1);
-        } else {
-            // A non-empty list holds at least one property.
-            properties = Some(Box::new(Properties::read(r, allowed::PUBLISH)?));
-        }
-    }
+    let (pkid, properties) = read_pkid_and_properties(qos, r, version)?;
     if topic.is_empty() {
         // §3.3.2.1: an empty topic stands for a topic alias in MQTT 5 only.
         let aliased = properties.as_ref().is_some_and(|p| p.topic_alias.is_some());
@@ -63,6 +38,72 @@ pub(crate) fn read_head(
         properties,
         payload: Bytes::new(),
     })
+}
+
+/// `read_head` for a PUBLISH whose topic name is not valid UTF-8 (a malformed packet,
+/// [MQTT-1.5.4-1]), for a receiver that accepts it anyway (see
+/// `Decoder::set_accept_invalid_topics`): the topic's bytes are returned beside a
+/// `Publish` whose `topic` is empty.
+pub(crate) fn read_head_raw_topic(
+    flags: u8,
+    r: &mut Reader<'_>,
+    version: ProtocolVersion,
+) -> Result<(Publish, Bytes), DecodeError> {
+    let (qos, dup) = read_flags(flags)?;
+    let len = r.u16()? as usize;
+    let raw = r.bytes(len)?;
+    let (pkid, properties) = read_pkid_and_properties(qos, r, version)?;
+    let publish = Publish {
+        dup,
+        qos,
+        retain: flags & 0x01 != 0,
+        topic: Default::default(),
+        pkid,
+        properties,
+        payload: Bytes::new(),
+    };
+    Ok((publish, raw))
+}
+
+#[inline(always)]
+fn read_flags(flags: u8) -> Result<(QoS, bool), DecodeError> {
+    let qos = match (flags >> 1) & 0x03 {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        2 => QoS::ExactlyOnce,
+        // [MQTT-3.3.1-4]
+        _ => return Err(DecodeError::Malformed("PUBLISH with QoS 3")),
+    };
+    let dup = flags & 0x08 != 0;
+    // [MQTT-3.3.1-2]
+    if dup && qos == QoS::AtMostOnce {
+        return Err(DecodeError::Malformed("DUP flag set on a QoS 0 PUBLISH"));
+    }
+    Ok((qos, dup))
+}
+
+#[inline(always)]
+fn read_pkid_and_properties(
+    qos: QoS,
+    r: &mut Reader<'_>,
+    version: ProtocolVersion,
+) -> Result<(u16, Option<Box<Properties>>), DecodeError> {
+    let pkid = if qos == QoS::AtMostOnce {
+        0
+    } else {
+        read_pkid(r)?
+    };
+    let mut properties = None;
+    if version.is_v5() {
+        // Most PUBLISH packets have none: skip the empty list without building a struct.
+        if r.peek() == Some(0) {
+            r.skip(1);
+        } else {
+            // A non-empty list holds at least one property.
+            properties = Some(Box::new(Properties::read(r, allowed::PUBLISH)?));
+        }
+    }
+    Ok((pkid, properties))
 }
 
 #[inline]
