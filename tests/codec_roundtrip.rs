@@ -856,3 +856,23 @@ fn every_reason_code_in_every_packet() {
         }
     }
 }
+
+#[test]
+fn pre_v5_refusal_on_a_v5_connection_round_trips_byte_for_byte() {
+    // A 3.1.1 server answers a v5 CONNECT with `20 02 00 01` (unacceptable protocol
+    // version); the v5 decoder accepts it as code 1, and encoding must give the same bytes.
+    let wire = [0x20, 0x02, 0x00, 0x01];
+    let mut buf = BytesMut::from(&wire[..]);
+    let packet = Decoder::with_version(ProtocolVersion::V5, u32::MAX)
+        .decode(&mut buf)
+        .unwrap()
+        .unwrap();
+    let Packet::ConnAck(ack) = &packet else {
+        panic!("not a CONNACK: {packet:?}");
+    };
+    assert_eq!(ack.code, ReasonCode(0x01));
+    let mut out = BytesMut::new();
+    encode(&packet, ProtocolVersion::V5, &mut out).unwrap();
+    assert_eq!(&out[..], &wire[..]);
+    assert_eq!(encoded_len(&packet, ProtocolVersion::V5), wire.len());
+}

@@ -44,6 +44,32 @@ def _on_publish(client: paho.Client, userdata: Any, mid: int, reason_codes: Any,
         _do_publish(client)
 
 
+
+def _connect_and_loop(client, hostname, port, keepalive, will, auth, tls, proxy_args) -> None:
+    """The connection set-up shared by ``publish.*`` and ``subscribe.*`` (as in paho):
+    logging, proxy, credentials, will and TLS, then connect and loop until done."""
+    client.enable_logger()
+    if proxy_args is not None:
+        client.proxy_set(**proxy_args)
+    if auth:
+        username = auth.get("username")
+        if username:
+            client.username_pw_set(username, auth.get("password"))
+        else:
+            raise KeyError("The 'username' key was not found, this is required for auth")
+    if will is not None:
+        client.will_set(**will)
+    if tls is not None:
+        if isinstance(tls, dict):
+            insecure = tls.pop("insecure", False)
+            client.tls_set(**tls)
+            if insecure:
+                client.tls_insecure_set(insecure)
+        else:
+            client.tls_set_context(tls)
+    client.connect(hostname, port, keepalive)
+    client.loop_forever()
+
 def multiple(
     msgs: Any,
     hostname: str = "localhost",
@@ -71,29 +97,9 @@ def multiple(
         protocol=protocol,
         transport=transport,
     )
-    client.enable_logger()
     client.on_publish = _on_publish
     client.on_connect = _on_connect
-    if proxy_args is not None:
-        client.proxy_set(**proxy_args)
-    if auth:
-        username = auth.get("username")
-        if username:
-            client.username_pw_set(username, auth.get("password"))
-        else:
-            raise KeyError("The 'username' key was not found, this is required for auth")
-    if will is not None:
-        client.will_set(**will)
-    if tls is not None:
-        if isinstance(tls, dict):
-            insecure = tls.pop("insecure", False)
-            client.tls_set(**tls)
-            if insecure:
-                client.tls_insecure_set(insecure)
-        else:
-            client.tls_set_context(tls)
-    client.connect(hostname, port, keepalive)
-    client.loop_forever()
+    _connect_and_loop(client, hostname, port, keepalive, will, auth, tls, proxy_args)
 
 
 def single(

@@ -6,6 +6,7 @@ from typing import Any
 
 from turbomqtt import client as paho
 from turbomqtt.exception import MQTTException
+from turbomqtt.publish import _connect_and_loop
 
 __all__ = ["callback", "simple"]
 
@@ -58,29 +59,9 @@ def callback(callback, topics, qos=0, userdata=None, hostname="localhost",
         transport=transport,
         clean_session=clean_session,
     )
-    client.enable_logger()
     client.on_message = _on_message_callback
     client.on_connect = _on_connect
-    if proxy_args is not None:
-        client.proxy_set(**proxy_args)
-    if auth:
-        username = auth.get("username")
-        if username:
-            client.username_pw_set(username, auth.get("password"))
-        else:
-            raise KeyError("The 'username' key was not found, this is required for auth")
-    if will is not None:
-        client.will_set(**will)
-    if tls is not None:
-        if isinstance(tls, dict):
-            insecure = tls.pop("insecure", False)
-            client.tls_set(**tls)
-            if insecure:
-                client.tls_insecure_set(insecure)
-        else:
-            client.tls_set_context(tls)
-    client.connect(hostname, port, keepalive)
-    client.loop_forever()
+    _connect_and_loop(client, hostname, port, keepalive, will, auth, tls, proxy_args)
 
 
 def simple(topics, qos=0, msg_count=1, retained=True, hostname="localhost",

@@ -63,8 +63,14 @@ pub(crate) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<ConnA
     }
 }
 
+/// The pre-5.0 refusal `20 02 00 01` that `read` accepts on a v5 connection: it is
+/// written back in that same form, so decoding and encoding stay inverse.
+fn is_v3_refusal_on_v5(c: &ConnAck) -> bool {
+    c.code.0 == 0x01 && c.properties.is_empty()
+}
+
 pub(crate) fn len(c: &ConnAck, version: ProtocolVersion) -> usize {
-    if version.is_v5() {
+    if version.is_v5() && !is_v3_refusal_on_v5(c) {
         2 + c.properties.wire_len()
     } else {
         2
@@ -83,7 +89,9 @@ pub(crate) fn write(
         c.session_present && c.code == ReasonCode::SUCCESS && version != ProtocolVersion::V31;
     write_header(out, 0x20, len(c, version))?;
     out.put_u8(session_present as u8);
-    if version.is_v5() {
+    if version.is_v5() && is_v3_refusal_on_v5(c) {
+        out.put_u8(c.code.0);
+    } else if version.is_v5() {
         out.put_u8(c.code.0);
         c.properties.write(out, allowed::CONNACK)?;
     } else {
