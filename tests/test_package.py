@@ -61,3 +61,29 @@ def test_runtime_is_recreated_in_a_forked_child():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("child exit 0"), out.stdout + out.stderr
+
+
+NO_DEPS_SCRIPT = r"""
+import sys
+import turbomqtt, turbomqtt.asyncio, turbomqtt.client, turbomqtt.publish, turbomqtt.subscribe
+import turbomqtt.broker, turbomqtt.enums, turbomqtt.properties, turbomqtt.reasoncodes
+import turbomqtt.subscribeoptions, turbomqtt.packettypes, turbomqtt.matcher
+third_party = sorted(
+    name for name in {m.split(".")[0] for m in sys.modules}
+    if name not in sys.stdlib_module_names and name != "turbomqtt" and not name.startswith("_")
+)
+print(",".join(third_party))
+"""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="sys.stdlib_module_names is 3.10+")
+def test_importing_every_module_needs_no_third_party_package():
+    # turbomqtt declares no run-time dependencies: importing it must not pull one in.
+    out = subprocess.run(
+        [sys.executable, "-c", NO_DEPS_SCRIPT],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == ""

@@ -29,12 +29,7 @@ import urllib.request
 import uuid
 import warnings
 from collections.abc import Iterator
-from typing import Any, Callable, NamedTuple, Union
-
-try:
-    from typing import Literal
-except ImportError:  # pragma: no cover - Python < 3.8 is not supported anyway
-    from typing_extensions import Literal  # type: ignore
+from typing import Any, Callable, Literal, NamedTuple, Union
 
 from turbomqtt import _core
 from turbomqtt.enums import (

@@ -39,11 +39,15 @@ import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import (
+    TYPE_CHECKING,
     Any,
     Union,
 )
 
-from typing_extensions import Self
+if TYPE_CHECKING:
+    # Only for type checkers (annotations are strings here): turbomqtt has no run-time
+    # dependencies, and typing.Self needs Python 3.11.
+    from typing_extensions import Self
 
 from turbomqtt import _core
 from turbomqtt.asyncio._errors import (
