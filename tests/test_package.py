@@ -65,11 +65,13 @@ def test_runtime_is_recreated_in_a_forked_child():
 
 NO_DEPS_SCRIPT = r"""
 import sys
+# What the interpreter's start-up already imported (site hooks of other packages) is not ours.
+before = set(sys.modules)
 import turbomqtt, turbomqtt.asyncio, turbomqtt.client, turbomqtt.publish, turbomqtt.subscribe
 import turbomqtt.broker, turbomqtt.enums, turbomqtt.properties, turbomqtt.reasoncodes
 import turbomqtt.subscribeoptions, turbomqtt.packettypes, turbomqtt.matcher
 third_party = sorted(
-    name for name in {m.split(".")[0] for m in sys.modules}
+    name for name in {m.split(".")[0] for m in set(sys.modules) - before}
     if name not in sys.stdlib_module_names and name != "turbomqtt" and not name.startswith("_")
 )
 print(",".join(third_party))
