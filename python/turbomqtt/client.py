@@ -966,8 +966,13 @@ class Client:
         """Use TLS configured from an ``ssl.SSLContext`` (default: create_default_context()).
 
         The core speaks TLS through rustls, so only what the context exposes is honoured:
-        verify_mode, check_hostname, minimum/maximum_version and the CA certificates loaded
-        into it (otherwise the system roots). Client certificates need tls_set().
+        verify_mode, check_hostname, minimum/maximum_version (TLS 1.2 and 1.3 only), the
+        cipher suites it enables (``get_ciphers()``; rustls has only the AES-GCM and
+        ChaCha20 suites: TLS 1.3, and TLS 1.2 with ECDHE, other names are ignored), ALPN
+        given to tls_set(), and the CA certificates loaded into it (otherwise the system
+        roots). A context cannot reveal its client certificate, CA paths loaded lazily
+        (``capath``), CRLs, options flags or a custom ``sni_callback``: client
+        certificates need tls_set().
         """
         if self._ssl_context is not None:
             raise ValueError("SSL/TLS has already been configured.")
@@ -993,7 +998,9 @@ class Client:
 
         An ``ssl.SSLContext`` is built at once (so missing or bad files raise here, as with
         paho); the file names are also handed to the core, which loads them into rustls.
-        ``ciphers`` is checked by OpenSSL but rustls uses its own safe cipher suites.
+        ``ciphers`` is resolved by OpenSSL, then the suites rustls has are used (see
+        tls_set_context); connect() raises ``ssl.SSLError('No cipher can be selected.')``
+        when none is left for the allowed TLS versions.
         """
         if ssl is None:
             raise ValueError("This platform has no SSL/TLS.")
@@ -1047,10 +1054,23 @@ class Client:
         }
         minimum = versions.get(getattr(ctx, "minimum_version", None))
         maximum = versions.get(getattr(ctx, "maximum_version", None))
+        # rustls speaks only TLS 1.2 and 1.3: a lower maximum is refused by the core.
+        for name, number in (("TLSv1", "1.0"), ("TLSv1_1", "1.1")):
+            if getattr(ctx, "maximum_version", None) == getattr(ssl.TLSVersion, name, 0):
+                maximum = number
+        # tls_set(tls_version=ssl.PROTOCOL_TLSv1_2) etc.: the protocol pins the version.
+        for name, number in (("PROTOCOL_TLSv1", "1.0"), ("PROTOCOL_TLSv1_1", "1.1"),
+                             ("PROTOCOL_TLSv1_2", "1.2")):
+            if getattr(ctx, "protocol", None) == getattr(ssl, name, object()):
+                minimum = maximum = number
         if minimum:
             tls["min_version"] = minimum
         if maximum:
             tls["max_version"] = maximum
+        get_ciphers = getattr(ctx, "get_ciphers", None)
+        if get_ciphers is not None:
+            # OpenSSL's resolution of the cipher string; the core maps the names to rustls.
+            tls["ciphers"] = [c["name"] for c in get_ciphers()]
         files = self._tls_files
         if files is not None:
             for key in ("ca_certs", "certfile", "keyfile", "keyfile_password", "alpn"):

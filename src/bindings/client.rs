@@ -93,18 +93,45 @@ fn connect_error(py: Python<'_>, e: &ConnectError) -> PyErr {
             None => PyErr::from(std::io::Error::new(io.kind(), io.to_string())),
         },
         ConnectError::Timeout => PyTimeoutError::new_err("timed out"),
-        ConnectError::TlsVerify(detail) => module_error(
-            py,
-            "ssl",
-            "SSLCertVerificationError",
-            (
-                1,
-                format!("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {detail}"),
-            ),
-        ),
+        ConnectError::TlsVerify { code, message } => {
+            let err = module_error(
+                py,
+                "ssl",
+                "SSLCertVerificationError",
+                (
+                    1,
+                    format!(
+                        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {message}"
+                    ),
+                ),
+            );
+            // The attributes CPython's ssl module sets on this error.
+            let value = err.value(py);
+            let _ = value.setattr("verify_code", *code);
+            let _ = value.setattr("verify_message", message.as_str());
+            let _ = value.setattr("library", "SSL");
+            let _ = value.setattr("reason", "CERTIFICATE_VERIFY_FAILED");
+            err
+        }
         ConnectError::Tls(detail) => {
             module_error(py, "ssl", "SSLError", (1, format!("[SSL] {detail}")))
         }
+        // CPython's load_cert_chain failure: errno and text of OpenSSL's PEM library.
+        ConnectError::TlsKey(detail) => module_error(
+            py,
+            "ssl",
+            "SSLError",
+            (524297, format!("[SSL] PEM lib ({detail})")),
+        ),
+        // As CPython's set_ciphers raises it: one argument, no errno.
+        ConnectError::TlsSetup(detail) => match py
+            .import("ssl")
+            .and_then(|m| m.getattr("SSLError"))
+            .and_then(|cls| cls.call1((detail.clone(),)))
+        {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(e) => e,
+        },
         ConnectError::WebSocket(detail) => WebsocketConnectionError::new_err(detail.clone()),
         ConnectError::Proxy(detail) => PyConnectionError::new_err(detail.clone()),
         ConnectError::InvalidArgument(detail) => PyValueError::new_err(detail.clone()),
@@ -254,6 +281,7 @@ fn tls_options(d: &Bound<'_, PyDict>) -> PyResult<TlsOptions> {
         alpn: get::<Vec<String>>(d, "alpn")?.unwrap_or_default(),
         server_hostname: get::<String>(d, "server_hostname")?,
         use_native_roots: get::<bool>(d, "use_native_roots")?.unwrap_or(true),
+        ciphers: get::<Vec<String>>(d, "ciphers")?,
     })
 }
 

@@ -1,12 +1,19 @@
 //! TLS through rustls with the ring provider, configured the way paho's `tls_set` /
-//! `tls_insecure_set` configure an `ssl.SSLContext`.
+//! `tls_insecure_set` configure an `ssl.SSLContext`, with CPython's behaviour where
+//! rustls differs:
 //!
-//! Known difference: webpki matches the host name against subjectAltName only (RFC 6125
-//! §6.4.4 leaves the CN fallback to legacy clients), while OpenSSL, hence paho, falls back
-//! to the subject CN when a certificate has no subjectAltName. A CN-only server
-//! certificate (e.g. the ones paho-mqtt's tests/ssl/gen.sh makes) therefore fails with
-//! `NotValidForName` unless `check_hostname` is off. Chains through an intermediate CA
-//! in the CA file verify fine.
+//! - Host names: webpki matches subjectAltName only; like OpenSSL (hence paho) we also
+//!   accept the subject CN when the certificate has no dNSName subjectAltName
+//!   ([`hostname`]). Chain verification is webpki's.
+//! - Cipher suites: OpenSSL cipher names map to the suites rustls has (TLS 1.3 AES-GCM
+//!   and ChaCha20; TLS 1.2 ECDHE with AES-GCM or ChaCha20). rustls has no CBC, RSA key
+//!   exchange, DHE, PSK or CCM suites, so those names are ignored ([`ciphers`]).
+//! - Client keys: unencrypted PEM, encrypted PKCS#8 and OpenSSL's traditional encrypted
+//!   PEM ([`legacy_pem`]).
+
+mod ciphers;
+mod hostname;
+mod legacy_pem;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,10 +50,10 @@ pub struct TlsOptions {
     pub server_hostname: Option<String>,
     /// Trust the system's roots when no CA is given.
     pub use_native_roots: bool,
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    /// OpenSSL cipher names (what `SSLContext.get_ciphers()` lists); `None` = rustls's
+    /// defaults. Restricts TLS 1.2 suites; TLS 1.3 suites only when some are named, as
+    /// OpenSSL's `set_ciphers` leaves TLS 1.3 alone.
+    pub ciphers: Option<Vec<String>>,
 }
 
 /// Accepts any certificate: paho's `cert_reqs=ssl.CERT_NONE`.
@@ -95,11 +102,24 @@ impl ServerCertVerifier for AcceptAny {
     }
 }
 
-/// Verifies the chain but not the name: `check_hostname=False` with verification on.
-#[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
+/// How the server's name is checked once webpki has verified the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameCheck {
+    /// `check_hostname=False`: any name.
+    Off,
+    /// subjectAltName as webpki does, or the subject CN as OpenSSL does when there is no
+    /// dNSName subjectAltName.
+    OpenSsl,
+}
 
-impl ServerCertVerifier for AnyName {
+/// webpki's chain verification with OpenSSL's host-name rule (or none).
+#[derive(Debug)]
+struct ChainVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    names: NameCheck,
+}
+
+impl ServerCertVerifier for ChainVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -108,13 +128,21 @@ impl ServerCertVerifier for AnyName {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        // webpki checks the chain before the name, so a name error means a good chain.
         match self
-            .0
+            .inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
         {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if self.names == NameCheck::Off => Ok(ServerCertVerified::assertion()),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if matches!(server_name, ServerName::DnsName(dns)
+                    if hostname::common_name_matches(end_entity, dns.as_ref())) =>
+            {
+                Ok(ServerCertVerified::assertion())
+            }
             other => other,
         }
     }
@@ -124,7 +152,7 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.inner.verify_tls12_signature(message, cert, dss)
     }
     fn verify_tls13_signature(
         &self,
@@ -132,10 +160,10 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.inner.verify_tls13_signature(message, cert, dss)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.inner.supported_verify_schemes()
     }
 }
 
@@ -187,15 +215,18 @@ fn client_auth(
     let text = String::from_utf8_lossy(&key_pem);
     let key = if let Some(der) = pem_section(&text, "ENCRYPTED PRIVATE KEY") {
         decrypt_pkcs8(&der, opts.keyfile_password.as_deref())?
-    } else if text.contains("Proc-Type: 4,ENCRYPTED") {
-        return Err(ConnectError::NotImplemented(
-            "legacy OpenSSL-encrypted PEM keys are not supported: convert the key to \
-             encrypted PKCS#8 (`openssl pkcs8 -topk8 -in key.pem -out key8.pem`)"
-                .into(),
-        ));
+    } else if legacy_pem::is_legacy_encrypted(&text) {
+        legacy_pem::decrypt(&text, opts.keyfile_password.as_deref()).map_err(|e| match e {
+            legacy_pem::LegacyKeyError::Unsupported(why) => ConnectError::NotImplemented(why),
+            legacy_pem::LegacyKeyError::Malformed(why) => {
+                ConnectError::TlsKey(format!("cannot read the private key: {why}"))
+            }
+            legacy_pem::LegacyKeyError::NoPassword => ConnectError::TlsKey(NO_PASSWORD.into()),
+            legacy_pem::LegacyKeyError::BadDecrypt => ConnectError::TlsKey(BAD_DECRYPT.into()),
+        })?
     } else {
         PrivateKeyDer::from_pem_slice(&key_pem)
-            .map_err(|e| ConnectError::Tls(format!("cannot read the private key: {e}")))?
+            .map_err(|e| ConnectError::TlsKey(format!("cannot read the private key: {e}")))?
     };
     Ok(Some((certs, key)))
 }
@@ -210,20 +241,21 @@ fn pem_section(text: &str, label: &str) -> Option<Vec<u8>> {
     (found == label).then_some(der)
 }
 
+const NO_PASSWORD: &str = "the private key is encrypted and no keyfile_password was given";
+const BAD_DECRYPT: &str = "bad decrypt: cannot decrypt the private key, wrong keyfile_password?";
+
 /// Decrypts an encrypted PKCS#8 key (PBES2: PBKDF2 or scrypt with AES-CBC, what
 /// `openssl genpkey -aes256` and `openssl pkcs8 -topk8` write).
 fn decrypt_pkcs8(
     der: &[u8],
     password: Option<&str>,
 ) -> Result<PrivateKeyDer<'static>, ConnectError> {
-    let password = password.ok_or_else(|| {
-        ConnectError::Tls("the private key is encrypted and no keyfile_password was given".into())
-    })?;
+    let password = password.ok_or_else(|| ConnectError::TlsKey(NO_PASSWORD.into()))?;
     let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
-        .map_err(|e| ConnectError::Tls(format!("cannot read the encrypted private key: {e}")))?;
-    let plain = info.decrypt(password).map_err(|_| {
-        ConnectError::Tls("cannot decrypt the private key: wrong keyfile_password?".into())
-    })?;
+        .map_err(|e| ConnectError::TlsKey(format!("cannot read the encrypted private key: {e}")))?;
+    let plain = info
+        .decrypt(password)
+        .map_err(|_| ConnectError::TlsKey(BAD_DECRYPT.into()))?;
     Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
 }
 
@@ -258,9 +290,15 @@ fn version_list(
 }
 
 pub fn client_config(opts: &TlsOptions) -> Result<ClientConfig, ConnectError> {
-    let provider = provider();
+    let versions = version_list(opts)?;
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(names) = &opts.ciphers {
+        provider.cipher_suites = ciphers::select(&provider.cipher_suites, names, &versions)
+            .ok_or_else(|| ConnectError::TlsSetup("No cipher can be selected.".into()))?;
+    }
+    let provider = Arc::new(provider);
     let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&version_list(opts)?)
+        .with_protocol_versions(&versions)
         .map_err(|e| ConnectError::Tls(e.to_string()))?;
     let builder = if !opts.verify {
         builder
@@ -268,25 +306,59 @@ pub fn client_config(opts: &TlsOptions) -> Result<ClientConfig, ConnectError> {
             .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
     } else {
         let roots = Arc::new(roots(opts)?);
-        if opts.check_hostname {
-            builder.with_root_certificates(roots)
+        let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
+            .build()
+            .map_err(|e| ConnectError::Tls(e.to_string()))?;
+        let names = if opts.check_hostname {
+            NameCheck::OpenSsl
         } else {
-            let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
-                .build()
-                .map_err(|e| ConnectError::Tls(e.to_string()))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyName(inner)))
-        }
+            NameCheck::Off
+        };
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ChainVerifier { inner, names }))
     };
     let mut config = match client_auth(opts)? {
         Some((certs, key)) => builder
             .with_client_auth_cert(certs, key)
-            .map_err(|e| ConnectError::Tls(e.to_string()))?,
+            .map_err(|e| ConnectError::TlsKey(e.to_string()))?,
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = opts.alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
     Ok(config)
+}
+
+/// OpenSSL's verify result (code and text, as `SSLCertVerificationError.verify_code` /
+/// `verify_message` carry them) for a rustls certificate error.
+fn verify_failure(error: &CertificateError, name: &str) -> (i64, String) {
+    match error {
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            if name.parse::<std::net::IpAddr>().is_ok() {
+                (
+                    64,
+                    format!("IP address mismatch, certificate is not valid for '{name}'."),
+                )
+            } else {
+                (
+                    62,
+                    format!("Hostname mismatch, certificate is not valid for '{name}'."),
+                )
+            }
+        }
+        CertificateError::UnknownIssuer => (20, "unable to get local issuer certificate".into()),
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            (10, "certificate has expired".into())
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            (9, "certificate is not yet valid".into())
+        }
+        CertificateError::BadSignature => (7, "certificate signature failure".into()),
+        CertificateError::Revoked => (23, "certificate revoked".into()),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            (26, "unsupported certificate purpose".into())
+        }
+        other => (1, format!("{other:?}")),
+    }
 }
 
 pub async fn handshake(
@@ -308,7 +380,8 @@ pub async fn handshake(
                 .cloned();
             match tls_error {
                 Some(rustls::Error::InvalidCertificate(c)) => {
-                    ConnectError::TlsVerify(format!("{c:?}"))
+                    let (code, message) = verify_failure(&c, &name);
+                    ConnectError::TlsVerify { code, message }
                 }
                 Some(other) => ConnectError::Tls(other.to_string()),
                 None => ConnectError::Io(e),

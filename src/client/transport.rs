@@ -28,10 +28,17 @@ pub enum ConnectError {
     Io(#[from] io::Error),
     #[error("timed out")]
     Timeout,
-    #[error("certificate verify failed: {0}")]
-    TlsVerify(String),
+    /// The server's certificate was refused: OpenSSL's verify code and text.
+    #[error("certificate verify failed: {message}")]
+    TlsVerify { code: i64, message: String },
     #[error("TLS error: {0}")]
     Tls(String),
+    /// The client certificate or key could not be loaded (bad file, wrong password).
+    #[error("TLS key error: {0}")]
+    TlsKey(String),
+    /// The TLS settings leave nothing to negotiate (e.g. no usable cipher suite).
+    #[error("{0}")]
+    TlsSetup(String),
     #[error("{0}")]
     WebSocket(String),
     #[error("proxy error: {0}")]
