@@ -285,7 +285,11 @@ def test_tls12_cipher_the_server_cannot_use_fails_the_handshake(pki, broker):
     with pytest.raises(ssl.SSLError) as info:
         c.connect("localhost", broker["cn_only"])
     assert not isinstance(info.value, ssl.SSLCertVerificationError)
-    assert "HandshakeFailure" in str(info.value)
+    # CPython's wording of the server's alert.
+    assert info.value.errno == 1
+    assert info.value.reason == "SSLV3_ALERT_HANDSHAKE_FAILURE"
+    assert str(info.value).startswith(
+        "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure")
 
 
 def test_cipher_list_is_honoured_against_mosquitto(pki, mosquitto_tls):
@@ -381,6 +385,37 @@ def test_mutual_listener_refuses_a_client_without_certificate(pki, broker):
         assert not connected.is_set()
     finally:
         c.loop_stop()
+
+
+def test_tls12_server_refusing_a_missing_client_certificate_raises_ssl_error(pki, broker):
+    c = client()
+    c.tls_set_context(tls12_context(pki, "ECDHE-RSA-AES128-GCM-SHA256"))
+    with pytest.raises(ssl.SSLError) as info:
+        c.connect("localhost", broker["mutual"])
+    assert info.value.library == "SSL"
+    assert str(info.value) == f"[SSL: {info.value.reason}] {info.value.reason.lower().replace('_', ' ')}"
+
+
+def test_server_hanging_up_in_the_handshake_raises_ssl_eof_error(pki):
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        def hang_up() -> None:
+            conn, _ = server.accept()
+            conn.settimeout(WAIT)
+            # Read the whole ClientHello record (closing with unread data would reset).
+            with conn, conn.makefile("rb") as f:
+                header = f.read(5)
+                f.read(int.from_bytes(header[3:5], "big"))
+
+        t = threading.Thread(target=hang_up, daemon=True)
+        t.start()
+        c = client()
+        c.tls_set(ca_certs=pki.ca)
+        with pytest.raises(ssl.SSLEOFError) as info:
+            c.connect("localhost", server.getsockname()[1])
+        t.join(WAIT)
+    assert info.value.errno == 8
+    assert str(info.value) == ("[SSL: UNEXPECTED_EOF_WHILE_READING] "
+                               "EOF occurred in violation of protocol")
 
 
 def test_wrong_password_for_a_traditional_key(pki):

@@ -123,6 +123,28 @@ fn connect_error(py: Python<'_>, e: &ConnectError) -> PyErr {
             "SSLError",
             (524297, format!("[SSL] PEM lib ({detail})")),
         ),
+        // CPython's SSLError / SSLEOFError texts: "[SSL: REASON] text".
+        ConnectError::TlsProtocol { eof, message } => {
+            let (class, errno, reason) = if *eof {
+                ("SSLEOFError", 8, "UNEXPECTED_EOF_WHILE_READING".to_string())
+            } else {
+                (
+                    "SSLError",
+                    1,
+                    message.to_ascii_uppercase().replace(' ', "_"),
+                )
+            };
+            let err = module_error(
+                py,
+                "ssl",
+                class,
+                (errno, format!("[SSL: {reason}] {message}")),
+            );
+            let value = err.value(py);
+            let _ = value.setattr("library", "SSL");
+            let _ = value.setattr("reason", reason);
+            err
+        }
         // As CPython's set_ciphers raises it: one argument, no errno.
         ConnectError::TlsSetup(detail) => match py
             .import("ssl")

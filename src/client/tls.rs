@@ -23,7 +23,8 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
+    SignatureScheme,
 };
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -361,6 +362,44 @@ fn verify_failure(error: &CertificateError, name: &str) -> (i64, String) {
     }
 }
 
+/// OpenSSL's text for a received alert (its reason code is the text upper-cased with
+/// underscores), so messages read as CPython's: "[SSL: SSLV3_ALERT_BAD_CERTIFICATE]
+/// sslv3 alert bad certificate".
+fn alert_text(alert: AlertDescription) -> Option<&'static str> {
+    use AlertDescription as A;
+    Some(match alert {
+        A::UnexpectedMessage => "sslv3 alert unexpected message",
+        A::BadRecordMac => "sslv3 alert bad record mac",
+        A::DecryptionFailed => "tlsv1 alert decryption failed",
+        A::RecordOverflow => "tlsv1 alert record overflow",
+        A::DecompressionFailure => "sslv3 alert decompression failure",
+        A::HandshakeFailure => "sslv3 alert handshake failure",
+        A::NoCertificate => "sslv3 alert no certificate",
+        A::BadCertificate => "sslv3 alert bad certificate",
+        A::UnsupportedCertificate => "sslv3 alert unsupported certificate",
+        A::CertificateRevoked => "sslv3 alert certificate revoked",
+        A::CertificateExpired => "sslv3 alert certificate expired",
+        A::CertificateUnknown => "sslv3 alert certificate unknown",
+        A::IllegalParameter => "sslv3 alert illegal parameter",
+        A::UnknownCA => "tlsv1 alert unknown ca",
+        A::AccessDenied => "tlsv1 alert access denied",
+        A::DecodeError => "tlsv1 alert decode error",
+        A::DecryptError => "tlsv1 alert decrypt error",
+        A::ProtocolVersion => "tlsv1 alert protocol version",
+        A::InsufficientSecurity => "tlsv1 alert insufficient security",
+        A::InternalError => "tlsv1 alert internal error",
+        A::InappropriateFallback => "tlsv1 alert inappropriate fallback",
+        A::UserCanceled => "tlsv1 alert user cancelled",
+        A::NoRenegotiation => "tlsv1 alert no renegotiation",
+        A::MissingExtension => "tlsv13 alert missing extension",
+        A::UnsupportedExtension => "tlsv1 unsupported extension",
+        A::UnrecognisedName => "tlsv1 unrecognized name",
+        A::CertificateRequired => "tlsv13 alert certificate required",
+        A::NoApplicationProtocol => "tlsv1 alert no application protocol",
+        _ => return None,
+    })
+}
+
 pub async fn handshake(
     io: Box<dyn Io>,
     opts: &TlsOptions,
@@ -383,7 +422,21 @@ pub async fn handshake(
                     let (code, message) = verify_failure(&c, &name);
                     ConnectError::TlsVerify { code, message }
                 }
+                Some(rustls::Error::AlertReceived(alert)) => match alert_text(alert) {
+                    Some(message) => ConnectError::TlsProtocol {
+                        eof: false,
+                        message: message.to_string(),
+                    },
+                    None => ConnectError::Tls(format!("received fatal alert: {alert:?}")),
+                },
                 Some(other) => ConnectError::Tls(other.to_string()),
+                // The server hung up inside the handshake: CPython's SSLEOFError.
+                None if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    ConnectError::TlsProtocol {
+                        eof: true,
+                        message: "EOF occurred in violation of protocol".into(),
+                    }
+                }
                 None => ConnectError::Io(e),
             }
         })

@@ -39,6 +39,10 @@ pub enum ConnectError {
     /// The TLS settings leave nothing to negotiate (e.g. no usable cipher suite).
     #[error("{0}")]
     TlsSetup(String),
+    /// The handshake failed as OpenSSL reports it: a fatal alert from the server (its
+    /// OpenSSL text), or the server hanging up (`eof`).
+    #[error("TLS error: {message}")]
+    TlsProtocol { eof: bool, message: String },
     #[error("{0}")]
     WebSocket(String),
     #[error("proxy error: {0}")]
