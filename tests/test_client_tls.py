@@ -366,6 +366,25 @@ def test_traditional_encrypted_key_authenticates(pki, broker, name, source, ciph
     connect_ok(c, broker["mutual"])
 
 
+@pytest.mark.parametrize("password", [PASSWORD.encode(), bytearray(PASSWORD.encode()),
+                                      lambda: PASSWORD, lambda: PASSWORD.encode()],
+                         ids=["bytes", "bytearray", "callable-str", "callable-bytes"])
+def test_key_password_as_load_cert_chain_takes_it(pki, broker, password):
+    key = pki.legacy_key(pki.client_key, "rsa-pw-kinds.key", "-aes128")
+    c = client()
+    c.tls_set(ca_certs=pki.ca, certfile=pki.client, keyfile=key, keyfile_password=password)
+    connect_ok(c, broker["mutual"])
+
+
+def test_password_callable_is_not_asked_for_a_plain_key(pki, broker):
+    asked: list[int] = []
+    c = client()
+    c.tls_set(ca_certs=pki.ca, certfile=pki.client, keyfile=pki.client_key,
+              keyfile_password=lambda: asked.append(1) or PASSWORD)
+    connect_ok(c, broker["mutual"])
+    assert asked == []
+
+
 def test_mutual_listener_refuses_a_client_without_certificate(pki, broker):
     # Shows the key above is really used: no certificate, no connection.
     c = client()

@@ -1009,8 +1009,23 @@ class Client:
         context = ssl.SSLContext(tls_version)
         if ciphers is not None:
             context.set_ciphers(ciphers)
+        password: Any = keyfile_password
         if certfile is not None:
-            context.load_cert_chain(certfile, keyfile, keyfile_password)
+            if callable(keyfile_password):
+                # OpenSSL asks the callable only for an encrypted key; the core gets the
+                # value it returned (str or bytes), so it is asked once, as with paho.
+                given: list[Any] = []
+
+                def ask() -> Any:
+                    given.append(keyfile_password())
+                    return given[-1]
+
+                context.load_cert_chain(certfile, keyfile, ask)
+                password = given[-1] if given else None
+            else:
+                context.load_cert_chain(certfile, keyfile, keyfile_password)
+        if isinstance(password, bytearray):
+            password = bytes(password)
         if cert_reqs == ssl.CERT_NONE and hasattr(context, "check_hostname"):
             context.check_hostname = False
         context.verify_mode = ssl.CERT_REQUIRED if cert_reqs is None else cert_reqs
@@ -1027,7 +1042,7 @@ class Client:
             "ca_certs": ca_certs,
             "certfile": certfile,
             "keyfile": keyfile,
-            "keyfile_password": keyfile_password,
+            "keyfile_password": password,
             "alpn": list(alpn_protocols) if alpn_protocols is not None else None,
         }
         self.tls_insecure_set(cert_reqs == ssl.CERT_NONE)

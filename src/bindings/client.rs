@@ -295,7 +295,13 @@ fn tls_options(d: &Bound<'_, PyDict>) -> PyResult<TlsOptions> {
         ca_data: get::<Vec<Vec<u8>>>(d, "ca_data")?.unwrap_or_default(),
         certfile: get::<PathBuf>(d, "certfile")?,
         keyfile: get::<PathBuf>(d, "keyfile")?,
-        keyfile_password: get::<String>(d, "keyfile_password")?,
+        keyfile_password: match d.get_item("keyfile_password")? {
+            Some(v) if !v.is_none() => Some(match v.extract::<String>() {
+                Ok(text) => text.into_bytes(),
+                Err(_) => v.extract::<Vec<u8>>()?,
+            }),
+            _ => None,
+        },
         verify: get::<bool>(d, "verify")?.unwrap_or(true),
         check_hostname: get::<bool>(d, "check_hostname")?.unwrap_or(true),
         min_version: get::<String>(d, "min_version")?,

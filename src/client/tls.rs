@@ -39,7 +39,8 @@ pub struct TlsOptions {
     pub ca_data: Vec<Vec<u8>>,
     pub certfile: Option<PathBuf>,
     pub keyfile: Option<PathBuf>,
-    pub keyfile_password: Option<String>,
+    /// The key's password: what `load_cert_chain` takes as str or bytes.
+    pub keyfile_password: Option<Vec<u8>>,
     /// Verify the server's certificate chain (paho: `cert_reqs != CERT_NONE`).
     pub verify: bool,
     /// Check the certificate names the host (False after `tls_insecure_set(True)`).
@@ -249,7 +250,7 @@ const BAD_DECRYPT: &str = "bad decrypt: cannot decrypt the private key, wrong ke
 /// `openssl genpkey -aes256` and `openssl pkcs8 -topk8` write).
 fn decrypt_pkcs8(
     der: &[u8],
-    password: Option<&str>,
+    password: Option<&[u8]>,
 ) -> Result<PrivateKeyDer<'static>, ConnectError> {
     let password = password.ok_or_else(|| ConnectError::TlsKey(NO_PASSWORD.into()))?;
     let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der)

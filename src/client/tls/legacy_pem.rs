@@ -41,7 +41,7 @@ pub fn is_legacy_encrypted(pem: &str) -> bool {
 /// Decrypts the first traditional encrypted key block of `pem`.
 pub fn decrypt(
     pem: &str,
-    password: Option<&str>,
+    password: Option<&[u8]>,
 ) -> Result<PrivateKeyDer<'static>, LegacyKeyError> {
     let malformed = |why: &str| LegacyKeyError::Malformed(why.to_string());
     let start = pem
@@ -139,7 +139,7 @@ fn bytes_to_key(password: &[u8], salt: &[u8], key_len: usize) -> Vec<u8> {
 
 fn cbc_decrypt<C>(
     key_len: usize,
-    password: &str,
+    password: &[u8],
     iv: &[u8],
     data: &mut [u8],
 ) -> Result<usize, LegacyKeyError>
@@ -150,7 +150,7 @@ where
     if iv.len() < 8 {
         return Err(LegacyKeyError::Malformed("IV too short".into()));
     }
-    let key = bytes_to_key(password.as_bytes(), &iv[..8], key_len);
+    let key = bytes_to_key(password, &iv[..8], key_len);
     let decryptor = cbc::Decryptor::<C>::new_from_slices(&key, iv)
         .map_err(|_| LegacyKeyError::Malformed("IV length does not fit the cipher".into()))?;
     decryptor
@@ -226,11 +226,11 @@ mod tests {
         let der = [0x30, 0x03, 0x02, 0x01, 0x00];
         let pem = encrypt_aes128("RSA PRIVATE KEY", &der, "pw", [7; 16]);
         assert!(is_legacy_encrypted(&pem));
-        let key = decrypt(&pem, Some("pw")).unwrap();
+        let key = decrypt(&pem, Some(b"pw")).unwrap();
         assert_eq!(key.secret_der(), &der);
         assert!(matches!(key, PrivateKeyDer::Pkcs1(_)));
         assert_eq!(
-            decrypt(&pem, Some("nope")).unwrap_err(),
+            decrypt(&pem, Some(b"nope")).unwrap_err(),
             LegacyKeyError::BadDecrypt
         );
         assert_eq!(decrypt(&pem, None).unwrap_err(), LegacyKeyError::NoPassword);
@@ -242,7 +242,7 @@ mod tests {
                    DEK-Info: CAMELLIA-256-CBC,00112233445566778899AABBCCDDEEFF\n\nAAAA\n\
                    -----END RSA PRIVATE KEY-----\n";
         assert!(matches!(
-            decrypt(pem, Some("x")),
+            decrypt(pem, Some(b"x")),
             Err(LegacyKeyError::Unsupported(_))
         ));
     }
