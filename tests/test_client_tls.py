@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 import warnings
 
 import pytest
@@ -135,7 +136,18 @@ def mosquitto_tls(pki):
     extra = (f"listener {ports['cn_only']} 127.0.0.1\ncertfile {crt}\nkeyfile {key}\n"
              f"listener {ports['one_cipher']} 127.0.0.1\ncertfile {crt}\nkeyfile {key}\n"
              "tls_version tlsv1.2\nciphers ECDHE-RSA-AES128-GCM-SHA256\n")
-    m = MosquittoProcess(d, extra).start()
+    m = MosquittoProcess(d, extra).start()  # waits for its plain listener only
+    deadline = time.monotonic() + WAIT
+    for port in ports.values():
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    m.stop()
+                    raise
+                time.sleep(0.02)  # polling a port: there is no event to wait on
     yield ports
     m.stop()
     shutil.rmtree(d, ignore_errors=True)
