@@ -56,6 +56,7 @@ class Pki:
         # Only an iPAddress subjectAltName: OpenSSL still falls back to the CN for names.
         self.ip_san_cn = self.sign("ip-san", self.server_key, "/CN=localhost",
                                    san="IP:127.0.0.1")
+        self.expired = self.sign_expired()
         self.client_key = self.path("client.key")
         openssl("genrsa", "-out", self.client_key, "2048")
         self.client = self.sign("client", self.client_key, "/CN=tls client", san=None,
@@ -82,6 +83,22 @@ class Pki:
                 "-set_serial", str(self.serial), "-days", "2", "-extfile", ext, "-out", crt)
         return crt
 
+    def sign_expired(self) -> str:
+        """A certificate valid for one day in 2020 (`openssl x509` cannot backdate)."""
+        csr, crt, conf = self.path("expired.csr"), self.path("expired.crt"), self.path("ca.cnf")
+        openssl("req", "-new", "-key", self.server_key, "-subj", "/CN=localhost", "-out", csr)
+        with open(self.path("index.txt"), "w"), open(self.path("serial"), "w") as f:
+            f.write("64\n")
+        with open(conf, "w") as f:
+            f.write(f"[ca]\ndefault_ca = test\n[test]\ndatabase = {self.path('index.txt')}\n"
+                    f"new_certs_dir = {self.dir}\nserial = {self.path('serial')}\n"
+                    "default_md = sha256\npolicy = any\n[any]\ncommonName = supplied\n"
+                    "[ext]\nbasicConstraints = CA:FALSE\nsubjectAltName = DNS:localhost\n")
+        openssl("ca", "-batch", "-config", conf, "-cert", self.ca, "-keyfile", self.ca_key,
+                "-extensions", "ext", "-startdate", "20200101000000Z", "-enddate",
+                "20200102000000Z", "-in", csr, "-out", crt)
+        return crt
+
     def legacy_key(self, source: str, name: str, *cipher_args: str) -> str:
         """`source` rewritten as an OpenSSL traditional encrypted PEM key."""
         out = self.path(name)
@@ -105,7 +122,7 @@ def pki(tmp_path_factory) -> Pki:
 def broker(pki):
     """The embedded broker with one TLS listener per server certificate, and one that
     requires a client certificate from our CA."""
-    names = ["cn_only", "cn_other", "san_other", "ip_san_cn"]
+    names = ["cn_only", "cn_other", "san_other", "ip_san_cn", "expired"]
     listeners = [{"port": 0, "certfile": getattr(pki, n), "keyfile": pki.server_key}
                  for n in names]
     listeners.append({"port": 0, "certfile": pki.cn_only, "keyfile": pki.server_key,
@@ -255,6 +272,21 @@ def test_tls_insecure_set_accepts_a_wrong_name_but_still_checks_the_chain(pki, b
         stranger.connect("localhost", broker["cn_other"])
     assert info.value.verify_code == 20
     assert "unable to get local issuer certificate" in str(info.value)
+
+
+def test_expired_certificate_is_refused_as_openssl_reports_it(pki, broker):
+    c = client()
+    c.tls_set(ca_certs=pki.ca)
+    with pytest.raises(ssl.SSLCertVerificationError) as info:
+        c.connect("localhost", broker["expired"])
+    assert info.value.verify_code == 10
+    assert info.value.verify_message == "certificate has expired"
+    assert str(info.value) == ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                               "certificate has expired")
+    # Without verification it connects.
+    c = client()
+    c.tls_set(ca_certs=pki.ca, cert_reqs=ssl.CERT_NONE)
+    connect_ok(c, broker["expired"])
 
 
 def test_cn_only_certificate_served_by_mosquitto(pki, mosquitto_tls):
