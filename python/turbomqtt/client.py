@@ -747,10 +747,8 @@ class Client:
         self._mqttv5_first_connect = True
         self.suppress_exceptions = False
 
-        # Facade state: infos of publishes waiting for their EV_PUBLISHED, guarded by
-        # _out_lock so an acknowledgement that overtakes publish()'s return finds its info.
-        self._out_infos: dict[int, MQTTMessageInfo] = {}
-        self._out_lock = threading.Lock()
+        # The MQTTMessageInfo of each publish waiting for its EV_PUBLISHED is kept by the
+        # core (publish(info=...)) and comes back in that event: no lock on the hot path.
         self._backlog: list[tuple] | None = None
         self._write_gate = False
         # True while core.connect() runs in some thread: the connection exists in the core
@@ -1368,11 +1366,7 @@ class Client:
 
         # QoS 0 messages not yet written are lost with the old connection (paho marks them
         # CONN_LOST and published, so waiters wake up and raise).
-        with self._out_lock:
-            lost = [i for i in self._out_infos.values() if i._qos == 0]
-            for info in lost:
-                del self._out_infos[info.mid]
-        for info in lost:
+        for info in core.take_infos(True):
             info.rc = MQTT_ERR_CONN_LOST
             info._set_as_published()
 
@@ -1536,15 +1530,13 @@ class Client:
         packed = properties.pack() if (v5 and properties is not None) else None
         core = self._core
         if core is None:
-            self._require_core()
-        with self._out_lock:
-            rc, mid = core.publish(topic, data, qos, retain, packed)
-            info = MQTTMessageInfo(mid)
-            info._qos = qos
-            if rc == 0 or (rc == 4 and qos > 0):
-                # Kept until its EV_PUBLISHED; QoS>0 without a connection is delivered
-                # after the next CONNACK, as with paho.
-                self._out_infos[mid] = info
+            core = self._require_core()
+        # The core keeps `info` until this message's EV_PUBLISHED (QoS>0 without a
+        # connection is delivered after the next CONNACK, as with paho); the core sets
+        # info.mid before it registers the info, so no event can show it without one.
+        info = MQTTMessageInfo(0)
+        info._qos = qos
+        rc = core.publish(topic, data, qos, retain, packed, info)[0]
         if rc:
             info.rc = _ERR.get(rc, MQTT_ERR_UNKNOWN)
         return info
@@ -1662,19 +1654,15 @@ class Client:
 
     def drop_out_messages(self) -> list[MQTTMessage]:
         """Remove unacknowledged outgoing QoS>0 messages (for use in on_connect)."""
-        drop = getattr(self._require_core(), "drop_out_messages", None)
-        if drop is None:
-            raise NotImplementedError(
-                "turbomqtt: drop_out_messages() needs ClientCore.drop_out_messages")
+        core = self._require_core()
         dropped = []
-        with self._out_lock:
-            for mid in drop():
-                info = self._out_infos.pop(mid, None)
-                msg = MQTTMessage(mid)
-                if info is not None:
-                    msg.qos = info._qos
-                    msg.info = info
-                dropped.append(msg)
+        for mid in core.drop_out_messages():
+            info = core.take_info(mid)
+            msg = MQTTMessage(mid)
+            if info is not None:
+                msg.qos = info._qos
+                msg.info = info
+            dropped.append(msg)
         return dropped
 
     # --- loops -----------------------------------------------------------------------------
@@ -1765,7 +1753,8 @@ class Client:
                 rc = self._loop(timeout)
                 # loop_stop(): leave once nothing waits for an acknowledgement and a
                 # disconnect() in progress has completed (paho waits for its queues).
-                if (self._thread_terminate is True and not self._out_infos
+                if (self._thread_terminate is True
+                        and not (self._core is not None and self._core.pending_infos())
                         and not (self._state == _ConnectionState.MQTT_CS_DISCONNECTING
                                  and self._sock is not None)):
                     rc = MQTT_ERR_NOMEM
@@ -1958,8 +1947,7 @@ class Client:
                     raise
 
     def _ev_published(self, ev: tuple) -> None:
-        with self._out_lock:
-            info = self._out_infos.pop(ev[1], None)
+        info = ev[4]
         if info is None:
             return
         mid = ev[1]

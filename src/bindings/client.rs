@@ -4,6 +4,7 @@
 //! Connection errors become Python exceptions here and only here, shaped like those of
 //! Python's `socket` and `ssl` modules so that code written for paho keeps catching them.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -129,6 +130,35 @@ fn opt_bytes<'py>(py: Python<'py>, b: &Option<Bytes>) -> Bound<'py, PyAny> {
         Some(b) => PyBytes::new(py, b).into_any(),
         None => py.None().into_bound(py),
     }
+}
+
+/// EV_PUBLISHED with the info its publish registered (or None) as the fifth item.
+fn published_tuple<'py>(
+    py: Python<'py>,
+    e: &Event,
+    info: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let Event::Published {
+        mid,
+        code,
+        properties,
+    } = e
+    else {
+        return event_tuple(py, e);
+    };
+    PyTuple::new(
+        py,
+        [
+            EV_PUBLISHED.into_pyobject(py)?.into_any(),
+            mid.into_pyobject(py)?.into_any(),
+            code.into_pyobject(py)?.into_any(),
+            opt_bytes(py, properties),
+            match info {
+                Some(i) => i.into_bound(py),
+                None => py.None().into_bound(py),
+            },
+        ],
+    )
 }
 
 fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTuple>> {
@@ -299,6 +329,11 @@ fn proxy_options(d: &Bound<'_, PyDict>) -> PyResult<ProxyOptions> {
 #[pyclass(module = "turbomqtt._core", frozen)]
 pub struct ClientCore {
     client: Client,
+    /// The facade's `MQTTMessageInfo` (any object) for each publish still waiting for its
+    /// EV_PUBLISHED, by mid, with its QoS. Only touched with the GIL held (`publish` and
+    /// `drain` both hold it), so an acknowledgement can never be drained before publish()
+    /// has registered its info: no Python-level lock on the publish path.
+    infos: parking_lot::Mutex<HashMap<u16, (u8, Py<PyAny>)>>,
 }
 
 impl ClientCore {
@@ -331,6 +366,7 @@ impl ClientCore {
     fn new() -> PyResult<Self> {
         Ok(Self {
             client: Client::new()?,
+            infos: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
@@ -482,14 +518,19 @@ impl ClientCore {
         }
     }
 
-    #[pyo3(signature = (topic, payload, qos, retain, properties=None))]
+    /// `info`: returned as the fifth item of this message's EV_PUBLISHED (kept only when
+    /// the message was queued: rc 0, or rc 4 at QoS > 0).
+    #[pyo3(signature = (topic, payload, qos, retain, properties=None, info=None))]
+    #[allow(clippy::too_many_arguments)]
     fn publish(
         &self,
+        py: Python<'_>,
         topic: PyBackedStr,
         payload: PyBackedBytes,
         qos: u8,
         retain: bool,
         properties: Option<PyBackedBytes>,
+        info: Option<Py<PyAny>>,
     ) -> PyResult<(i32, u16)> {
         let q = self::qos(qos)?;
         // SAFETY: a `PyBackedStr` is the UTF-8 form of a Python str, so the per-publish
@@ -502,9 +543,41 @@ impl ClientCore {
                 (!p.is_empty()).then(|| Box::new(p))
             }
         };
-        Ok(self
+        let (rc, mid) = self
             .client
-            .publish(topic, Bytes::from_owner(payload), q, retain, props))
+            .publish(topic, Bytes::from_owner(payload), q, retain, props);
+        if let Some(info) = info {
+            info.bind(py).setattr(pyo3::intern!(py, "mid"), mid)?;
+            if rc == 0 || (rc == 4 && qos > 0) {
+                self.infos.lock().insert(mid, (qos, info));
+            }
+        }
+        Ok((rc, mid))
+    }
+
+    /// Removes and returns the infos given to `publish` that wait for an EV_PUBLISHED
+    /// (only those of QoS 0 messages when `qos0_only`: they are lost with a connection).
+    #[pyo3(signature = (qos0_only=false))]
+    fn take_infos(&self, qos0_only: bool) -> Vec<Py<PyAny>> {
+        let mut infos = self.infos.lock();
+        let mids: Vec<u16> = infos
+            .iter()
+            .filter(|(_, (q, _))| !qos0_only || *q == 0)
+            .map(|(m, _)| *m)
+            .collect();
+        mids.iter()
+            .filter_map(|m| infos.remove(m).map(|(_, i)| i))
+            .collect()
+    }
+
+    /// Removes and returns the info registered for `mid`, if any.
+    fn take_info(&self, mid: u16) -> Option<Py<PyAny>> {
+        self.infos.lock().remove(&mid).map(|(_, i)| i)
+    }
+
+    /// How many infos wait for their EV_PUBLISHED.
+    fn pending_infos(&self) -> usize {
+        self.infos.lock().len()
     }
 
     /// `filters`: (filter, options byte) pairs; for 3.x the byte is just the QoS.
@@ -623,7 +696,14 @@ impl ClientCore {
         let events = self.client.events().drain(max_events);
         let list = PyList::empty(py);
         for e in &events {
-            list.append(event_tuple(py, e)?)?;
+            let tuple = match e {
+                Event::Published { mid, .. } => {
+                    let info = self.infos.lock().remove(mid).map(|(_, i)| i);
+                    published_tuple(py, e, info)?
+                }
+                _ => event_tuple(py, e)?,
+            };
+            list.append(tuple)?;
         }
         Ok(list)
     }
