@@ -862,3 +862,20 @@ def test_drop_out_messages_removes_unsent_qos1(broker):
     assert msg.payload == b"fresh"  # the dropped one was never sent
     stop(c)
     stop(watcher)
+
+
+def test_every_qos0_info_is_published_when_mids_wrap_around(broker):
+    """More QoS 0 messages than there are message ids, queued at once: each
+    MQTTMessageInfo must still become published (their mids repeat), as with paho."""
+    rec = Recorder()
+    c = client_with(rec, client_id="wrap")
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    rec.wait_for("on_connect")
+    infos = [c.publish("wrap/x", b"p", 0) for _ in range(70_000)]
+    assert len({i.mid for i in infos}) == 65535
+    infos[-1].wait_for_publish(30)
+    # Callbacks are dispatched in order, so every earlier info is done by now too.
+    assert sum(1 for i in infos if not i.is_published()) == 0
+    assert len(rec.of("on_publish")) >= 70_000
+    stop(c)

@@ -142,6 +142,7 @@ fn published_tuple<'py>(
         mid,
         code,
         properties,
+        ..
     } = e
     else {
         return event_tuple(py, e);
@@ -188,6 +189,7 @@ fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTuple>>
             mid,
             code,
             properties,
+            ..
         } => vec![
             EV_PUBLISHED.into_pyobject(py)?.into_any(),
             mid.into_pyobject(py)?.into_any(),
@@ -333,7 +335,45 @@ pub struct ClientCore {
     /// EV_PUBLISHED, by mid, with its QoS. Only touched with the GIL held (`publish` and
     /// `drain` both hold it), so an acknowledgement can never be drained before publish()
     /// has registered its info: no Python-level lock on the publish path.
-    infos: parking_lot::Mutex<HashMap<u16, (u8, Py<PyAny>)>>,
+    infos: parking_lot::Mutex<PublishInfos>,
+}
+
+/// Infos by how their EV_PUBLISHED will come: QoS 0 messages are reported in the order
+/// they were queued (and their mids may repeat once more than 65,535 are queued), QoS 1/2
+/// by a mid that is unique while the message is in flight.
+#[derive(Default)]
+struct PublishInfos {
+    written: std::collections::VecDeque<(u16, Py<PyAny>)>,
+    acked: HashMap<u16, Py<PyAny>>,
+}
+
+impl PublishInfos {
+    fn insert(&mut self, mid: u16, qos: u8, info: Py<PyAny>) {
+        if qos == 0 {
+            self.written.push_back((mid, info));
+        } else {
+            self.acked.insert(mid, info);
+        }
+    }
+
+    fn take(&mut self, mid: u16, qos: u8) -> Option<Py<PyAny>> {
+        if qos > 0 {
+            return self.acked.remove(&mid);
+        }
+        // Reported in queue order; an info whose message was never reported (it cannot
+        // be: every queued QoS 0 message is written or lost with its connection, and the
+        // lost ones are taken at reconnect) would only be skipped, never mismatched.
+        while let Some((m, info)) = self.written.pop_front() {
+            if m == mid {
+                return Some(info);
+            }
+        }
+        None
+    }
+
+    fn len(&self) -> usize {
+        self.written.len() + self.acked.len()
+    }
 }
 
 impl ClientCore {
@@ -366,7 +406,7 @@ impl ClientCore {
     fn new() -> PyResult<Self> {
         Ok(Self {
             client: Client::new()?,
-            infos: parking_lot::Mutex::new(HashMap::new()),
+            infos: parking_lot::Mutex::new(PublishInfos::default()),
         })
     }
 
@@ -549,7 +589,7 @@ impl ClientCore {
         if let Some(info) = info {
             info.bind(py).setattr(pyo3::intern!(py, "mid"), mid)?;
             if rc == 0 || (rc == 4 && qos > 0) {
-                self.infos.lock().insert(mid, (qos, info));
+                self.infos.lock().insert(mid, qos, info);
             }
         }
         Ok((rc, mid))
@@ -560,19 +600,16 @@ impl ClientCore {
     #[pyo3(signature = (qos0_only=false))]
     fn take_infos(&self, qos0_only: bool) -> Vec<Py<PyAny>> {
         let mut infos = self.infos.lock();
-        let mids: Vec<u16> = infos
-            .iter()
-            .filter(|(_, (q, _))| !qos0_only || *q == 0)
-            .map(|(m, _)| *m)
-            .collect();
-        mids.iter()
-            .filter_map(|m| infos.remove(m).map(|(_, i)| i))
-            .collect()
+        let mut taken: Vec<Py<PyAny>> = infos.written.drain(..).map(|(_, i)| i).collect();
+        if !qos0_only {
+            taken.extend(infos.acked.drain().map(|(_, i)| i));
+        }
+        taken
     }
 
-    /// Removes and returns the info registered for `mid`, if any.
+    /// Removes and returns the info registered for the QoS 1/2 message `mid`, if any.
     fn take_info(&self, mid: u16) -> Option<Py<PyAny>> {
-        self.infos.lock().remove(&mid).map(|(_, i)| i)
+        self.infos.lock().acked.remove(&mid)
     }
 
     /// How many infos wait for their EV_PUBLISHED.
@@ -697,8 +734,8 @@ impl ClientCore {
         let list = PyList::empty(py);
         for e in &events {
             let tuple = match e {
-                Event::Published { mid, .. } => {
-                    let info = self.infos.lock().remove(mid).map(|(_, i)| i);
+                Event::Published { mid, qos, .. } => {
+                    let info = self.infos.lock().take(*mid, *qos);
                     published_tuple(py, e, info)?
                 }
                 _ => event_tuple(py, e)?,

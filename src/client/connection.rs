@@ -180,6 +180,7 @@ async fn write_loop(shared: &Shared, generation: u64, mut writer: Writer) -> Clo
                     .events
                     .extend(qos0.drain(..).map(|mid| Event::Published {
                         mid,
+                        qos: 0,
                         code: 0,
                         properties: None,
                     }));

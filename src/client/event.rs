@@ -90,6 +90,9 @@ pub enum Event {
     /// QoS 0: written to the socket; QoS 1: PUBACK; QoS 2: PUBCOMP (or a failing PUBREC).
     Published {
         mid: u16,
+        /// The message's QoS: a QoS 0 mid may be reused while an acknowledged one is
+        /// in flight (more than 65,535 queued QoS 0 messages), so the mid alone is ambiguous.
+        qos: u8,
         code: u8,
         properties: Option<Bytes>,
     },
