@@ -879,3 +879,35 @@ def test_every_qos0_info_is_published_when_mids_wrap_around(broker):
     assert sum(1 for i in infos if not i.is_published()) == 0
     assert len(rec.of("on_publish")) >= 70_000
     stop(c)
+
+
+def test_on_publish_exception_keeps_the_remaining_qos0_callbacks(broker):
+    """A raising on_publish ends that loop call as in paho; the messages written with it
+    still get their on_publish on the next call, in order, each exactly once."""
+    c = mqtt.Client(V2, client_id="raising-pub")
+    connected = threading.Event()
+    c.on_connect = lambda *a: connected.set()
+    seen: list[int] = []
+
+    def on_publish(client, userdata, mid, reason_code, properties):
+        seen.append(mid)
+        if len(seen) == 1:
+            raise RuntimeError("first on_publish fails")
+
+    c.on_publish = on_publish
+    c.connect("127.0.0.1", broker.port)
+    deadline = time.monotonic() + WAIT
+    while not connected.is_set():
+        assert time.monotonic() < deadline
+        c.loop(0.1)
+    mids = [c.publish("raising/x", b"p", 0).mid for _ in range(5)]
+    raised = 0
+    while len(seen) < 5:
+        assert time.monotonic() < deadline, seen
+        try:
+            c.loop(0.1)
+        except RuntimeError:
+            raised += 1
+    assert raised == 1
+    assert seen == mids
+    c.disconnect()

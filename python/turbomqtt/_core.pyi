@@ -14,6 +14,7 @@ EV_CONNACK: int  # (1, session_present: bool, reason_code: int, properties: byte
 EV_MESSAGE: int  # (2, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int,
 #                   dup: bool, properties: bytes | None)
 EV_PUBLISHED: int  # (3, mid: int, reason_code: int, properties: bytes | None, info: object | None)
+EV_WRITTEN: int  # (9, infos: list): QoS 0 messages written whose publish() gave an info
 EV_SUBACK: int  # (4, mid: int, codes: list[int], properties: bytes | None)
 EV_UNSUBACK: int  # (5, mid: int, codes: list[int], properties: bytes | None)
 EV_DISCONNECTED: int  # (6, code: int, from_server: bool, properties: bytes | None,

@@ -563,6 +563,7 @@ class _Notifier:
 _EV_CONNACK = getattr(_core, "EV_CONNACK", 1)
 _EV_MESSAGE = getattr(_core, "EV_MESSAGE", 2)
 _EV_PUBLISHED = getattr(_core, "EV_PUBLISHED", 3)
+_EV_WRITTEN = getattr(_core, "EV_WRITTEN", 9)
 _EV_SUBACK = getattr(_core, "EV_SUBACK", 4)
 _EV_UNSUBACK = getattr(_core, "EV_UNSUBACK", 5)
 _EV_DISCONNECTED = getattr(_core, "EV_DISCONNECTED", 6)
@@ -1898,6 +1899,8 @@ class Client:
                                            err)
                             if not self.suppress_exceptions:
                                 raise
+                elif kind == _EV_WRITTEN:
+                    self._ev_written(ev[1])
                 elif kind == _EV_PUBLISHED:
                     self._ev_published(ev)
                 elif kind == _EV_CONNACK:
@@ -1913,6 +1916,8 @@ class Client:
         except BaseException:
             # Events after the failing one are kept for the next loop call (a callback
             # exception ends the loop as in paho; nothing that arrived is dropped).
+            if i > 0 and events[i - 1][0] == _EV_WRITTEN and events[i - 1][1]:
+                i -= 1  # a callback failed part-way through a batch: keep the rest of it
             if i < count:
                 self._backlog = events[i:]
             raise
@@ -1945,6 +1950,24 @@ class Client:
                 self._easy_log(MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
                 if not self.suppress_exceptions:
                     raise
+
+    def _ev_written(self, infos: list) -> None:
+        if self.on_publish is None:
+            # The common case, kept to one store per message.
+            for info in infos:
+                info._published = True
+            if _waiters[0]:
+                with _published_cond:
+                    _published_cond.notify_all()
+            return
+        for k, info in enumerate(infos):
+            try:
+                self._ev_published((_EV_PUBLISHED, info.mid, 0, None, info))
+            except BaseException:
+                # The rest stay in this event, which _handle_events keeps for the next
+                # loop call (as it keeps the events after a failing one).
+                del infos[:k + 1]
+                raise
 
     def _ev_published(self, ev: tuple) -> None:
         info = ev[4]

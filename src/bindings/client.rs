@@ -42,6 +42,8 @@ pub const EV_UNSUBACK: u8 = 5;
 pub const EV_DISCONNECTED: u8 = 6;
 pub const EV_LOG: u8 = 7;
 pub const EV_CONNECT_FAILED: u8 = 8;
+/// QoS 0 messages written, as a list of the infos given to `publish` (one event per run).
+pub const EV_WRITTEN: u8 = 9;
 
 /// How often blocking waits wake up to let Python handle signals (Ctrl-C).
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
@@ -732,15 +734,33 @@ impl ClientCore {
     fn drain<'py>(&self, py: Python<'py>, max_events: usize) -> PyResult<Bound<'py, PyList>> {
         let events = self.client.events().drain(max_events);
         let list = PyList::empty(py);
+        // Consecutive written QoS 0 messages that have infos become one EV_WRITTEN: the
+        // facade's per-message work is then one attribute store, not an event dispatch.
+        let mut written: Option<Bound<'py, PyList>> = None;
         for e in &events {
-            let tuple = match e {
-                Event::Published { mid, qos, .. } => {
-                    let info = self.infos.lock().take(*mid, *qos);
-                    published_tuple(py, e, info)?
+            if let Event::Published { mid, qos, .. } = e {
+                let info = self.infos.lock().take(*mid, *qos);
+                match info {
+                    Some(info) if *qos == 0 => {
+                        match &written {
+                            Some(w) => w.append(info)?,
+                            None => {
+                                let w = PyList::new(py, [info])?;
+                                list.append((EV_WRITTEN, &w))?;
+                                written = Some(w);
+                            }
+                        }
+                        continue;
+                    }
+                    info => {
+                        written = None;
+                        list.append(published_tuple(py, e, info)?)?;
+                        continue;
+                    }
                 }
-                _ => event_tuple(py, e)?,
-            };
-            list.append(tuple)?;
+            }
+            written = None;
+            list.append(event_tuple(py, e)?)?;
         }
         Ok(list)
     }
@@ -768,5 +788,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EV_DISCONNECTED", EV_DISCONNECTED)?;
     m.add("EV_LOG", EV_LOG)?;
     m.add("EV_CONNECT_FAILED", EV_CONNECT_FAILED)?;
+    m.add("EV_WRITTEN", EV_WRITTEN)?;
     Ok(())
 }
