@@ -533,12 +533,18 @@ class _Notifier:
 
     __slots__ = ("_core", "_fd")
 
-    def __init__(self, fd: int, core: Any = None):
-        self._fd = fd
+    def __init__(self, core: Any):
+        self._fd: int | None = None
         self._core = core
 
     def fileno(self) -> int:
-        return self._fd
+        # Asked for lazily: the core keeps the fd readable only once someone watches it,
+        # which saves two system calls per batch of events for loop_start()/loop_forever().
+        fd = self._fd
+        if fd is None:
+            core = self._core
+            fd = self._fd = -1 if core is None else core.fileno()
+        return fd
 
     def close(self) -> None:
         """Close the connection abruptly (no DISCONNECT: the broker publishes the will), as
@@ -557,7 +563,7 @@ class _Notifier:
             "turbomqtt: the MQTT socket lives in the Rust core; socket options cannot be set")
 
     def __repr__(self) -> str:
-        return f"<turbomqtt notifier fd={self._fd}>"
+        return f"<turbomqtt notifier fd={self.fileno()}>"
 
 
 _EV_CONNACK = getattr(_core, "EV_CONNACK", 1)
@@ -1419,7 +1425,7 @@ class Client:
         finally:
             self._core_connecting = False
         self._registered_write = False
-        self._sock = _Notifier(core.fileno(), core)
+        self._sock = _Notifier(core)
         self._call_socket_open(self._sock)
         if self._thread is None and self.on_socket_register_write is not None:
             # An external event loop: paho queues CONNECT and asks the host loop to write it,

@@ -130,6 +130,9 @@ struct Pending {
     woken: bool,
     /// A byte sits in the notifier socket pair.
     signalled: bool,
+    /// Someone asked for the notifier's fd: only then is it kept readable while events
+    /// wait. Faces that block in `wait()` never ask, and save two system calls per batch.
+    armed: bool,
 }
 
 /// Events waiting for the face to drain them, in arrival order.
@@ -158,6 +161,7 @@ impl EventQueue {
                 events: VecDeque::new(),
                 woken: false,
                 signalled: false,
+                armed: false,
             }),
             ready: Condvar::new(),
             room: Notify::new(),
@@ -167,8 +171,16 @@ impl EventQueue {
         })
     }
 
-    /// The fd that is readable while events are pending.
+    /// The fd that is readable while events are pending (from this call on).
     pub fn fileno(&self) -> i64 {
+        let mut p = self.pending.lock();
+        if !p.armed {
+            p.armed = true;
+            if !p.events.is_empty() && !p.signalled {
+                self.notifier.signal();
+                p.signalled = true;
+            }
+        }
         self.notifier.fileno()
     }
 
@@ -183,7 +195,7 @@ impl EventQueue {
         if p.events.is_empty() {
             return;
         }
-        if !p.signalled {
+        if p.armed && !p.signalled {
             self.notifier.signal();
             p.signalled = true;
         }
@@ -297,8 +309,18 @@ mod tests {
     }
 
     #[test]
+    fn notifier_is_armed_by_asking_for_its_fd() {
+        let q = EventQueue::new(10).unwrap();
+        q.push(log("a"));
+        assert_eq!(notifier_bytes(&q), 0, "nobody watches the fd yet");
+        q.fileno();
+        assert_eq!(notifier_bytes(&q), 1, "readable at once for pending events");
+    }
+
+    #[test]
     fn one_notifier_byte_per_non_empty_period() {
         let q = EventQueue::new(10).unwrap();
+        q.fileno();
         q.push(log("a"));
         q.push(log("b"));
         assert_eq!(q.len(), 2);
@@ -308,6 +330,7 @@ mod tests {
     #[test]
     fn partial_drain_keeps_order_and_full_drain_clears_the_notifier() {
         let q = EventQueue::new(10).unwrap();
+        q.fileno();
         q.extend([log("a"), log("b"), log("c")]);
         assert_eq!(q.drain(1), vec![log("a")]);
         assert_eq!(q.drain(0), vec![log("b"), log("c")]);
