@@ -15,10 +15,17 @@ fn _shutdown(py: Python<'_>) {
     py.detach(|| crate::runtime::shutdown(Duration::from_millis(500)));
 }
 
+/// How many worker threads the background runtime has (starting it if needed).
+#[pyfunction]
+fn _runtime_workers() -> usize {
+    crate::runtime::handle().metrics().num_workers()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(_runtime_workers, m)?)?;
     codec::register(m)?;
     client::register(m)?;
     broker::register(m)?;
