@@ -120,8 +120,9 @@ class ClientCore:
         """Blocks (GIL released, Ctrl-C honoured) until events are pending (True), the
         timeout passes or ``wake()`` is called (False)."""
     def wake(self) -> None: ...
-    def drain(self, max_events: int = 0) -> list[tuple[object, ...]]:
-        """Removes and returns pending events in arrival order (0 = all)."""
+    def drain(self, max_events: int = 0, max_bytes: int = 0) -> list[tuple[object, ...]]:
+        """Removes and returns pending events in arrival order (0 = all), stopping before
+        the message payloads taken exceed max_bytes (0 = no limit; at least one)."""
     def pause_reading(self, on: bool) -> None:
         """(asyncio face) While on, the connection reads nothing more from the socket;
         queued events stay drainable."""

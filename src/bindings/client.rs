@@ -729,10 +729,16 @@ impl ClientCore {
         }
     }
 
-    /// Removes and returns pending events in arrival order (0 = all).
-    #[pyo3(signature = (max_events=0))]
-    fn drain<'py>(&self, py: Python<'py>, max_events: usize) -> PyResult<Bound<'py, PyList>> {
-        let events = self.client.events().drain(max_events);
+    /// Removes and returns pending events in arrival order (0 = all), stopping before the
+    /// message payloads taken exceed `max_bytes` (0 = no limit; at least one is taken).
+    #[pyo3(signature = (max_events=0, max_bytes=0))]
+    fn drain<'py>(
+        &self,
+        py: Python<'py>,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let events = self.client.events().drain_within(max_events, max_bytes);
         let list = PyList::empty(py);
         // Consecutive written QoS 0 messages that have infos become one EV_WRITTEN: the
         // facade's per-message work is then one attribute store, not an event dispatch.

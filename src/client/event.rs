@@ -205,12 +205,32 @@ impl EventQueue {
 
     /// Removes up to `max` events (0 = all) and clears the notifier once empty.
     pub fn drain(&self, max: usize) -> Vec<Event> {
+        self.drain_within(max, 0)
+    }
+
+    /// As `drain`, but stops before the message payloads taken exceed `max_bytes`
+    /// (0 = no limit; at least one event is always taken). Lets a face turn large
+    /// payloads into its own objects a few at a time, so its allocator reuses memory
+    /// instead of growing and trimming the heap around each batch.
+    pub fn drain_within(&self, max: usize, max_bytes: usize) -> Vec<Event> {
         let mut p = self.pending.lock();
-        let n = if max == 0 {
+        let mut n = if max == 0 {
             p.events.len()
         } else {
             max.min(p.events.len())
         };
+        if max_bytes > 0 {
+            let mut bytes = 0;
+            for (i, e) in p.events.iter().take(n).enumerate() {
+                if let Event::Message(m) = e {
+                    bytes += m.payload.len();
+                    if bytes > max_bytes && i > 0 {
+                        n = i;
+                        break;
+                    }
+                }
+            }
+        }
         let out: Vec<Event> = p.events.drain(..n).collect();
         if p.events.is_empty() && p.signalled {
             self.notifier.clear();
@@ -306,6 +326,35 @@ mod tests {
     /// Reads (and so consumes) whatever the notifier holds.
     fn notifier_bytes(q: &EventQueue) -> usize {
         q.notifier.clear()
+    }
+
+    #[test]
+    fn drain_within_stops_at_the_payload_budget_but_takes_at_least_one() {
+        let q = EventQueue::new(10).unwrap();
+        let msg = |n: usize| {
+            Event::Message(Box::new(Message {
+                topic: ByteStr::from_static("t"),
+                raw_topic: None,
+                payload: Bytes::from(vec![0u8; n]),
+                qos: 0,
+                retain: false,
+                mid: 0,
+                dup: false,
+                properties: None,
+            }))
+        };
+        q.extend([msg(600), log("a"), msg(600), msg(10)]);
+        assert_eq!(
+            q.drain_within(0, 1000).len(),
+            2,
+            "the second message would exceed it"
+        );
+        assert_eq!(
+            q.drain_within(0, 100).len(),
+            1,
+            "one even when alone over budget"
+        );
+        assert_eq!(q.drain_within(0, 0).len(), 1);
     }
 
     #[test]
