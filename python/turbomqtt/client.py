@@ -28,7 +28,6 @@ import urllib.parse
 import urllib.request
 import uuid
 import warnings
-from collections.abc import Iterator
 from typing import Any, Callable, Literal, NamedTuple, Union
 
 from turbomqtt import _core
@@ -380,88 +379,11 @@ def _encode_payload(payload: PayloadType) -> bytes | bytearray:
 
 # One condition for every MQTTMessageInfo: publishing stays a plain object creation, and
 # a notification is only sent when someone actually waits.
-_published_cond = threading.Condition()
-_waiters = [0]
-
-
-class MQTTMessageInfo:
-    """Returned by ``Client.publish()``: the message id, the result code, and whether the
-    message has been published (changes only when ``on_publish`` is dispatched by the loop).
-    """
-
-    __slots__ = "_iterpos", "_published", "_qos", "mid", "rc"
-
-    def __init__(self, mid: int):
-        self.mid = mid
-        self._published = False
-        self.rc: MQTTErrorCode = MQTTErrorCode.MQTT_ERR_SUCCESS
-        self._iterpos = 0
-        self._qos = 0
-
-    def __str__(self) -> str:
-        return str((self.rc, self.mid))
-
-    def __iter__(self) -> Iterator[MQTTErrorCode | int]:
-        self._iterpos = 0
-        return self
-
-    def __next__(self) -> MQTTErrorCode | int:
-        return self.next()
-
-    def next(self) -> MQTTErrorCode | int:
-        if self._iterpos == 0:
-            self._iterpos = 1
-            return self.rc
-        if self._iterpos == 1:
-            self._iterpos = 2
-            return self.mid
-        raise StopIteration
-
-    def __getitem__(self, index: int) -> MQTTErrorCode | int:
-        if index == 0:
-            return self.rc
-        if index == 1:
-            return self.mid
-        raise IndexError("index out of range")
-
-    def _set_as_published(self) -> None:
-        self._published = True
-        if _waiters[0]:
-            with _published_cond:
-                _published_cond.notify_all()
-
-    def _check_rc(self) -> None:
-        if self.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
-            raise ValueError("Message is not queued due to ERR_QUEUE_SIZE")
-        if self.rc == MQTTErrorCode.MQTT_ERR_AGAIN:
-            return
-        if self.rc > 0:
-            raise RuntimeError(f"Message publish failed: {error_string(self.rc)}")
-
-    def wait_for_publish(self, timeout: float | None = None) -> None:
-        """Block until the message is published or ``timeout`` seconds pass (None: no limit).
-
-        Raises ValueError if the message was not queued (queue full), RuntimeError if it
-        was not published for another reason.
-        """
-        self._check_rc()
-        deadline = None if timeout is None else time_func() + timeout
-        step = None if timeout is None else timeout / 10.0
-        with _published_cond:
-            _waiters[0] += 1
-            try:
-                while not self._published and (deadline is None or time_func() <= deadline):
-                    # Bounded waits: KeyboardInterrupt gets through between them.
-                    _published_cond.wait(1.0 if step is None else step)
-            finally:
-                _waiters[0] -= 1
-        if self.rc > 0:
-            raise RuntimeError(f"Message publish failed: {error_string(self.rc)}")
-
-    def is_published(self) -> bool:
-        """True once the message has been published (see wait_for_publish for errors)."""
-        self._check_rc()
-        return self._published
+# Returned by publish(): the message id, the result code, and whether the message has
+# been published (changes only when on_publish is dispatched by the loop). In Rust: one is
+# created per publish() and kept until the message is done, so it must be cheap to make
+# and invisible to the cycle collector; its wait_for_publish() releases the GIL.
+MQTTMessageInfo = _core.MQTTMessageInfo
 
 
 class MQTTMessage:
@@ -1542,15 +1464,9 @@ class Client:
         core = self._core
         if core is None:
             core = self._require_core()
-        # The core keeps `info` until this message's EV_PUBLISHED (QoS>0 without a
-        # connection is delivered after the next CONNACK, as with paho); the core sets
-        # info.mid before it registers the info, so no event can show it without one.
-        info = MQTTMessageInfo(0)
-        info._qos = qos
-        rc = core.publish(topic, data, qos, retain, packed, info)[0]
-        if rc:
-            info.rc = _ERR.get(rc, MQTT_ERR_UNKNOWN)
-        return info
+        # The core keeps the info until this message's EV_PUBLISHED / EV_WRITTEN (QoS>0
+        # without a connection is delivered after the next CONNACK, as with paho).
+        return core.publish_info(topic, data, qos, retain, packed)
 
     @staticmethod
     def _filter_wildcard_len_check(sub: bytes) -> MQTTErrorCode:
@@ -1965,10 +1881,7 @@ class Client:
         if self.on_publish is None:
             # The common case, kept to one store per message.
             for info in infos:
-                info._published = True
-            if _waiters[0]:
-                with _published_cond:
-                    _published_cond.notify_all()
+                info._published = True  # wakes wait_for_publish() callers, if any
             return
         for k, info in enumerate(infos):
             try:

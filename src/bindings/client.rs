@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
+use super::message_info::{error_code, MessageInfo};
 use crate::client::event::{Event, Wait};
 use crate::client::{
     props, Client, ConnectError, ConnectOptions, ProxyKind, ProxyOptions, TlsOptions,
@@ -379,6 +380,30 @@ impl PublishInfos {
 }
 
 impl ClientCore {
+    fn publish_inner(
+        &self,
+        topic: PyBackedStr,
+        payload: PyBackedBytes,
+        qos: u8,
+        retain: bool,
+        properties: Option<PyBackedBytes>,
+    ) -> PyResult<(i32, u16)> {
+        let q = self::qos(qos)?;
+        // SAFETY: a `PyBackedStr` is the UTF-8 form of a Python str, so the per-publish
+        // UTF-8 scan `ByteStr::from_utf8` would do is redundant.
+        let topic = unsafe { ByteStr::from_utf8_unchecked(Bytes::from_owner(topic)) };
+        let props = match properties {
+            None => None,
+            Some(p) => {
+                let p = props::from_wire(&p).map_err(|e| PyValueError::new_err(e.to_string()))?;
+                (!p.is_empty()).then(|| Box::new(p))
+            }
+        };
+        Ok(self
+            .client
+            .publish(topic, Bytes::from_owner(payload), q, retain, props))
+    }
+
     fn wait_connect(&self, py: Python<'_>, pending: crate::client::PendingConnect) -> PyResult<()> {
         let mut pending = pending;
         loop {
@@ -574,27 +599,50 @@ impl ClientCore {
         properties: Option<PyBackedBytes>,
         info: Option<Py<PyAny>>,
     ) -> PyResult<(i32, u16)> {
-        let q = self::qos(qos)?;
-        // SAFETY: a `PyBackedStr` is the UTF-8 form of a Python str, so the per-publish
-        // UTF-8 scan `ByteStr::from_utf8` would do is redundant.
-        let topic = unsafe { ByteStr::from_utf8_unchecked(Bytes::from_owner(topic)) };
-        let props = match properties {
-            None => None,
-            Some(p) => {
-                let p = props::from_wire(&p).map_err(|e| PyValueError::new_err(e.to_string()))?;
-                (!p.is_empty()).then(|| Box::new(p))
-            }
-        };
-        let (rc, mid) = self
-            .client
-            .publish(topic, Bytes::from_owner(payload), q, retain, props);
+        let (rc, mid) = self.publish_inner(topic, payload, qos, retain, properties)?;
         if let Some(info) = info {
-            info.bind(py).setattr(pyo3::intern!(py, "mid"), mid)?;
+            // Registered before any call into Python (see publish_info).
             if rc == 0 || (rc == 4 && qos > 0) {
-                self.infos.lock().insert(mid, qos, info);
+                self.infos.lock().insert(mid, qos, info.clone_ref(py));
             }
+            info.bind(py).setattr(pyo3::intern!(py, "mid"), mid)?;
         }
         Ok((rc, mid))
+    }
+
+    /// publish() for the paho facade: returns its `MQTTMessageInfo` (rc as paho's
+    /// `MQTTErrorCode`), which the core keeps until the message's EV_PUBLISHED/EV_WRITTEN.
+    #[pyo3(signature = (topic, payload, qos, retain, properties=None))]
+    fn publish_info(
+        &self,
+        py: Python<'_>,
+        topic: PyBackedStr,
+        payload: PyBackedBytes,
+        qos: u8,
+        retain: bool,
+        properties: Option<PyBackedBytes>,
+    ) -> PyResult<Py<MessageInfo>> {
+        // Created before publishing: between the core taking the message and the info
+        // being registered nothing may call into Python (an allocation can run the
+        // cycle collector, finalizers and so another thread's drain of this message's
+        // EV_WRITTEN, which would then find no info).
+        let info = Py::new(py, MessageInfo::new(0, qos))?;
+        // SAFETY: `info` is a live object we own; untracking only keeps the cycle
+        // collector from walking it (and every info still queued) on each collection.
+        // It holds no reference that could be part of a cycle (an int-like rc at most),
+        // and untracking an object twice, as its deallocator will, is allowed.
+        unsafe { pyo3::ffi::PyObject_GC_UnTrack(info.as_ptr().cast()) };
+        let (rc, mid) = self.publish_inner(topic, payload, qos, retain, properties)?;
+        info.get().set_mid(mid);
+        if rc == 0 || (rc == 4 && qos > 0) {
+            self.infos
+                .lock()
+                .insert(mid, qos, info.clone_ref(py).into_any());
+        }
+        if rc != 0 {
+            info.get().store_rc(error_code(py, i64::from(rc))?);
+        }
+        Ok(info)
     }
 
     /// Removes and returns the infos given to `publish` that wait for an EV_PUBLISHED

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 mod broker;
 mod client;
 mod codec;
+mod message_info;
 
 /// Stops the background runtime; registered with `atexit` by `turbomqtt/__init__.py`.
 /// The GIL is released while tasks wind down so that none of them can deadlock on it.
@@ -28,6 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_runtime_workers, m)?)?;
     codec::register(m)?;
     client::register(m)?;
+    message_info::register(m)?;
     broker::register(m)?;
     Ok(())
 }
