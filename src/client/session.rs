@@ -111,6 +111,11 @@ impl Close {
         }
     }
 
+    /// The end of a disconnect() of ours (DISCONNECT written, nothing went wrong).
+    pub fn is_by_us(&self) -> bool {
+        self.code == rc::SUCCESS && !self.from_server && self.error.is_none()
+    }
+
     pub fn keepalive() -> Self {
         Self {
             code: rc::KEEPALIVE,
@@ -774,6 +779,15 @@ impl Session {
     pub fn handle(&mut self, packet: Packet) -> Result<(), Close> {
         match packet {
             Packet::ConnAck(ack) => {
+                if self.state == ConnState::Disconnecting {
+                    // disconnect() before the CONNACK: our DISCONNECT (and what was queued
+                    // before it) is still being written and the connection ends with it.
+                    // Not an error, and not reported (paho closes without reading it).
+                    if self.log_packets {
+                        self.log("Received CONNACK after DISCONNECT; ignored".into());
+                    }
+                    return Ok(());
+                }
                 if self.state != ConnState::Connecting {
                     return Err(Close::protocol("unexpected CONNACK"));
                 }
@@ -1555,6 +1569,36 @@ mod tests {
         assert_eq!(publish(&mut s, QoS::AtMostOnce).0, rc::NO_CONN);
         s.on_connection_lost();
         assert_eq!(s.disconnect(0, Properties::default()), rc::NO_CONN);
+    }
+
+    #[test]
+    fn connack_after_disconnect_is_ignored_and_keeps_the_queued_bytes() {
+        // connect(), publish(), disconnect() before the CONNACK arrives: the CONNACK is
+        // not an error that would end the connection before PUBLISH and DISCONNECT are
+        // written, and it is not reported.
+        let mut s = Session::new();
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, true, 60),
+            Instant::now(),
+        );
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce).0, 0);
+        assert_eq!(s.disconnect(0, Properties::default()), 0);
+        s.handle(Packet::ConnAck(ConnAck {
+            session_present: false,
+            code: ReasonCode::SUCCESS,
+            properties: Properties::default(),
+        }))
+        .unwrap();
+        assert_eq!(s.state(), ConnState::Disconnecting);
+        assert!(events(&mut s).is_empty());
+        assert!(matches!(
+            &sent(&mut s)[..],
+            [
+                Packet::Connect(_),
+                Packet::Publish(_),
+                Packet::Disconnect(_)
+            ]
+        ));
     }
 
     #[test]
