@@ -72,6 +72,7 @@ class ClientCore:
         proxy: dict[str, str | int | None] | None = None,
         timeout: float = 5.0,
         block: bool = True,
+        hold_output: bool = False,
     ) -> None:
         """Closes any previous connection (no event), opens the transport and writes
         CONNECT; EV_CONNACK follows. With ``block=False`` it returns at once and a
@@ -81,6 +82,9 @@ class ClientCore:
         NotImplementedError (encrypted key file), ValueError (bad argument)."""
     def reconnect(self) -> None:
         """``connect()`` with the last arguments; ValueError('Invalid host.') if none."""
+    def release_output(self) -> None:
+        """The connection opened with ``hold_output=True`` (nothing written, not even
+        CONNECT, no PINGREQ) starts writing what it has queued."""
     def publish(
         self,
         topic: str,

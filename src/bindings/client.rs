@@ -387,7 +387,7 @@ impl ClientCore {
     #[pyo3(signature = (*, host, port, keepalive, client_id, protocol, clean_start,
         username=None, password=None, will=None, properties=None, transport="tcp",
         ws_path="/mqtt", ws_headers=None, tls=None, bind_address="", bind_port=0,
-        proxy=None, timeout=5.0, block=true))]
+        proxy=None, timeout=5.0, block=true, hold_output=false))]
     fn connect(
         &self,
         py: Python<'_>,
@@ -410,6 +410,7 @@ impl ClientCore {
         proxy: Option<Bound<'_, PyDict>>,
         timeout: f64,
         block: bool,
+        hold_output: bool,
     ) -> PyResult<()> {
         let version = ProtocolVersion::from_level(protocol)
             .ok_or_else(|| PyValueError::new_err(format!("unsupported protocol {protocol}")))?;
@@ -470,8 +471,18 @@ impl ClientCore {
             self.client.start_connect_nowait(opts);
             return Ok(());
         }
-        let pending = self.client.start_connect(opts);
+        let pending = if hold_output {
+            // paho's connect() while its loop thread sleeps: nothing written yet.
+            self.client.start_connect_held(opts)
+        } else {
+            self.client.start_connect(opts)
+        };
         self.wait_connect(py, pending)
+    }
+
+    /// The connection opened with `hold_output=True` writes what it has queued.
+    fn release_output(&self) {
+        self.client.release_output();
     }
 
     /// `connect()` again with the last arguments.

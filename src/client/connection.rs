@@ -191,13 +191,18 @@ async fn write_loop(shared: &Shared, generation: u64, mut writer: Writer) -> Clo
             if s.generation() != generation {
                 return Close::lost("connection replaced");
             }
-            let deadline = match s.poll_keepalive(now) {
-                Ok(d) => d,
-                Err(c) => return c,
-            };
-            s.take_output(&mut spare, &mut qos0);
-            shared.flush_events(&mut s);
-            (deadline, s.state() == ConnState::Disconnecting)
+            if s.output_held() {
+                // Nothing goes out until released; the release wakes this loop.
+                (None, false)
+            } else {
+                let deadline = match s.poll_keepalive(now) {
+                    Ok(d) => d,
+                    Err(c) => return c,
+                };
+                s.take_output(&mut spare, &mut qos0);
+                shared.flush_events(&mut s);
+                (deadline, s.state() == ConnState::Disconnecting)
+            }
         };
         if !spare.is_empty() {
             if let Err(e) = writer.write_all(&spare).await {

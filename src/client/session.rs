@@ -278,6 +278,8 @@ pub struct Session {
     report_absent_disconnect_fields: bool,
     accept_invalid_topics: bool,
     keepalive_paused: bool,
+    /// Nothing is written on this connection until released (see `set_output_held`).
+    output_held: bool,
     /// QoS 2 messages received and PUBREC'd, delivered when PUBREL arrives.
     incoming_qos2: HashMap<u16, Box<Message>>,
     /// v5 topic aliases the server set on this connection (§3.3.2.3.4).
@@ -317,6 +319,7 @@ impl Session {
             report_absent_disconnect_fields: false,
             accept_invalid_topics: false,
             keepalive_paused: false,
+            output_held: false,
             incoming_qos2: HashMap::new(),
             aliases_in: HashMap::new(),
             keepalive: KeepAlive::new(Duration::ZERO, Instant::now()),
@@ -375,7 +378,19 @@ impl Session {
     /// Survives reconnects, like the other settings.
     pub fn set_keepalive_paused(&mut self, paused: bool, now: Instant) {
         self.keepalive_paused = paused;
-        self.keepalive.set_paused(paused, now);
+        self.keepalive.set_paused(paused || self.output_held, now);
+    }
+    /// While held, the connection writes nothing (CONNECT and everything queued behind
+    /// it wait) and sends no PINGREQ: paho-mqtt's connect() from one thread while its
+    /// loop thread sleeps only queues CONNECT. Per connection: a new transport starts
+    /// released.
+    pub fn set_output_held(&mut self, held: bool, now: Instant) {
+        self.output_held = held;
+        self.keepalive
+            .set_paused(held || self.keepalive_paused, now);
+    }
+    pub fn output_held(&self) -> bool {
+        self.output_held
     }
     pub fn state(&self) -> ConnState {
         self.state
@@ -741,6 +756,7 @@ impl Session {
         if connect.clean_start {
             self.incoming_qos2.clear();
         }
+        self.output_held = false;
         self.keepalive = KeepAlive::new(Duration::from_secs(connect.keep_alive.into()), now);
         self.keepalive.set_paused(self.keepalive_paused, now);
         if self.log_packets {
@@ -765,6 +781,7 @@ impl Session {
     /// in paho); QoS 1/2 messages stay for the next connection.
     pub fn on_connection_lost(&mut self) {
         self.state = ConnState::Disconnected;
+        self.output_held = false;
         self.out.clear();
         self.qos0_unwritten.clear();
         self.generation += 1;
