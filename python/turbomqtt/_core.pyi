@@ -73,13 +73,16 @@ class ClientCore:
         timeout: float = 5.0,
         block: bool = True,
         hold_output: bool = False,
+        bridge: bool = False,
     ) -> None:
         """Closes any previous connection (no event), opens the transport and writes
         CONNECT; EV_CONNACK follows. With ``block=False`` it returns at once and a
         failure arrives as EV_CONNECT_FAILED carrying the exception instead of raising. Raises socket.gaierror, ConnectionRefusedError and
         other OSError subclasses, TimeoutError, ssl.SSLCertVerificationError /
         ssl.SSLError, WebsocketConnectionError, ConnectionError (proxy),
-        NotImplementedError (encrypted key file), ValueError (bad argument)."""
+        NotImplementedError (encrypted key file), ValueError (bad argument).
+        ``bridge=True`` sets mosquitto's bridge bit (0x80) on the CONNECT protocol level
+        (paho's enable_bridge_mode())."""
     def reconnect(self) -> None:
         """``connect()`` with the last arguments; ValueError('Invalid host.') if none."""
     def release_output(self) -> None:

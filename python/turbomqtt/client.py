@@ -1152,9 +1152,10 @@ class Client:
             self._password = password
 
     def enable_bridge_mode(self) -> None:
-        """Not supported: the core cannot set the bridge bit of the CONNECT protocol level."""
-        raise NotImplementedError(
-            "turbomqtt: enable_bridge_mode() (mosquitto bridge protocol bit) is not supported")
+        """Identify as a bridge (before connect()): CONNECT carries the protocol level with
+        bit 0x80 set, as paho does for every version. mosquitto then does not send the
+        bridge's own messages back and keeps their retain flag (MQTT 3.1/3.1.1)."""
+        self._client_mode = MQTT_BRIDGE
 
     def max_inflight_messages_set(self, inflight: int) -> None:
         """Set max_inflight_messages."""
@@ -1424,6 +1425,8 @@ class Client:
             "proxy": self._get_proxy() if self._transport != "unix" else None,
             "timeout": float(self._connect_timeout),
         }
+        if self._client_mode == MQTT_BRIDGE:
+            kwargs["bridge"] = True
         waiting = self._waiting_thread
         hold = (waiting is not None and waiting is not threading.current_thread()
                 and hasattr(core, "release_output"))

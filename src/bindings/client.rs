@@ -387,7 +387,7 @@ impl ClientCore {
     #[pyo3(signature = (*, host, port, keepalive, client_id, protocol, clean_start,
         username=None, password=None, will=None, properties=None, transport="tcp",
         ws_path="/mqtt", ws_headers=None, tls=None, bind_address="", bind_port=0,
-        proxy=None, timeout=5.0, block=true, hold_output=false))]
+        proxy=None, timeout=5.0, block=true, hold_output=false, bridge=false))]
     fn connect(
         &self,
         py: Python<'_>,
@@ -411,6 +411,7 @@ impl ClientCore {
         timeout: f64,
         block: bool,
         hold_output: bool,
+        bridge: bool,
     ) -> PyResult<()> {
         let version = ProtocolVersion::from_level(protocol)
             .ok_or_else(|| PyValueError::new_err(format!("unsupported protocol {protocol}")))?;
@@ -447,6 +448,7 @@ impl ClientCore {
                 username,
                 password: password.map(Bytes::from_owner),
                 properties: self::properties(properties.as_ref())?,
+                bridge,
             },
             transport: TransportOptions {
                 host,

@@ -1090,6 +1090,7 @@ mod tests {
             username: None,
             password: None,
             properties: Properties::default(),
+            bridge: false,
         }
     }
 
