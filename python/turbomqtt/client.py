@@ -1649,7 +1649,8 @@ class Client:
         ]
         packed = properties.pack() if (v5 and properties is not None) else None
         rc, mid = self._require_core().subscribe(filters, packed)
-        return (_ERR.get(rc, MQTT_ERR_UNKNOWN), mid)
+        # mid 0: not sent (too large for the server's Maximum Packet Size).
+        return (_ERR.get(rc, MQTT_ERR_UNKNOWN), mid or None)
 
     def unsubscribe(
         self, topic: str | list[str], properties: Properties | None = None
@@ -1676,7 +1677,7 @@ class Client:
             else None
         rc, mid = self._require_core().unsubscribe([t.decode("utf-8") for t in topic_list],
                                                    packed)
-        return (_ERR.get(rc, MQTT_ERR_UNKNOWN), mid)
+        return (_ERR.get(rc, MQTT_ERR_UNKNOWN), mid or None)
 
     def drop_out_messages(self) -> list[MQTTMessage]:
         """Remove unacknowledged outgoing QoS>0 messages (for use in on_connect)."""
