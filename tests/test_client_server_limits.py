@@ -2,11 +2,11 @@
 broker.
 
 Maximum Packet Size (MQTT 5 §3.2.2.3.6, [MQTT-3.2.2-15]: the client MUST NOT send a larger
-packet). paho-mqtt 2.2 ignores it (the server then disconnects with 0x95); turbomqtt does
-not send such a packet: publish() gives rc MQTT_ERR_PAYLOAD_SIZE (paho's own code for a
-too large message), subscribe()/unsubscribe() give (MQTT_ERR_PAYLOAD_SIZE, None), and a
-message queued before the limit was known is dropped after CONNACK with on_publish
-reason code 0x80. The connection stays up.
+packet). The core enforces it by default: publish() gives rc 9 (MQTT_ERR_PAYLOAD_SIZE),
+subscribe()/unsubscribe() (9, 0), and a message queued before the limit was known is
+dropped after CONNACK with EV_PUBLISHED code 0x80; the connection stays up. paho-mqtt 2.2
+ignores the limit (its own test_maximum_packet_size expects the server's DISCONNECT 0x95),
+so the paho facade turns enforcement off and behaves the same way.
 
 Topic Alias Maximum (§3.2.2.3.8): the client never picks aliases itself; an alias the
 application sets is sent as given, as paho-mqtt does, and a server that allows fewer
@@ -16,11 +16,12 @@ aliases ends the connection with 0x94 (Topic Alias invalid).
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
 import turbomqtt.client as mqtt
-from turbomqtt import Broker
+from turbomqtt import Broker, _core
 from turbomqtt.packettypes import PacketTypes
 from turbomqtt.properties import Properties
 
@@ -77,51 +78,70 @@ def small_broker():
         yield b
 
 
-def test_nothing_above_the_servers_maximum_packet_size_is_sent(small_broker):
+class Core:
+    """A ClientCore (the default, enforcing configuration) and its drained events."""
+
+    def __init__(self, port: int, connect: bool = True):
+        self.port = port
+        self.core = _core.ClientCore()
+        self.events: list[tuple] = []
+        if connect:
+            self.connect()
+
+    def connect(self) -> None:
+        self.core.connect(host="127.0.0.1", port=self.port, keepalive=60,
+                          client_id=f"core-{uuid.uuid4().hex[:8]}", protocol=5,
+                          clean_start=True)
+        self.until(lambda e: e[0] == _core.EV_CONNACK)
+
+    def until(self, pred):
+        deadline = time.monotonic() + WAIT
+        while not any(pred(e) for e in self.events):
+            left = deadline - time.monotonic()
+            assert left > 0, f"not seen; events: {self.events}"
+            if self.core.wait(min(left, 0.5)):
+                self.events.extend(self.core.drain())
+        return next(e for e in self.events if pred(e))
+
+
+def test_core_sends_nothing_above_the_servers_maximum_packet_size(small_broker):
     sub = Peer(small_broker.port)
+    try:
+        sub.c.subscribe("lim/#", 1)
+        sub.wait("on_subscribe")
+        # Queued while not connected, before the limit is known.
+        c = Core(small_broker.port, connect=False)
+        rc, queued = c.core.publish("lim/queued", b"x" * 300, 1, False, None)
+        assert rc == 4
+        c.connect()
+        assert c.until(lambda e: e[0] == _core.EV_PUBLISHED and e[1] == queued)[2] == 0x80
+        for qos in (0, 1):
+            rc, mid = c.core.publish("lim/big", b"x" * 300, qos, False, None)
+            assert rc == 9 and mid != 0
+        assert c.core.subscribe([("lim/" + "f" * 300, 1)]) == (9, 0)
+        assert c.core.unsubscribe(["lim/" + "f" * 300]) == (9, 0)
+        # Still connected (the broker saw nothing too large) and smaller messages flow.
+        rc, mid = c.core.publish("lim/small", b"y" * 200, 1, False, None)
+        assert rc == 0
+        assert c.until(lambda e: e[0] == _core.EV_PUBLISHED and e[1] == mid)[2] == 0
+        sub.wait("on_message", lambda a: a[2].topic == "lim/small")
+        assert c.core.is_connected()
+        assert not [e for e in c.events if e[0] == _core.EV_DISCONNECTED]
+        assert sub.topics() == ["lim/small"]
+        c.core.disconnect()
+    finally:
+        sub.close()
+
+
+def test_paho_facade_sends_it_anyway_and_the_server_disconnects(small_broker):
     pub = Peer(small_broker.port)
     try:
         assert pub.of("on_connect")[0][4].MaximumPacketSize == 256
-        sub.c.subscribe("lim/#", 1)
-        sub.wait("on_subscribe")
-        for qos in (0, 1):
-            info = pub.c.publish("lim/big", b"x" * 300, qos)
-            assert info.rc == mqtt.MQTT_ERR_PAYLOAD_SIZE
-            with pytest.raises(RuntimeError):
-                info.wait_for_publish(1)
-        assert pub.c.subscribe("lim/" + "f" * 300, 1) == (mqtt.MQTT_ERR_PAYLOAD_SIZE, None)
-        assert pub.c.unsubscribe("lim/" + "f" * 300) == (mqtt.MQTT_ERR_PAYLOAD_SIZE, None)
-        # Still connected (the broker saw nothing too large) and smaller messages flow.
-        pub.c.publish("lim/small", b"y" * 200, 1).wait_for_publish(WAIT)
-        assert pub.c.is_connected()
-        sub.wait("on_message", lambda a: a[2].topic == "lim/small")
-        assert "lim/big" not in sub.topics()
-        assert pub.of("on_disconnect") == []
+        assert pub.c.publish("lim/big", b"x" * 300, 0).rc == mqtt.MQTT_ERR_SUCCESS
+        reason = pub.wait("on_disconnect")[3]
+        assert reason.getName() == "Packet too large"
     finally:
-        sub.close()
-        pub.close()
-
-
-def test_message_queued_before_the_limit_was_known_is_dropped_as_failed(small_broker):
-    sub = Peer(small_broker.port)
-    pub = Peer(small_broker.port, start=False)
-    try:
-        sub.c.subscribe("lim/#", 1)
-        sub.wait("on_subscribe")
-        # Not connected: QoS 1 messages are kept and sent after the next CONNACK.
-        big = pub.c.publish("lim/big", b"x" * 300, 1)
-        small = pub.c.publish("lim/small", b"y", 1)
-        assert big.rc == small.rc == mqtt.MQTT_ERR_NO_CONN
-        pub.start()
-        reason = pub.wait("on_publish", lambda a: a[2] == big.mid)[3]
-        assert reason.is_failure and reason.value == 0x80
-        pub.wait("on_publish", lambda a: a[2] == small.mid and not a[3].is_failure)
-        sub.wait("on_message", lambda a: a[2].topic == "lim/small")
-        assert "lim/big" not in sub.topics()
-        assert pub.c.is_connected()
-    finally:
-        sub.close()
-        pub.close()
+        pub.c.loop_stop()
 
 
 def _alias(n: int) -> Properties:

@@ -85,6 +85,11 @@ class ClientCore:
         (paho's enable_bridge_mode())."""
     def reconnect(self) -> None:
         """``connect()`` with the last arguments; ValueError('Invalid host.') if none."""
+    def set_enforce_max_packet_size(self, on: bool) -> None:
+        """Default True: a publish/subscribe/unsubscribe larger than the server's v5 Maximum
+        Packet Size returns rc 9 (MQTT_ERR_PAYLOAD_SIZE) and is not sent; a queued QoS>0
+        message found too large after CONNACK completes with EV_PUBLISHED code 0x80.
+        False: sent anyway (paho-mqtt 2.2; the server then disconnects with 0x95)."""
     def release_output(self) -> None:
         """The connection opened with ``hold_output=True`` (nothing written, not even
         CONNECT, no PINGREQ) starts writing what it has queued."""

@@ -487,6 +487,12 @@ impl ClientCore {
         self.client.release_output();
     }
 
+    /// Default True: publish/subscribe/unsubscribe above the server's v5 Maximum Packet
+    /// Size return rc 9 and send nothing. False: sent anyway, as paho-mqtt 2.2 does.
+    fn set_enforce_max_packet_size(&self, on: bool) {
+        self.client.set_enforce_max_packet_size(on);
+    }
+
     /// `connect()` again with the last arguments.
     fn reconnect(&self, py: Python<'_>) -> PyResult<()> {
         match self.client.start_reconnect() {

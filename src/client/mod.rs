@@ -136,6 +136,10 @@ impl Client {
     pub fn set_log_packets(&self, on: bool) {
         self.with_session(|s| s.set_log_packets(on));
     }
+    /// Off: packets above the server's v5 Maximum Packet Size are sent anyway (paho).
+    pub fn set_enforce_max_packet_size(&self, on: bool) {
+        self.with_session(|s| s.set_enforce_max_packet_size(on));
+    }
     pub fn set_resolve_topic_aliases(&self, on: bool) {
         self.with_session(|s| s.set_resolve_topic_aliases(on));
     }

@@ -272,8 +272,9 @@ pub struct Session {
     /// The server's receive maximum from CONNACK (v5 §3.2.2.3.3); 0 = none given.
     server_receive_max: usize,
     /// The server's Maximum Packet Size from CONNACK (v5 §3.2.2.3.6); 0 = no limit
-    /// known (none given, or no CONNACK yet on this connection).
+    /// known (none given, or no CONNACK yet on this connection) or not enforced.
     server_max_packet: usize,
+    enforce_max_packet: bool,
     manual_ack: bool,
     log_packets: bool,
     /// Resolve v5 topic aliases of incoming PUBLISH packets (paho leaves the topic empty).
@@ -317,6 +318,7 @@ impl Session {
             max_queued: 0,
             server_receive_max: 0,
             server_max_packet: 0,
+            enforce_max_packet: true,
             manual_ack: false,
             log_packets: false,
             resolve_aliases: true,
@@ -348,6 +350,11 @@ impl Session {
     }
     pub fn set_log_packets(&mut self, on: bool) {
         self.log_packets = on;
+    }
+    /// Default on: nothing larger than the server's Maximum Packet Size is sent (see
+    /// `fits`). Off: sent anyway, as paho-mqtt 2.2 does. Read at each CONNACK.
+    pub fn set_enforce_max_packet_size(&mut self, on: bool) {
+        self.enforce_max_packet = on;
     }
     pub fn set_resolve_topic_aliases(&mut self, on: bool) {
         self.resolve_aliases = on;
@@ -931,7 +938,9 @@ impl Session {
                     self.server_receive_max = rm as usize;
                 }
                 if let Some(max) = ack.properties.maximum_packet_size {
-                    self.server_max_packet = max as usize;
+                    if self.enforce_max_packet {
+                        self.server_max_packet = max as usize;
+                    }
                 }
                 if let Some(ka) = ack.properties.server_keep_alive {
                     // v5 §3.2.2.3.14: the server's value replaces ours.
@@ -1760,6 +1769,31 @@ mod tests {
             None,
         );
         assert_eq!(r.0, rc::PAYLOAD_SIZE);
+    }
+
+    #[test]
+    fn without_enforcement_a_packet_above_the_limit_is_sent_as_paho_does() {
+        let mut s = Session::new();
+        s.set_enforce_max_packet_size(false);
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V5, true, 60),
+            Instant::now(),
+        );
+        sent(&mut s);
+        connack(
+            &mut s,
+            false,
+            Properties {
+                maximum_packet_size: Some(64),
+                ..Properties::default()
+            },
+        );
+        let big = Bytes::from(vec![b'x'; 200]);
+        assert_eq!(
+            s.publish("t".into(), big, QoS::AtMostOnce, false, None).0,
+            0
+        );
+        assert!(matches!(&sent(&mut s)[..], [Packet::Publish(p)] if p.payload.len() == 200));
     }
 
     #[test]
