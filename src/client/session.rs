@@ -1797,6 +1797,26 @@ mod tests {
     }
 
     #[test]
+    fn a_held_connection_sends_no_ping_and_a_new_one_starts_released() {
+        let t0 = Instant::now();
+        let mut s = Session::new();
+        s.on_transport_open(connect_packet(ProtocolVersion::V311, true, 5), t0);
+        s.set_output_held(true, t0);
+        assert!(s.output_held());
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(s.poll_keepalive(later), Ok(None));
+        // Released: the silence while held does not count.
+        s.set_output_held(false, later);
+        assert_eq!(
+            s.poll_keepalive(later),
+            Ok(Some(later + Duration::from_secs(5)))
+        );
+        s.set_output_held(true, later);
+        s.on_transport_open(connect_packet(ProtocolVersion::V311, true, 5), later);
+        assert!(!s.output_held());
+    }
+
+    #[test]
     fn connack_after_disconnect_is_ignored_and_keeps_the_queued_bytes() {
         // connect(), publish(), disconnect() before the CONNACK arrives: the CONNACK is
         // not an error that would end the connection before PUBLISH and DISCONNECT are
