@@ -79,6 +79,7 @@ fn options(port: u16, client_id: &str, version: ProtocolVersion) -> ConnectOptio
             username: None,
             password: None,
             properties: Properties::default(),
+            bridge: false,
         },
         transport: TransportOptions {
             host: "127.0.0.1".into(),

@@ -81,6 +81,7 @@ fn connect(protocol: ProtocolVersion, will: bool, user: bool, props: Properties)
         username: user.then(|| "user".to_string()),
         password: user.then(|| Bytes::from_static(b"secret")),
         properties: props,
+        bridge: false,
     }))
 }
 
@@ -553,10 +554,33 @@ fn spec_connect_examples() {
                 session_expiry_interval: v.is_v5().then_some(10),
                 ..Properties::default()
             },
+            bridge: false,
         }));
         let bytes = roundtrip(&p, v);
         assert_eq!(&bytes[2..2 + header.len()], header);
     }
+}
+
+/// mosquitto's bridge bit (paho-mqtt's `enable_bridge_mode()`): 0x80 on the protocol
+/// level, in every version, and read back as the same version with `bridge` set.
+#[test]
+fn connect_with_the_bridge_bit() {
+    for v in VERSIONS {
+        let Packet::Connect(mut c) = connect(v, true, true, Properties::default()) else {
+            unreachable!()
+        };
+        c.bridge = true;
+        let p = Packet::Connect(c);
+        let bytes = roundtrip(&p, v);
+        let name_len = if v == ProtocolVersion::V31 { 6 } else { 4 };
+        assert_eq!(bytes[2 + 2 + name_len], v as u8 | 0x80);
+    }
+    // A plain CONNECT keeps the bare level.
+    let bytes = roundtrip(
+        &connect(ProtocolVersion::V311, false, false, Properties::default()),
+        ProtocolVersion::V311,
+    );
+    assert_eq!(bytes[8], 4);
 }
 
 /// MQTT 5 §1.5.4 example: "A𪛔" is 00 05 41 F0 AA 9B 94; and 3.1.1 §3.3.2.3's PUBLISH

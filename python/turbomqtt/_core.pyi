@@ -74,15 +74,27 @@ class ClientCore:
         proxy: dict[str, str | int | None] | None = None,
         timeout: float = 5.0,
         block: bool = True,
+        hold_output: bool = False,
+        bridge: bool = False,
     ) -> None:
         """Closes any previous connection (no event), opens the transport and writes
         CONNECT; EV_CONNACK follows. With ``block=False`` it returns at once and a
         failure arrives as EV_CONNECT_FAILED carrying the exception instead of raising. Raises socket.gaierror, ConnectionRefusedError and
         other OSError subclasses, TimeoutError, ssl.SSLCertVerificationError /
         ssl.SSLError, WebsocketConnectionError, ConnectionError (proxy),
-        NotImplementedError (encrypted key file), ValueError (bad argument)."""
+        NotImplementedError (encrypted key file), ValueError (bad argument).
+        ``bridge=True`` sets mosquitto's bridge bit (0x80) on the CONNECT protocol level
+        (paho's enable_bridge_mode())."""
     def reconnect(self) -> None:
         """``connect()`` with the last arguments; ValueError('Invalid host.') if none."""
+    def set_enforce_max_packet_size(self, on: bool) -> None:
+        """Default True: a publish/subscribe/unsubscribe larger than the server's v5 Maximum
+        Packet Size returns rc 9 (MQTT_ERR_PAYLOAD_SIZE) and is not sent; a queued QoS>0
+        message found too large after CONNACK completes with EV_PUBLISHED code 0x80.
+        False: sent anyway (paho-mqtt 2.2; the server then disconnects with 0x95)."""
+    def release_output(self) -> None:
+        """The connection opened with ``hold_output=True`` (nothing written, not even
+        CONNECT, no PINGREQ) starts writing what it has queued."""
     def publish(
         self,
         topic: str,

@@ -693,6 +693,12 @@ class Client:
         self._refused = False
         self._loop_used = False
         self._log_packets = False
+        # paho's "double connection": while the loop thread sleeps in its reconnect wait, a
+        # connect() from another thread only queues CONNECT (the thread is the writer) and
+        # the thread then opens its own connection. _waiting_thread: that sleeping thread;
+        # _held: the current connection was opened that way and has written nothing yet.
+        self._waiting_thread: threading.Thread | None = None
+        self._held = False
         self._core = _new_core()
         if self._core is not None:
             self._core.set_max_inflight(self._max_inflight_messages)
@@ -711,6 +717,11 @@ class Client:
             if absent is not None:
                 # paho's on_disconnect gets None for a missing reason code / properties.
                 absent(True)
+            limit = getattr(self._core, "set_enforce_max_packet_size", None)
+            if limit is not None:
+                # paho 2.2 sends a packet above the server's v5 Maximum Packet Size and the
+                # server disconnects with 0x95 (its test_maximum_packet_size expects that).
+                limit(False)
 
     def __del__(self) -> None:
         core = getattr(self, "_core", None)
@@ -1112,9 +1123,10 @@ class Client:
             self._password = password
 
     def enable_bridge_mode(self) -> None:
-        """Not supported: the core cannot set the bridge bit of the CONNECT protocol level."""
-        raise NotImplementedError(
-            "turbomqtt: enable_bridge_mode() (mosquitto bridge protocol bit) is not supported")
+        """Identify as a bridge (before connect()): CONNECT carries the protocol level with
+        bit 0x80 set, as paho does for every version. mosquitto then does not send the
+        bridge's own messages back and keeps their retain flag (MQTT 3.1/3.1.1)."""
+        self._client_mode = MQTT_BRIDGE
 
     def max_inflight_messages_set(self, inflight: int) -> None:
         """Set max_inflight_messages."""
@@ -1380,9 +1392,20 @@ class Client:
             "proxy": self._get_proxy() if self._transport != "unix" else None,
             "timeout": float(self._connect_timeout),
         }
+        if self._client_mode == MQTT_BRIDGE:
+            kwargs["bridge"] = True
+        waiting = self._waiting_thread
+        hold = (waiting is not None and waiting is not threading.current_thread()
+                and hasattr(core, "release_output"))
+        if hold:
+            kwargs["hold_output"] = True
+        self._held = hold
         self._core_connecting = True
         try:
             core.connect(**kwargs)
+        except BaseException:
+            self._held = False
+            raise
         finally:
             self._core_connecting = False
         self._registered_write = False
@@ -1585,7 +1608,8 @@ class Client:
         ]
         packed = properties.pack() if (v5 and properties is not None) else None
         rc, mid = self._require_core().subscribe(filters, packed)
-        return (_ERR.get(rc, MQTT_ERR_UNKNOWN), mid)
+        # mid 0: not sent (too large for the server's Maximum Packet Size).
+        return (_ERR.get(rc, MQTT_ERR_UNKNOWN), mid or None)
 
     def unsubscribe(
         self, topic: str | list[str], properties: Properties | None = None
@@ -1612,7 +1636,7 @@ class Client:
             else None
         rc, mid = self._require_core().unsubscribe([t.decode("utf-8") for t in topic_list],
                                                    packed)
-        return (_ERR.get(rc, MQTT_ERR_UNKNOWN), mid)
+        return (_ERR.get(rc, MQTT_ERR_UNKNOWN), mid or None)
 
     def drop_out_messages(self) -> list[MQTTMessage]:
         """Remove unacknowledged outgoing QoS>0 messages (for use in on_connect)."""
@@ -1646,9 +1670,17 @@ class Client:
                 f"Last known Connection State: {self._state.name}")
             return MQTT_ERR_NO_CONN
         self._write_gate = False  # this loop does the host's writing itself
+        if self._held:
+            self._release_held()
         if self._backlog is None and not self._core.pending():
             self._wait(timeout)
         return self._handle_events()
+
+    def _release_held(self) -> None:
+        # A loop function other than the sleeping thread's reconnect writes what the held
+        # connection queued (paho writes its queued CONNECT on the next loop call).
+        self._held = False
+        self._core.release_output()
 
     def _wait(self, timeout: float) -> None:
         core = self._core
@@ -1678,6 +1710,8 @@ class Client:
         requested after connecting (and releases the events held until then)."""
         if self._sock is None:
             return MQTT_ERR_NO_CONN
+        if self._held:
+            self._release_held()
         self._write_gate = False
         self._call_socket_unregister_write()
         return MQTT_ERR_SUCCESS
@@ -1708,6 +1742,26 @@ class Client:
                 break
 
         rc = MQTT_ERR_SUCCESS
+        if (run and self._sock is None and not self._core_connecting
+                and self._state == _ConnectionState.MQTT_CS_NEW
+                and threading.current_thread() is self._thread):
+            # loop_start() before connect(): paho's loop finds no socket (NO_CONN, logged),
+            # sleeps its reconnect delay, then reconnects (connect_async() made meanwhile
+            # is served the same way). A connect() made meanwhile has
+            # only queued CONNECT, so the broker sees a first connection closed without
+            # data and then this thread's own (paho-mqtt's test_publish_before_connect).
+            self._loop(timeout)
+            self._sleeping_reconnect_wait()
+            self._await_held_connect()
+            if (not (self._state in _CLOSED_STATES or self._thread_terminate)
+                    and (self._held or (self._sock is None and self._host))):
+                try:
+                    self.reconnect()
+                except OSError:
+                    self._handle_on_connect_fail()
+                    self._easy_log(MQTT_LOG_DEBUG, "Connection failed, retrying")
+            # No connect() yet: paho's thread would now die on ValueError('Invalid host.');
+            # this one keeps waiting for it (below) and adopts that connection.
         while run:
             rc = MQTT_ERR_SUCCESS
             while rc == MQTT_ERR_SUCCESS:
@@ -1729,11 +1783,12 @@ class Client:
             if should_exit() or not self._reconnect_on_failure:
                 run = False
             else:
-                self._reconnect_wait()
+                self._sleeping_reconnect_wait()
                 if should_exit():
                     run = False
                 else:
-                    if self._sock is not None:
+                    self._await_held_connect()
+                    if self._sock is not None and not self._held:
                         continue  # another thread connected meanwhile
                     try:
                         self.reconnect()
@@ -1741,6 +1796,21 @@ class Client:
                         self._handle_on_connect_fail()
                         self._easy_log(MQTT_LOG_DEBUG, "Connection failed, retrying")
         return rc
+
+    def _sleeping_reconnect_wait(self) -> None:
+        self._waiting_thread = threading.current_thread()
+        try:
+            self._reconnect_wait()
+        finally:
+            self._waiting_thread = None
+
+    def _await_held_connect(self) -> None:
+        # A connect() from another thread during the sleep: let it finish (and set _sock)
+        # before this thread replaces its connection.
+        deadline = time_func() + self._connect_timeout + 1.0
+        while ((self._core_connecting or (self._held and self._sock is None))
+               and time_func() < deadline):
+            time.sleep(0.01)
 
     def _await_other_connect(self) -> None:
         # loop_start() before connect(): another thread is opening the connection. Wait for

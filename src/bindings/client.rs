@@ -546,7 +546,7 @@ impl ClientCore {
     #[pyo3(signature = (*, host, port, keepalive, client_id, protocol, clean_start,
         username=None, password=None, will=None, properties=None, transport="tcp",
         ws_path="/mqtt", ws_headers=None, tls=None, bind_address="", bind_port=0,
-        proxy=None, timeout=5.0, block=true))]
+        proxy=None, timeout=5.0, block=true, hold_output=false, bridge=false))]
     fn connect(
         &self,
         py: Python<'_>,
@@ -569,6 +569,8 @@ impl ClientCore {
         proxy: Option<Bound<'_, PyDict>>,
         timeout: f64,
         block: bool,
+        hold_output: bool,
+        bridge: bool,
     ) -> PyResult<()> {
         let version = ProtocolVersion::from_level(protocol)
             .ok_or_else(|| PyValueError::new_err(format!("unsupported protocol {protocol}")))?;
@@ -605,6 +607,7 @@ impl ClientCore {
                 username,
                 password: password.map(Bytes::from_owner),
                 properties: self::properties(properties.as_ref())?,
+                bridge,
             },
             transport: TransportOptions {
                 host,
@@ -629,8 +632,24 @@ impl ClientCore {
             self.client.start_connect_nowait(opts);
             return Ok(());
         }
-        let pending = self.client.start_connect(opts);
+        let pending = if hold_output {
+            // paho's connect() while its loop thread sleeps: nothing written yet.
+            self.client.start_connect_held(opts)
+        } else {
+            self.client.start_connect(opts)
+        };
         self.wait_connect(py, pending)
+    }
+
+    /// The connection opened with `hold_output=True` writes what it has queued.
+    fn release_output(&self) {
+        self.client.release_output();
+    }
+
+    /// Default True: publish/subscribe/unsubscribe above the server's v5 Maximum Packet
+    /// Size return rc 9 and send nothing. False: sent anyway, as paho-mqtt 2.2 does.
+    fn set_enforce_max_packet_size(&self, on: bool) {
+        self.client.set_enforce_max_packet_size(on);
     }
 
     /// `connect()` again with the last arguments.

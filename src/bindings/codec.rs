@@ -84,6 +84,7 @@ fn packet_to_dict<'py>(py: Python<'py>, packet: &Packet) -> PyResult<Bound<'py, 
             d.set_item("username", &c.username)?;
             d.set_item("password", c.password.as_ref().map(|p| PyBytes::new(py, p)))?;
             d.set_item("properties", props_to_dict(py, &c.properties)?)?;
+            d.set_item("bridge", c.bridge)?;
             "CONNECT"
         }
         Packet::ConnAck(c) => {
@@ -314,6 +315,7 @@ fn dict_to_packet(d: &Bound<'_, PyDict>, version: ProtocolVersion) -> PyResult<P
                 username: get(d, "username")?,
                 password: bytes_of(d, "password")?,
                 properties: dict_to_props(d)?,
+                bridge: get_or(d, "bridge", false)?,
             }))
         }
         "CONNACK" => Packet::ConnAck(ConnAck {

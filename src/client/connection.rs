@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tokio::time::sleep_until;
 
-use super::event::Event;
+use super::event::{rc, Event};
 use super::session::{Close, ConnState, Session};
 use super::transport::{Reader, Stream, Writer};
 use super::Shared;
@@ -25,31 +25,62 @@ pub(crate) async fn run(
     version: ProtocolVersion,
     max_packet_size: u32,
 ) {
-    let (reader, writer) = stream.split();
+    let (mut reader, writer) = stream.split();
     // CONNECT is already waiting in the write buffer.
     shared.wake_writer.notify_one();
     let mut writing = std::pin::pin!(write_loop(&shared, generation, writer));
     let ended = tokio::select! {
-        c = read_loop(&shared, generation, reader, version, max_packet_size) => Ended::Reader(c),
+        c = read_loop(&shared, generation, &mut reader, version, max_packet_size) => Ended::Reader(c),
         c = &mut writing => Ended::Writer(c),
     };
     let close = match ended {
         Ended::Writer(c) => c,
         Ended::Reader(c) => {
-            let explain = c.reason.is_some_and(|reason| {
+            // Our DISCONNECT is queued (disconnect() was called, or a v5 session explains
+            // the error it found, MQTT 5 §4.13.1): whatever was queued before it is
+            // written first, so the reader ending must not drop the unwritten bytes.
+            let flush = {
                 let mut s = shared.session.lock();
-                s.generation() == generation && s.fail(reason)
-            });
-            if explain {
-                // Give the writer a moment to flush the DISCONNECT; the socket closes
-                // either way.
+                s.generation() == generation
+                    && (s.state() == ConnState::Disconnecting
+                        || c.reason.is_some_and(|reason| s.fail(reason)))
+            };
+            if flush {
+                // The socket closes after the grace period either way.
                 shared.wake_writer.notify_one();
-                let _ = tokio::time::timeout(Duration::from_secs(1), &mut writing).await;
+                match tokio::time::timeout(CLOSE_GRACE, &mut writing).await {
+                    // A clean end of ours after a read error is still our disconnect.
+                    Ok(w) if w.is_by_us() && c.code != rc::PROTOCOL && !c.from_server => w,
+                    _ => c,
+                }
+            } else {
+                c
             }
-            c
         }
     };
+    if close.is_by_us() {
+        // Closing a TCP socket with unread received data makes the kernel send RST,
+        // and a RST makes the peer discard what it has not read yet -- possibly our
+        // last PUBLISH and DISCONNECT (RFC 2525 §2.17). The write side is shut down
+        // already; read until the broker closes (it must, MQTT 3.1.1 §3.14.4).
+        let _ = tokio::time::timeout(CLOSE_GRACE, drain(&mut reader)).await;
+    }
     shared.finish(generation, close);
+}
+
+/// How long a closing connection waits for its last write and for the broker's close.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Reads and discards until end of stream or an error.
+async fn drain(reader: &mut Reader) {
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        buf.clear();
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 enum Ended {
@@ -63,7 +94,7 @@ const LARGE_FRAME: usize = 16 * 1024;
 async fn read_loop(
     shared: &Shared,
     generation: u64,
-    mut reader: Reader,
+    reader: &mut Reader,
     version: ProtocolVersion,
     max_packet_size: u32,
 ) -> Close {
@@ -173,13 +204,18 @@ async fn write_loop(shared: &Shared, generation: u64, mut writer: Writer) -> Clo
             if s.generation() != generation {
                 return Close::lost("connection replaced");
             }
-            let deadline = match s.poll_keepalive(now) {
-                Ok(d) => d,
-                Err(c) => return c,
-            };
-            s.take_output(&mut spare, &mut qos0);
-            shared.flush_events(&mut s);
-            (deadline, s.state() == ConnState::Disconnecting)
+            if s.output_held() {
+                // Nothing goes out until released; the release wakes this loop.
+                (None, false)
+            } else {
+                let deadline = match s.poll_keepalive(now) {
+                    Ok(d) => d,
+                    Err(c) => return c,
+                };
+                s.take_output(&mut spare, &mut qos0);
+                shared.flush_events(&mut s);
+                (deadline, s.state() == ConnState::Disconnecting)
+            }
         };
         if !spare.is_empty() {
             if let Err(e) = writer.write_all(&spare).await {

@@ -41,6 +41,8 @@ pub mod rc {
     pub const NO_CONN: i32 = 4;
     pub const CONN_REFUSED: i32 = 5;
     pub const CONN_LOST: i32 = 7;
+    /// paho's MQTT_ERR_PAYLOAD_SIZE: larger than the server's Maximum Packet Size.
+    pub const PAYLOAD_SIZE: i32 = 9;
     pub const QUEUE_SIZE: i32 = 15;
     pub const KEEPALIVE: i32 = 16;
 }

@@ -136,6 +136,10 @@ impl Client {
     pub fn set_log_packets(&self, on: bool) {
         self.with_session(|s| s.set_log_packets(on));
     }
+    /// Off: packets above the server's v5 Maximum Packet Size are sent anyway (paho).
+    pub fn set_enforce_max_packet_size(&self, on: bool) {
+        self.with_session(|s| s.set_enforce_max_packet_size(on));
+    }
     pub fn set_resolve_topic_aliases(&self, on: bool) {
         self.with_session(|s| s.set_resolve_topic_aliases(on));
     }
@@ -166,17 +170,36 @@ impl Client {
     /// of the replaced connection is dropped: paho gives no `on_disconnect` for the
     /// connection `reconnect()` replaces.
     pub fn start_connect(&self, opts: ConnectOptions) -> PendingConnect {
-        self.spawn_connect(opts, false)
+        self.spawn_connect(opts, false, false)
+    }
+
+    /// Like [`start_connect`](Self::start_connect), but the new connection writes
+    /// nothing (not even CONNECT) until [`release_output`](Self::release_output): what
+    /// paho-mqtt does when connect() runs while its loop thread sleeps (the loop thread
+    /// then replaces that connection with its own).
+    pub fn start_connect_held(&self, opts: ConnectOptions) -> PendingConnect {
+        self.spawn_connect(opts, false, true)
+    }
+
+    /// Lets a connection opened by `start_connect_held` write what it has queued.
+    pub fn release_output(&self) {
+        self.with_session(|s| s.set_output_held(false, Instant::now()));
+        self.shared.wake_writer.notify_one();
     }
 
     /// Like [`start_connect`](Self::start_connect) for callers that do not block (an
     /// asyncio face): a failure arrives as `Event::ConnectFailed`, success as the usual
     /// `Event::ConnAck`.
     pub fn start_connect_nowait(&self, opts: ConnectOptions) {
-        drop(self.spawn_connect(opts, true));
+        drop(self.spawn_connect(opts, true, false));
     }
 
-    fn spawn_connect(&self, opts: ConnectOptions, report_failure: bool) -> PendingConnect {
+    fn spawn_connect(
+        &self,
+        opts: ConnectOptions,
+        report_failure: bool,
+        hold_output: bool,
+    ) -> PendingConnect {
         // A DISCONNECT asked for just before is still written before the old connection
         // goes (paho writes it synchronously), so the broker does not publish the will.
         let previous = self.shared.task.lock().take();
@@ -237,6 +260,9 @@ impl Client {
             let generation = {
                 let mut s = shared.session.lock();
                 let g = s.on_transport_open(opts.connect, Instant::now());
+                if hold_output {
+                    s.set_output_held(true, Instant::now());
+                }
                 shared.flush_events(&mut s);
                 g
             };

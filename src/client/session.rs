@@ -17,8 +17,8 @@ use bytes::{Bytes, BytesMut};
 use super::event::{log_level, rc, Event, Message};
 use super::props;
 use crate::codec::{
-    encode, ByteStr, Connect, Disconnect, Packet, Properties, ProtocolVersion, PubAck, Publish,
-    QoS, ReasonCode, Subscribe, SubscribeFilter, Unsubscribe,
+    encode, encoded_len, ByteStr, Connect, Disconnect, Packet, Properties, ProtocolVersion, PubAck,
+    Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, Unsubscribe,
 };
 
 /// Where an outgoing QoS 1/2 message is in its handshake.
@@ -109,6 +109,11 @@ impl Close {
             reason: None,
             reason_absent: false,
         }
+    }
+
+    /// The end of a disconnect() of ours (DISCONNECT written, nothing went wrong).
+    pub fn is_by_us(&self) -> bool {
+        self.code == rc::SUCCESS && !self.from_server && self.error.is_none()
     }
 
     pub fn keepalive() -> Self {
@@ -266,6 +271,10 @@ pub struct Session {
     max_queued: usize,
     /// The server's receive maximum from CONNACK (v5 §3.2.2.3.3); 0 = none given.
     server_receive_max: usize,
+    /// The server's Maximum Packet Size from CONNACK (v5 §3.2.2.3.6); 0 = no limit
+    /// known (none given, or no CONNACK yet on this connection) or not enforced.
+    server_max_packet: usize,
+    enforce_max_packet: bool,
     manual_ack: bool,
     log_packets: bool,
     /// Resolve v5 topic aliases of incoming PUBLISH packets (paho leaves the topic empty).
@@ -273,6 +282,8 @@ pub struct Session {
     report_absent_disconnect_fields: bool,
     accept_invalid_topics: bool,
     keepalive_paused: bool,
+    /// Nothing is written on this connection until released (see `set_output_held`).
+    output_held: bool,
     /// QoS 2 messages received and PUBREC'd, delivered when PUBREL arrives.
     incoming_qos2: HashMap<u16, Box<Message>>,
     /// v5 topic aliases the server set on this connection (§3.3.2.3.4).
@@ -306,12 +317,15 @@ impl Session {
             max_inflight: 20,
             max_queued: 0,
             server_receive_max: 0,
+            server_max_packet: 0,
+            enforce_max_packet: true,
             manual_ack: false,
             log_packets: false,
             resolve_aliases: true,
             report_absent_disconnect_fields: false,
             accept_invalid_topics: false,
             keepalive_paused: false,
+            output_held: false,
             incoming_qos2: HashMap::new(),
             aliases_in: HashMap::new(),
             keepalive: KeepAlive::new(Duration::ZERO, Instant::now()),
@@ -336,6 +350,11 @@ impl Session {
     }
     pub fn set_log_packets(&mut self, on: bool) {
         self.log_packets = on;
+    }
+    /// Default on: nothing larger than the server's Maximum Packet Size is sent (see
+    /// `fits`). Off: sent anyway, as paho-mqtt 2.2 does. Read at each CONNACK.
+    pub fn set_enforce_max_packet_size(&mut self, on: bool) {
+        self.enforce_max_packet = on;
     }
     pub fn set_resolve_topic_aliases(&mut self, on: bool) {
         self.resolve_aliases = on;
@@ -370,7 +389,19 @@ impl Session {
     /// Survives reconnects, like the other settings.
     pub fn set_keepalive_paused(&mut self, paused: bool, now: Instant) {
         self.keepalive_paused = paused;
-        self.keepalive.set_paused(paused, now);
+        self.keepalive.set_paused(paused || self.output_held, now);
+    }
+    /// While held, the connection writes nothing (CONNECT and everything queued behind
+    /// it wait) and sends no PINGREQ: paho-mqtt's connect() from one thread while its
+    /// loop thread sleeps only queues CONNECT. Per connection: a new transport starts
+    /// released.
+    pub fn set_output_held(&mut self, held: bool, now: Instant) {
+        self.output_held = held;
+        self.keepalive
+            .set_paused(held || self.keepalive_paused, now);
+    }
+    pub fn output_held(&self) -> bool {
+        self.output_held
     }
     pub fn state(&self) -> ConnState {
         self.state
@@ -460,15 +491,7 @@ impl Session {
 
     fn send_publish(&mut self, idx: usize) {
         let m = &self.outgoing[idx];
-        let packet = Packet::Publish(Publish {
-            dup: m.dup,
-            qos: m.qos,
-            retain: m.retain,
-            topic: m.topic.clone(),
-            pkid: m.mid,
-            properties: m.properties.clone(),
-            payload: m.payload.clone(),
-        });
+        let packet = Self::publish_packet(m);
         if self.log_packets {
             let msg = format!(
                 "Sending PUBLISH (d{}, q{}, r{}, m{}), '{}', ... ({} bytes)",
@@ -495,6 +518,40 @@ impl Session {
         }));
     }
 
+    /// False when `packet` is larger than the server's Maximum Packet Size: MQTT 5
+    /// §3.2.2.3.6 [MQTT-3.2.2-15], the client MUST NOT send it. paho-mqtt 2.2 ignores the
+    /// limit (the server then disconnects with 0x95); turbomqtt refuses to send instead.
+    fn fits(&mut self, packet: &Packet) -> bool {
+        if self.server_max_packet == 0 {
+            return true;
+        }
+        let len = encoded_len(packet, self.version);
+        if len <= self.server_max_packet {
+            return true;
+        }
+        self.events.push(Event::Log {
+            level: log_level::ERR,
+            message: format!(
+                "{:?} of {len} bytes exceeds the server's Maximum Packet Size {}; not sent",
+                packet.packet_type(),
+                self.server_max_packet
+            ),
+        });
+        false
+    }
+
+    fn publish_packet(m: &OutMessage) -> Packet {
+        Packet::Publish(Publish {
+            dup: m.dup,
+            qos: m.qos,
+            retain: m.retain,
+            topic: m.topic.clone(),
+            pkid: m.mid,
+            properties: m.properties.clone(),
+            payload: m.payload.clone(),
+        })
+    }
+
     /// Sends queued messages while the inflight window has room (in order).
     fn fill_window(&mut self) {
         // Every message not inflight is waiting to be sent; none waiting is the common
@@ -504,7 +561,25 @@ impl Session {
         }
         let mut i = 0;
         while i < self.outgoing.len() && self.window_open() {
-            match self.outgoing[i].state {
+            let state = self.outgoing[i].state;
+            match state {
+                OutState::Queued
+                    if self.server_max_packet != 0 && {
+                        let packet = Self::publish_packet(&self.outgoing[i]);
+                        !self.fits(&packet)
+                    } =>
+                {
+                    // Queued before this server's limit was known: never sent, reported
+                    // as a failed delivery (paho-mqtt has no code for it; 0x80).
+                    let m = self.outgoing.remove(i).expect("index in range");
+                    self.in_use.remove(m.mid);
+                    self.events.push(Event::Published {
+                        mid: m.mid,
+                        code: ReasonCode::UNSPECIFIED_ERROR.0,
+                        properties: None,
+                    });
+                    continue;
+                }
                 OutState::Queued => {
                     self.outgoing[i].state = if self.outgoing[i].qos == QoS::AtLeastOnce {
                         OutState::WaitPubAck
@@ -540,6 +615,32 @@ impl Session {
             return (rc::QUEUE_SIZE, self.next_mid());
         }
         let mid = self.next_mid();
+        // Without properties the size is bounded by 10 bytes of framing, so the exact
+        // length is only computed near the server's limit (or with properties).
+        let (topic, payload, properties) = if self.server_max_packet != 0
+            && (properties.is_some()
+                || 10 + topic.as_bytes().len() + payload.len() > self.server_max_packet)
+        {
+            let packet = Packet::Publish(Publish {
+                dup: false,
+                qos,
+                retain,
+                topic,
+                pkid: mid,
+                properties,
+                payload,
+            });
+            let fits = self.fits(&packet);
+            let Packet::Publish(p) = packet else {
+                unreachable!("built above")
+            };
+            if !fits {
+                return (rc::PAYLOAD_SIZE, mid);
+            }
+            (p.topic, p.payload, p.properties)
+        } else {
+            (topic, payload, properties)
+        };
         if qos == QoS::AtMostOnce {
             if !self.transport_open() {
                 return (rc::NO_CONN, mid);
@@ -607,22 +708,29 @@ impl Session {
             return (rc::NO_CONN, 0);
         }
         let mid = self.next_mid();
-        self.in_use.insert(mid);
-        if self.log_packets {
-            let list: Vec<String> = filters
-                .iter()
-                .map(|f| format!("(b'{}', {})", f.filter, f.options.qos as u8))
-                .collect();
-            self.log(format!(
-                "Sending SUBSCRIBE (d0, m{mid}) [{}]",
-                list.join(", ")
-            ));
-        }
-        self.send(&Packet::Subscribe(Subscribe {
+        let packet = Packet::Subscribe(Subscribe {
             pkid: mid,
             filters,
             properties,
-        }));
+        });
+        if !self.fits(&packet) {
+            return (rc::PAYLOAD_SIZE, 0);
+        }
+        self.in_use.insert(mid);
+        if self.log_packets {
+            if let Packet::Subscribe(s) = &packet {
+                let list: Vec<String> = s
+                    .filters
+                    .iter()
+                    .map(|f| format!("(b'{}', {})", f.filter, f.options.qos as u8))
+                    .collect();
+                self.log(format!(
+                    "Sending SUBSCRIBE (d0, m{mid}) [{}]",
+                    list.join(", ")
+                ));
+            }
+        }
+        self.send(&packet);
         (rc::SUCCESS, mid)
     }
 
@@ -631,15 +739,21 @@ impl Session {
             return (rc::NO_CONN, 0);
         }
         let mid = self.next_mid();
-        self.in_use.insert(mid);
-        if self.log_packets {
-            self.log(format!("Sending UNSUBSCRIBE (d0, m{mid}) {filters:?}"));
-        }
-        self.send(&Packet::Unsubscribe(Unsubscribe {
+        let packet = Packet::Unsubscribe(Unsubscribe {
             pkid: mid,
             filters,
             properties,
-        }));
+        });
+        if !self.fits(&packet) {
+            return (rc::PAYLOAD_SIZE, 0);
+        }
+        self.in_use.insert(mid);
+        if self.log_packets {
+            if let Packet::Unsubscribe(u) = &packet {
+                self.log(format!("Sending UNSUBSCRIBE (d0, m{mid}) {:?}", u.filters));
+            }
+        }
+        self.send(&packet);
         (rc::SUCCESS, mid)
     }
 
@@ -713,6 +827,7 @@ impl Session {
         self.qos0_unwritten.clear();
         self.aliases_in.clear();
         self.server_receive_max = 0;
+        self.server_max_packet = 0;
         self.inflight = 0;
         for m in self.outgoing.iter_mut() {
             m.state = match (m.qos, m.state) {
@@ -736,6 +851,7 @@ impl Session {
         if connect.clean_start {
             self.incoming_qos2.clear();
         }
+        self.output_held = false;
         self.keepalive = KeepAlive::new(Duration::from_secs(connect.keep_alive.into()), now);
         self.keepalive.set_paused(self.keepalive_paused, now);
         if self.log_packets {
@@ -760,6 +876,7 @@ impl Session {
     /// in paho); QoS 1/2 messages stay for the next connection.
     pub fn on_connection_lost(&mut self) {
         self.state = ConnState::Disconnected;
+        self.output_held = false;
         self.out.clear();
         self.qos0_unwritten.clear();
         self.generation += 1;
@@ -774,6 +891,15 @@ impl Session {
     pub fn handle(&mut self, packet: Packet) -> Result<(), Close> {
         match packet {
             Packet::ConnAck(ack) => {
+                if self.state == ConnState::Disconnecting {
+                    // disconnect() before the CONNACK: our DISCONNECT (and what was queued
+                    // before it) is still being written and the connection ends with it.
+                    // Not an error, and not reported (paho closes without reading it).
+                    if self.log_packets {
+                        self.log("Received CONNACK after DISCONNECT; ignored".into());
+                    }
+                    return Ok(());
+                }
                 if self.state != ConnState::Connecting {
                     return Err(Close::protocol("unexpected CONNACK"));
                 }
@@ -810,6 +936,11 @@ impl Session {
                 }
                 if let Some(rm) = ack.properties.receive_maximum {
                     self.server_receive_max = rm as usize;
+                }
+                if let Some(max) = ack.properties.maximum_packet_size {
+                    if self.enforce_max_packet {
+                        self.server_max_packet = max as usize;
+                    }
                 }
                 if let Some(ka) = ack.properties.server_keep_alive {
                     // v5 §3.2.2.3.14: the server's value replaces ours.
@@ -1060,6 +1191,7 @@ mod tests {
             username: None,
             password: None,
             properties: Properties::default(),
+            bridge: false,
         }
     }
 
@@ -1557,6 +1689,163 @@ mod tests {
         assert_eq!(publish(&mut s, QoS::AtMostOnce).0, rc::NO_CONN);
         s.on_connection_lost();
         assert_eq!(s.disconnect(0, Properties::default()), rc::NO_CONN);
+    }
+
+    #[test]
+    fn nothing_larger_than_the_servers_maximum_packet_size_is_sent() {
+        let mut s = Session::new();
+        // Queued while disconnected, before the limit is known: 200 bytes of payload.
+        let big = Bytes::from(vec![b'x'; 200]);
+        let (rc0, queued) = s.publish("t".into(), big.clone(), QoS::AtLeastOnce, false, None);
+        assert_eq!(rc0, rc::NO_CONN);
+        let (_, kept) = publish(&mut s, QoS::AtLeastOnce);
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V5, true, 60),
+            Instant::now(),
+        );
+        sent(&mut s);
+        connack(
+            &mut s,
+            false,
+            Properties {
+                maximum_packet_size: Some(64),
+                ..Properties::default()
+            },
+        );
+        // The oversized queued message is dropped as a failed delivery; the next goes out.
+        let ev = events(&mut s);
+        assert!(matches!(
+            &ev[..],
+            [Event::ConnAck { .. }, Event::Published { mid, code: 0x80, .. }] if *mid == queued
+        ));
+        assert!(matches!(&sent(&mut s)[..], [Packet::Publish(p)] if p.pkid == kept));
+        assert_eq!(s.outgoing_len(), 1);
+        // Refused at once while connected: QoS 0 and 1, SUBSCRIBE, UNSUBSCRIBE.
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+            let (rc, mid) = s.publish("t".into(), big.clone(), qos, false, None);
+            assert_eq!(rc, rc::PAYLOAD_SIZE);
+            assert_ne!(mid, 0);
+        }
+        let with_props = Box::new(Properties {
+            user_properties: vec![("k".into(), "v".repeat(60))],
+            ..Properties::default()
+        });
+        let small = Bytes::from_static(b"p");
+        let r = s.publish(
+            "t".into(),
+            small.clone(),
+            QoS::AtMostOnce,
+            false,
+            Some(with_props),
+        );
+        assert_eq!(r.0, rc::PAYLOAD_SIZE);
+        let long = SubscribeFilter {
+            filter: "f".repeat(70),
+            options: SubscribeOptions::default(),
+        };
+        assert_eq!(
+            s.subscribe(vec![long], Properties::default()),
+            (rc::PAYLOAD_SIZE, 0)
+        );
+        let r = s.unsubscribe(vec!["f".repeat(70)], Properties::default());
+        assert_eq!(r, (rc::PAYLOAD_SIZE, 0));
+        assert!(sent(&mut s).is_empty());
+        assert_eq!(s.outgoing_len(), 1);
+        // Up to the limit is fine: 64 bytes exactly (2 fixed header, 3 topic, 1 empty
+        // properties, 58 payload).
+        let r = s.publish(
+            "t".into(),
+            Bytes::from(vec![b'y'; 58]),
+            QoS::AtMostOnce,
+            false,
+            None,
+        );
+        assert_eq!(r.0, rc::SUCCESS);
+        let out = sent(&mut s);
+        assert!(matches!(&out[..], [Packet::Publish(p)] if p.payload.len() == 58));
+        let r = s.publish(
+            "t".into(),
+            Bytes::from(vec![b'y'; 59]),
+            QoS::AtMostOnce,
+            false,
+            None,
+        );
+        assert_eq!(r.0, rc::PAYLOAD_SIZE);
+    }
+
+    #[test]
+    fn without_enforcement_a_packet_above_the_limit_is_sent_as_paho_does() {
+        let mut s = Session::new();
+        s.set_enforce_max_packet_size(false);
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V5, true, 60),
+            Instant::now(),
+        );
+        sent(&mut s);
+        connack(
+            &mut s,
+            false,
+            Properties {
+                maximum_packet_size: Some(64),
+                ..Properties::default()
+            },
+        );
+        let big = Bytes::from(vec![b'x'; 200]);
+        assert_eq!(
+            s.publish("t".into(), big, QoS::AtMostOnce, false, None).0,
+            0
+        );
+        assert!(matches!(&sent(&mut s)[..], [Packet::Publish(p)] if p.payload.len() == 200));
+    }
+
+    #[test]
+    fn a_held_connection_sends_no_ping_and_a_new_one_starts_released() {
+        let t0 = Instant::now();
+        let mut s = Session::new();
+        s.on_transport_open(connect_packet(ProtocolVersion::V311, true, 5), t0);
+        s.set_output_held(true, t0);
+        assert!(s.output_held());
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(s.poll_keepalive(later), Ok(None));
+        // Released: the silence while held does not count.
+        s.set_output_held(false, later);
+        assert_eq!(
+            s.poll_keepalive(later),
+            Ok(Some(later + Duration::from_secs(5)))
+        );
+        s.set_output_held(true, later);
+        s.on_transport_open(connect_packet(ProtocolVersion::V311, true, 5), later);
+        assert!(!s.output_held());
+    }
+
+    #[test]
+    fn connack_after_disconnect_is_ignored_and_keeps_the_queued_bytes() {
+        // connect(), publish(), disconnect() before the CONNACK arrives: the CONNACK is
+        // not an error that would end the connection before PUBLISH and DISCONNECT are
+        // written, and it is not reported.
+        let mut s = Session::new();
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, true, 60),
+            Instant::now(),
+        );
+        assert_eq!(publish(&mut s, QoS::AtLeastOnce).0, 0);
+        assert_eq!(s.disconnect(0, Properties::default()), 0);
+        s.handle(Packet::ConnAck(ConnAck {
+            session_present: false,
+            code: ReasonCode::SUCCESS,
+            properties: Properties::default(),
+        }))
+        .unwrap();
+        assert_eq!(s.state(), ConnState::Disconnecting);
+        assert!(events(&mut s).is_empty());
+        assert!(matches!(
+            &sent(&mut s)[..],
+            [
+                Packet::Connect(_),
+                Packet::Publish(_),
+                Packet::Disconnect(_)
+            ]
+        ));
     }
 
     #[test]

@@ -23,6 +23,10 @@ fn protocol_name(v: ProtocolVersion) -> &'static [u8] {
 pub(crate) fn read(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
     let name = r.binary()?;
     let level = r.u8()?;
+    // mosquitto's bridge bit on the level (any version; mosquitto gives it meaning for
+    // 3.1 and 3.1.1 only).
+    let bridge = level & 0x80 != 0;
+    let level = level & 0x7F;
     // §3.1.2.1/§3.1.2.2: "MQIsdp" goes with level 3, "MQTT" with 4 and 5. A known name
     // with another level is an unsupported version (CONNACK 0x84 / return code 1); an
     // unknown name is not MQTT at all.
@@ -112,6 +116,7 @@ pub(crate) fn read(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
         username,
         password,
         properties,
+        bridge,
     })
 }
 
@@ -171,7 +176,7 @@ pub(crate) fn write(c: &Connect, out: &mut BytesMut) -> Result<(), EncodeError> 
     }
     write_header(out, 0x10, len(c))?;
     write_binary(out, protocol_name(c.protocol))?;
-    out.put_u8(c.protocol as u8);
+    out.put_u8(c.protocol as u8 | if c.bridge { 0x80 } else { 0 });
     out.put_u8(flags);
     out.put_u16(c.keep_alive);
     if v5 {

@@ -108,6 +108,9 @@ pub struct Connect {
     /// Binary data in MQTT 5 and 3.1.1; it may be present without a username only in v5.
     pub password: Option<Bytes>,
     pub properties: Properties,
+    /// The bridge bit: 0x80 added to the protocol level byte (mosquitto's convention,
+    /// paho-mqtt's `enable_bridge_mode()`); not part of the MQTT specifications.
+    pub bridge: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
