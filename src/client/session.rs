@@ -575,6 +575,7 @@ impl Session {
                     self.in_use.remove(m.mid);
                     self.events.push(Event::Published {
                         mid: m.mid,
+                        qos: m.qos as u8,
                         code: ReasonCode::UNSPECIFIED_ERROR.0,
                         properties: None,
                     });
