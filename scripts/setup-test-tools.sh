@@ -24,4 +24,10 @@ fi
 echo "== installing turbomqtt with its test extras"
 # --no-cache-dir: pip caches wheels built from a local folder by its path, which would
 # install a stale build when the same checkout path is tested again.
-python3 -m pip install -q --disable-pip-version-check --no-cache-dir ".[test]"
+# The wheel is kept in target/ci-wheels: scripts/test.sh installs the same abi3 wheel
+# into CPython 3.9 too.
+rm -rf target/ci-wheels
+python3 -m pip wheel -q --disable-pip-version-check --no-cache-dir --no-deps -w target/ci-wheels .
+wheel=$(ls target/ci-wheels/turbomqtt-*.whl)
+python3 -m pip install -q --disable-pip-version-check --no-cache-dir --no-deps --force-reinstall "$wheel"
+python3 -m pip install -q --disable-pip-version-check --no-cache-dir "${wheel}[test]"

@@ -17,3 +17,23 @@ cargo test --locked
 echo "== pytest"
 # Run from tests/ so that `import turbomqtt` finds the installed package, not python/.
 python3 -m pytest -q -p no:cacheprovider "$@"
+
+echo "== pytest on CPython 3.9, the oldest the abi3 wheel supports (when this machine has it)"
+py39=""
+for c in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.9*/bin/python3.9 python3.9; do
+    if "$c" -c "import sys; assert sys.version_info[:2] == (3, 9)" >/dev/null 2>&1; then
+        py39="$c"
+        break
+    fi
+done
+if [ -n "$py39" ]; then
+    venv=target/py39-venv
+    "$py39" -m venv --clear "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir \
+        "$(ls target/ci-wheels/turbomqtt-*.whl)[test]"
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_package.py \
+        tests/test_paho_modules.py tests/test_paho_client_live.py tests/test_broker_core.py \
+        tests/test_asyncio_client.py
+else
+    echo "(no CPython 3.9 on this machine: skipped)"
+fi
