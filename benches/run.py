@@ -525,7 +525,7 @@ def scenario_inproc(ctx: Ctx):
                     ctx.record("inproc", case, label, run, error=_short(e))
 
 
-@scenario("busyhost", "6. embedded broker while the host Python thread is busy vs idle")
+@scenario("busyhost", "6. embedded broker while the host Python thread is busy (GIL held) vs idle vs busy in C (GIL free)")
 def scenario_busyhost(ctx: Ctx):
     if why := probe_loadgen(ctx):
         ctx.not_available("busyhost", "all", "loadgen", why)
@@ -534,14 +534,14 @@ def scenario_busyhost(ctx: Ctx):
              ("fan-in 100->1 QoS 1", 100, 1, ctx.q(2000, 500), 1)]
     for run in range(1, ctx.runs + 1):
         for case, pubs, subs, msgs, qos in cases:
-            for host in ("idle", "busy"):
+            for host in ("idle", "busy", "native"):
                 label = f"embedded Broker, host {host}"
                 if why := probe_embedded_broker(ctx):
                     ctx.not_available("busyhost", case, label, why)
                     continue
                 try:
                     p = subprocess.Popen([ctx.python, str(CLIENTS / "busy_host_broker.py"),
-                                          "--busy" if host == "busy" else "--idle"],
+                                          f"--{host}"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                     try:
                         line = p.stdout.readline().split()
