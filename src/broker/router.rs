@@ -3,6 +3,7 @@
 //! awaits and never does I/O. Lock order: router, then a session cell; never the reverse.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,23 +23,32 @@ pub enum Control {
     TakenOver,
     /// Close with this v5 DISCONNECT reason (administrative action).
     Disconnect(ReasonCode),
+    /// Nothing received for one and a half keep-alive periods (MQTT 5 §3.1.2.10),
+    /// noticed by the broker's housekeeping tick rather than a timer per connection.
+    KeepAlive,
+    /// The broker is stopping.
+    Shutdown,
 }
 
-/// Signals from the broker to one connection task (two `Notify`s and a slot, lighter
-/// than a channel: every idle connection carries one).
+/// Signals from the broker to one connection task (one `Notify` and a slot, lighter
+/// than a channel: every idle connection carries one, and its task waits on just this
+/// and its socket).
 #[derive(Debug, Default)]
 pub struct Signals {
-    /// Messages were queued for the session.
+    /// Messages were queued for the session, or a command is waiting in `command`.
     pub wake: Notify,
-    /// A command is waiting in `command`.
-    pub control: Notify,
     command: Mutex<Option<Control>>,
+    /// When the connection last received bytes, in milliseconds since the broker
+    /// started: read by the keep-alive check in the housekeeping task.
+    pub last_read_ms: AtomicU64,
 }
 
 impl Signals {
+    /// The first command wins (a later one, such as a repeated keep-alive expiry, is
+    /// dropped while the first is pending).
     pub fn send(&self, command: Control) {
-        *self.command.lock() = Some(command);
-        self.control.notify_one();
+        self.command.lock().get_or_insert(command);
+        self.wake.notify_one();
     }
 
     pub fn take(&self) -> Option<Control> {
