@@ -11,12 +11,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
 
 use crate::codec::{
-    encode, encoded_len, topic, ByteStr, ConnAck, Connect, Decoder, Disconnect, LastWill, Packet,
-    ProtocolVersion, PubAck, Publish, QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
+    encode, encoded_len, topic, Auth, ByteStr, ConnAck, Connect, Decoder, Disconnect, LastWill,
+    Packet, Properties, ProtocolVersion, PubAck, Publish, QoS, ReasonCode, SubAck, Subscribe,
+    UnsubAck, Unsubscribe,
 };
 
 use super::auth::{Access, Credentials};
-use super::events::{Event, Level};
+use super::events::{AuthStep, Event, Level};
 use super::message::Message;
 use super::router::{Control, Link, SessionCell, Signals};
 use super::session::{publish_for, Delivery, Resend};
@@ -38,6 +39,8 @@ const READ_MIN: usize = 1024;
 const READ_MAX: usize = 64 * 1024;
 /// A write buffer that grew beyond this during a burst is released after the flush.
 const WRITE_KEEP: usize = 256 * 1024;
+/// How long a Python authentication hook may take to answer before the client is refused.
+const AUTH_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection may take to flush its last packets.
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -204,6 +207,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
     }
 
+    /// Reads the next packet. `Err(Some(..))`: a decoding error to answer with its
+    /// reason code; `Err(None)`: the connection closed.
+    async fn read_packet(&mut self) -> Result<Packet, Option<(ReasonCode, String)>> {
+        loop {
+            match self.decoder.decode(&mut self.rbuf) {
+                Ok(Some(p)) => return Ok(p),
+                Ok(None) => {}
+                Err(e) => return Err(Some((e.reason_code(), e.to_string()))),
+            }
+            let n = read_on_demand(&mut self.rd, &mut self.rbuf)
+                .await
+                .map_err(|_| None)?;
+            if n == 0 {
+                return Err(None);
+            }
+            Stats::add(&self.shared.stats.bytes_received, n as u64);
+        }
+    }
+
     fn send(&mut self, packet: &Packet) {
         if let Err(e) = encode(packet, self.version, &mut self.wbuf) {
             self.shared.log(
@@ -259,6 +281,19 @@ struct Connection<S> {
     problem_info: bool,
     /// Sessions this client's last publishes filled above their high-water mark.
     busy: Vec<Arc<SessionCell>>,
+    /// Enhanced authentication agreed in CONNECT (MQTT 5 §4.12); boxed, as most
+    /// clients use none.
+    auth: Option<Box<EnhancedAuth>>,
+}
+
+/// The authentication method of a connection and where its re-authentication is.
+struct EnhancedAuth {
+    method: String,
+    /// We answered the client's last AUTH with 0x18 and wait for its next step.
+    continuing: bool,
+    /// Data of a client AUTH waiting for the hook (set by `handle`, consumed by
+    /// `process_input`, which can await).
+    pending: Option<Option<Bytes>>,
 }
 
 /// How long a publisher waits for a busy subscriber before treating it as stalled.
@@ -304,18 +339,92 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             assigned = true;
         }
 
-        // Enhanced authentication (MQTT 5 §4.12) is not supported: a method we do not
-        // know gets 0x8C (§3.1.2.11.9).
-        if let Some(method) = &connect.properties.authentication_method {
-            let what = format!("client {client_id}: unsupported authentication method {method:?}");
-            return refuse(io, &ctx, ReasonCode::BAD_AUTHENTICATION_METHOD, &what).await;
+        // Enhanced authentication (MQTT 5 §4.12): the Python hook of the method runs
+        // the exchange; a method without a hook gets 0x8C (§3.1.2.11.9). A client it
+        // accepts is authenticated: the user list and auth_callback are not asked.
+        let mut auth_method: Option<String> = None;
+        let mut auth_data: Option<Bytes> = None;
+        if let Some(method) = connect.properties.authentication_method.clone() {
+            if !config.enhanced_auth_methods.contains(&method) {
+                let what =
+                    format!("client {client_id}: unsupported authentication method {method:?}");
+                return refuse(io, &ctx, ReasonCode::BAD_AUTHENTICATION_METHOD, &what).await;
+            }
+            let mut data = connect.properties.authentication_data.clone();
+            loop {
+                match ask_auth_hook(&shared, &client_id, &method, data.take()).await {
+                    AuthStep::Success(d) => {
+                        auth_data = d;
+                        break;
+                    }
+                    AuthStep::Failure(code) => {
+                        let what = format!("client {client_id}: authentication ({method}) failed");
+                        return refuse(io, &ctx, failure_code(code), &what).await;
+                    }
+                    AuthStep::Continue(d) => {
+                        io.send(&Packet::Auth(auth_packet(
+                            ReasonCode::CONTINUE_AUTHENTICATION,
+                            &method,
+                            d,
+                        )));
+                        if io.flush().await.is_err() {
+                            return None;
+                        }
+                        let next =
+                            tokio::time::timeout(config.connect_timeout, io.read_packet()).await;
+                        let (code, what) = match next {
+                            Ok(Ok(Packet::Auth(a)))
+                                if a.code == ReasonCode::CONTINUE_AUTHENTICATION
+                                    && a.properties.authentication_method.as_deref()
+                                        == Some(method.as_str()) =>
+                            {
+                                data = a.properties.authentication_data;
+                                continue;
+                            }
+                            Ok(Ok(Packet::Auth(a))) => (
+                                ReasonCode::PROTOCOL_ERROR,
+                                format!(
+                                    "AUTH 0x{:02X} with method {:?} during authentication ({method})",
+                                    a.code.0, a.properties.authentication_method
+                                ),
+                            ),
+                            Ok(Ok(Packet::Disconnect(_))) | Ok(Err(None)) => return None,
+                            Ok(Ok(other)) => (
+                                ReasonCode::PROTOCOL_ERROR,
+                                format!(
+                                    "{:?} instead of AUTH during authentication ({method})",
+                                    other.packet_type()
+                                ),
+                            ),
+                            Ok(Err(Some((code, text)))) => (code, format!("bad AUTH: {text}")),
+                            Err(_) => {
+                                shared.log(
+                                    Level::Info,
+                                    format!(
+                                        "client {client_id}: no AUTH within {:?}; closed",
+                                        config.connect_timeout
+                                    ),
+                                );
+                                return None;
+                            }
+                        };
+                        let what = format!("client {client_id}: {what}");
+                        return refuse(io, &ctx, code, &what).await;
+                    }
+                }
+            }
+            auth_method = Some(method);
         }
 
         // Authentication.
-        let mut verdict = shared
-            .users
-            .check(connect.username.as_deref(), connect.password.as_deref());
-        if verdict == Credentials::Accepted && config.auth_callback {
+        let mut verdict = if auth_method.is_some() {
+            Credentials::Accepted
+        } else {
+            shared
+                .users
+                .check(connect.username.as_deref(), connect.password.as_deref())
+        };
+        if verdict == Credentials::Accepted && config.auth_callback && auth_method.is_none() {
             let (tx, rx) = oneshot::channel();
             shared.events.push(Event::Auth {
                 client_id: client_id.clone(),
@@ -449,6 +558,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             if !config.retain_available {
                 p.retain_available = Some(0);
             }
+            if auth_method.is_some() {
+                // §3.2.2.3.17: the same method as in CONNECT.
+                p.authentication_method = auth_method.clone();
+                p.authentication_data = auth_data;
+            }
             if connect.properties.request_response_information == Some(1) {
                 p.response_information = Some(format!("response/{client_id}"));
             }
@@ -529,6 +643,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             batch: Vec::new(),
             problem_info: connect.properties.request_problem_information != Some(0),
             busy: Vec::new(),
+            auth: auth_method.map(|method| {
+                Box::new(EnhancedAuth {
+                    method,
+                    continuing: false,
+                    pending: None,
+                })
+            }),
         };
         // Resend unacknowledged messages of a resumed session (MQTT 5 §4.4).
         if attached.session_present {
@@ -564,7 +685,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         // client may write CONNECT, PUBLISH and DISCONNECT at once and close the socket,
         // and the next read then only sees the end of the stream.
         if !self.io.rbuf.is_empty() {
-            if let Some(close) = self.handle_input() {
+            if let Some(close) = self.process_input().await {
                 return close;
             }
         }
@@ -635,7 +756,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                                 self.io.shared.now_ms(),
                                 std::sync::atomic::Ordering::Relaxed,
                             );
-                            if let Some(close) = self.handle_input() {
+                            if let Some(close) = self.process_input().await {
                                 return close;
                             }
                             // A full read (of the spare room, or of the stack buffer of
@@ -696,7 +817,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             if let Some(close) = self.handle(packet) {
                 return Some(close);
             }
+            if self.auth.as_ref().is_some_and(|a| a.pending.is_some()) {
+                // The hook must answer before the next packet (see `process_input`).
+                return None;
+            }
         }
+    }
+
+    /// `handle_input`, plus the awaited step of a re-authentication when an AUTH
+    /// arrived; packets after it are handled once the hook answered.
+    async fn process_input(&mut self) -> Option<Close> {
+        loop {
+            if let Some(close) = self.handle_input() {
+                return Some(close);
+            }
+            let data = self.auth.as_mut().and_then(|a| a.pending.take())?;
+            if let Some(close) = Box::pin(self.reauthenticate(data)).await {
+                return Some(close);
+            }
+        }
+    }
+
+    /// One step of re-authentication (MQTT 5 §4.12.1): the hook's answer goes back
+    /// as AUTH 0x18 (continue) or 0x00 (success); a failure closes with DISCONNECT.
+    async fn reauthenticate(&mut self, data: Option<Bytes>) -> Option<Close> {
+        let method = self.auth.as_ref()?.method.clone();
+        let step = ask_auth_hook(&self.io.shared, &self.client_id, &method, data).await;
+        let (code, data) = match step {
+            AuthStep::Continue(d) => (ReasonCode::CONTINUE_AUTHENTICATION, d),
+            AuthStep::Success(d) => (ReasonCode::SUCCESS, d),
+            AuthStep::Failure(code) => {
+                return Some(Close::Error(
+                    failure_code(code),
+                    format!("re-authentication ({method}) failed"),
+                ))
+            }
+        };
+        if let Some(a) = self.auth.as_mut() {
+            a.continuing = code == ReasonCode::CONTINUE_AUTHENTICATION;
+        }
+        self.io
+            .send(&Packet::Auth(auth_packet(code, &method, data)));
+        None
     }
 
     fn handle(&mut self, packet: Packet) -> Option<Close> {
@@ -737,12 +899,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     "second CONNECT".into(),
                 ))
             }
-            Packet::Auth(_) => {
-                // No authentication method was agreed in CONNECT (MQTT 5 §4.12).
-                return Some(Close::Error(
-                    ReasonCode::PROTOCOL_ERROR,
-                    "AUTH without an authentication method".into(),
-                ));
+            Packet::Auth(a) => {
+                let Some(auth) = self.auth.as_mut() else {
+                    // No authentication method was agreed in CONNECT (MQTT 5 §4.12).
+                    return Some(Close::Error(
+                        ReasonCode::PROTOCOL_ERROR,
+                        "AUTH without an authentication method".into(),
+                    ));
+                };
+                // §4.12.1: re-authentication uses the method of CONNECT; 0x19 starts
+                // it, 0x18 answers our 0x18.
+                if a.properties.authentication_method.as_deref() != Some(auth.method.as_str()) {
+                    return Some(Close::Error(
+                        ReasonCode::PROTOCOL_ERROR,
+                        format!(
+                            "AUTH with method {:?}, not {:?} of CONNECT",
+                            a.properties.authentication_method, auth.method
+                        ),
+                    ));
+                }
+                let expected = if auth.continuing {
+                    ReasonCode::CONTINUE_AUTHENTICATION
+                } else {
+                    ReasonCode::RE_AUTHENTICATE
+                };
+                if a.code != expected {
+                    return Some(Close::Error(
+                        ReasonCode::PROTOCOL_ERROR,
+                        format!(
+                            "AUTH reason 0x{:02X} where 0x{:02X} was expected",
+                            a.code.0, expected.0
+                        ),
+                    ));
+                }
+                auth.pending = Some(a.properties.authentication_data);
             }
             other => {
                 return Some(Close::Error(
@@ -1331,6 +1521,47 @@ fn control_close(c: Control) -> Close {
         Control::Disconnect(code) => Close::Admin(code),
         Control::KeepAlive => Close::KeepAlive,
         Control::Shutdown => Close::Shutdown,
+    }
+}
+
+/// Asks the Python hook of `method` (through the event queue, never from this task);
+/// no answer in time, or a full queue, is a refusal.
+async fn ask_auth_hook(
+    shared: &Shared,
+    client_id: &str,
+    method: &str,
+    data: Option<Bytes>,
+) -> AuthStep {
+    let (tx, rx) = oneshot::channel();
+    shared.events.push(Event::EnhancedAuth {
+        client_id: client_id.to_string(),
+        method: method.to_string(),
+        data,
+        reply: tx,
+    });
+    match tokio::time::timeout(AUTH_HOOK_TIMEOUT, rx).await {
+        Ok(Ok(step)) => step,
+        _ => AuthStep::Failure(ReasonCode::NOT_AUTHORIZED.0),
+    }
+}
+
+/// A hook's failure code, kept to the error range (§2.4: 0x80 and above).
+fn failure_code(code: u8) -> ReasonCode {
+    if code >= 0x80 {
+        ReasonCode(code)
+    } else {
+        ReasonCode::NOT_AUTHORIZED
+    }
+}
+
+fn auth_packet(code: ReasonCode, method: &str, data: Option<Bytes>) -> Auth {
+    Auth {
+        code,
+        properties: Properties {
+            authentication_method: Some(method.to_string()),
+            authentication_data: data,
+            ..Default::default()
+        },
     }
 }
 

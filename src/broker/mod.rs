@@ -28,7 +28,7 @@ use bytes::Bytes;
 use crate::codec::QoS;
 
 pub use config::{Config, ListenerConfig, TlsConfig, Transport};
-pub use events::{Event, EventQueue, Level};
+pub use events::{AuthStep, Event, EventQueue, Level};
 pub use shared::ClientInfo;
 
 use auth::{Acl, Secret, Users};
