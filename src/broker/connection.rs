@@ -107,10 +107,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let shared = ctx.shared.clone();
-    let (rd, wr) = tokio::io::split(stream);
     let mut io = Io {
-        rd,
-        wr,
+        stream,
         // No buffer until bytes arrive: see `read_on_demand`.
         rbuf: BytesMut::new(),
         wbuf: BytesMut::new(),
@@ -148,8 +146,9 @@ where
 }
 
 struct Io<S> {
-    rd: tokio::io::ReadHalf<S>,
-    wr: tokio::io::WriteHalf<S>,
+    /// Not split into halves: reads and writes never run at once here (a flush is
+    /// awaited before the next read), and a split costs an allocation and a lock.
+    stream: S,
     rbuf: BytesMut,
     wbuf: BytesMut,
     decoder: Decoder,
@@ -197,7 +196,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                     return Err(Some(format!("bad CONNECT: {e}; closed")));
                 }
             }
-            let n = read_on_demand(&mut self.rd, &mut self.rbuf)
+            let n = read_on_demand(&mut self.stream, &mut self.rbuf)
                 .await
                 .map_err(|_| None)?;
             if n == 0 {
@@ -216,7 +215,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                 Ok(None) => {}
                 Err(e) => return Err(Some((e.reason_code(), e.to_string()))),
             }
-            let n = read_on_demand(&mut self.rd, &mut self.rbuf)
+            let n = read_on_demand(&mut self.stream, &mut self.rbuf)
                 .await
                 .map_err(|_| None)?;
             if n == 0 {
@@ -244,7 +243,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
             return Ok(());
         }
         let n = self.wbuf.len();
-        let r = self.wr.write_all(&self.wbuf).await;
+        let r = self.stream.write_all(&self.wbuf).await;
         if self.wbuf.capacity() > WRITE_KEEP {
             self.wbuf = BytesMut::new();
         } else {
@@ -269,10 +268,8 @@ struct Connection<S> {
     will: Option<Box<LastWill>>,
     /// v5 session expiry interval in seconds; v3: 0 for clean session, else forever.
     session_expiry: u32,
-    /// Incoming topic aliases (v5 §3.3.2.3.4), bounded by our topic alias maximum.
-    alias_in: HashMap<u16, ByteStr>,
-    /// Outgoing topic aliases, bounded by the client's topic alias maximum.
-    alias_out: HashMap<ByteStr, u16>,
+    /// v5 topic aliases, allocated when the first one is used.
+    aliases: Option<Box<TopicAliases>>,
     client_alias_max: u16,
     /// The client's maximum packet size (v5 §3.1.2.11.4).
     client_max_packet: u32,
@@ -284,6 +281,15 @@ struct Connection<S> {
     /// Enhanced authentication agreed in CONNECT (MQTT 5 §4.12); boxed, as most
     /// clients use none.
     auth: Option<Box<EnhancedAuth>>,
+}
+
+/// Topic aliases of one v5 connection (§3.3.2.3.4).
+#[derive(Default)]
+struct TopicAliases {
+    /// Incoming, bounded by our topic alias maximum.
+    incoming: HashMap<u16, ByteStr>,
+    /// Outgoing, bounded by the client's topic alias maximum.
+    outgoing: HashMap<ByteStr, u16>,
 }
 
 /// The authentication method of a connection and where its re-authentication is.
@@ -636,8 +642,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             keep_alive: Duration::from_secs(u64::from(keep_alive)),
             will: connect.will.map(Box::new),
             session_expiry,
-            alias_in: HashMap::new(),
-            alias_out: HashMap::new(),
+            aliases: None,
             client_alias_max,
             client_max_packet,
             batch: Vec::new(),
@@ -747,7 +752,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                         return control_close(c);
                     }
                 }
-                r = read_on_demand(&mut self.io.rd, &mut self.io.rbuf) => {
+                r = read_on_demand(&mut self.io.stream, &mut self.io.rbuf) => {
                     match r {
                         Ok(0) | Err(_) => return Close::Lost,
                         Ok(n) => {
@@ -961,7 +966,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 ));
             }
             if p.topic.is_empty() {
-                match self.alias_in.get(&alias) {
+                match self.aliases.as_ref().and_then(|a| a.incoming.get(&alias)) {
                     Some(t) => p.topic = t.clone(),
                     None => {
                         return Some(Close::Error(
@@ -971,7 +976,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     }
                 }
             } else {
-                self.alias_in.insert(alias, p.topic.clone());
+                self.aliases
+                    .get_or_insert_with(Default::default)
+                    .incoming
+                    .insert(alias, p.topic.clone());
             }
         }
         if let Err(why) = topic::validate_topic_name(&p.topic) {
@@ -1246,27 +1254,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         for (pkid, d) in batch.drain(..) {
             self.send_publish(pkid, &d, false);
         }
-        self.batch = batch;
+        // A burst's batch is not kept by a connection that goes quiet again.
+        if batch.capacity() <= 64 {
+            self.batch = batch;
+        }
         more
     }
 
     fn send_publish(&mut self, pkid: u16, d: &Delivery, dup: bool) {
-        let now = Instant::now();
         let mut p = publish_for(pkid, d, dup);
         let v5 = self.v5();
         if v5 {
-            let expiry = d.message.remaining_expiry(now);
+            let expiry = match d.message.expires_at {
+                Some(_) => d.message.remaining_expiry(Instant::now()),
+                None => None,
+            };
             if expiry.is_some() || !d.subscription_ids.is_empty() || self.client_alias_max > 0 {
                 let props = p.properties.get_or_insert_with(Default::default);
                 props.message_expiry_interval = expiry;
                 props.subscription_identifiers = d.subscription_ids.clone();
                 if self.client_alias_max > 0 && !dup {
-                    if let Some(&a) = self.alias_out.get(&p.topic) {
+                    let out = &mut self.aliases.get_or_insert_with(Default::default).outgoing;
+                    if let Some(&a) = out.get(&p.topic) {
                         props.topic_alias = Some(a);
                         p.topic = ByteStr::new();
-                    } else if self.alias_out.len() < usize::from(self.client_alias_max) {
-                        let a = self.alias_out.len() as u16 + 1;
-                        self.alias_out.insert(p.topic.clone(), a);
+                    } else if out.len() < usize::from(self.client_alias_max) {
+                        let a = out.len() as u16 + 1;
+                        out.insert(p.topic.clone(), a);
                         props.topic_alias = Some(a);
                     }
                 }
@@ -1365,7 +1379,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         // Unread input is dropped; pending output gets a short chance to leave.
         let _ = tokio::time::timeout(CLOSE_FLUSH, async {
             let _ = self.io.flush().await;
-            let _ = self.io.wr.shutdown().await;
+            let _ = self.io.stream.shutdown().await;
         })
         .await;
 
@@ -1593,7 +1607,7 @@ where
     io.send(&Packet::ConnAck(ack));
     let _ = tokio::time::timeout(CLOSE_FLUSH, async {
         let _ = io.flush().await;
-        let _ = io.wr.shutdown().await;
+        let _ = io.stream.shutdown().await;
     })
     .await;
     None

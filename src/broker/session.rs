@@ -3,7 +3,7 @@
 //! identifiers awaiting PUBREL. It lives as long as the MQTT session (MQTT 5 §4.1), which
 //! may outlast a network connection; the connection task only moves its packets.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,6 +44,62 @@ struct OutFlight {
     state: OutState,
 }
 
+/// Unacknowledged outgoing QoS 1/2 messages in the order they were sent. Identifiers
+/// are handed out in sequence and clients acknowledge mostly in order, so lookups hit
+/// the front; the identifiers sit in their own deque so a scan touches few cache lines
+/// (this is on the path of every QoS 1/2 delivery).
+#[derive(Debug, Default)]
+struct Inflight {
+    ids: VecDeque<u16>,
+    flights: VecDeque<OutFlight>,
+}
+
+impl Inflight {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn position(&self, pkid: u16) -> Option<usize> {
+        if self.ids.front() == Some(&pkid) {
+            return Some(0);
+        }
+        self.ids.iter().position(|&id| id == pkid)
+    }
+
+    fn contains(&self, pkid: u16) -> bool {
+        self.position(pkid).is_some()
+    }
+
+    fn push(&mut self, pkid: u16, flight: OutFlight) {
+        self.ids.push_back(pkid);
+        self.flights.push_back(flight);
+    }
+
+    fn get_mut(&mut self, pkid: u16) -> Option<&mut OutFlight> {
+        let i = self.position(pkid)?;
+        self.flights.get_mut(i)
+    }
+
+    fn remove(&mut self, pkid: u16) -> Option<OutFlight> {
+        let i = self.position(pkid)?;
+        self.ids.remove(i);
+        let f = self.flights.remove(i);
+        if self.ids.is_empty() && self.ids.capacity() > 256 {
+            // A burst's window is not kept by a session that went quiet.
+            *self = Self::default();
+        }
+        f
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u16, &OutFlight)> {
+        self.ids.iter().copied().zip(self.flights.iter())
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
 /// Outcome of offering a message to a session's queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
@@ -63,7 +119,7 @@ pub struct Session {
     pub client_id: Arc<str>,
     pub subscriptions: HashMap<String, SessionSubscription>,
     queue: VecDeque<Delivery>,
-    inflight: BTreeMap<u16, OutFlight>,
+    inflight: Inflight,
     next_pkid: u16,
     /// Packet identifiers of QoS 2 PUBLISHes received and routed, waiting for PUBREL;
     /// a duplicate PUBLISH with one of these is acknowledged but not routed again
@@ -83,7 +139,7 @@ impl Session {
             client_id,
             subscriptions: HashMap::new(),
             queue: VecDeque::new(),
-            inflight: BTreeMap::new(),
+            inflight: Inflight::default(),
             next_pkid: 1,
             incoming_qos2: HashSet::new(),
             send_quota: 65535,
@@ -125,7 +181,7 @@ impl Session {
         loop {
             let id = self.next_pkid;
             self.next_pkid = if id == u16::MAX { 1 } else { id + 1 };
-            if !self.inflight.contains_key(&id) {
+            if !self.inflight.contains(id) {
                 return Some(id);
             }
         }
@@ -151,7 +207,7 @@ impl Session {
                 return Some((0, delivery));
             }
             let pkid = self.allocate_pkid()?;
-            self.inflight.insert(
+            self.inflight.push(
                 pkid,
                 OutFlight {
                     delivery: delivery.clone(),
@@ -173,9 +229,9 @@ impl Session {
 
     /// PUBACK for a QoS 1 message we sent. False if the identifier is unknown.
     pub fn on_puback(&mut self, pkid: u16) -> bool {
-        match self.inflight.get(&pkid) {
+        match self.inflight.get_mut(pkid) {
             Some(f) if f.state == OutState::AwaitAck && f.delivery.qos == QoS::AtLeastOnce => {
-                self.inflight.remove(&pkid);
+                self.inflight.remove(pkid);
                 true
             }
             _ => false,
@@ -186,10 +242,10 @@ impl Session {
     /// identifier, with reason 0x92, MQTT 5 §4.3.3). A PUBREC with an error code ends
     /// the flow (§4.3.3).
     pub fn on_pubrec(&mut self, pkid: u16, code: ReasonCode) -> Option<PubAck> {
-        match self.inflight.get_mut(&pkid) {
+        match self.inflight.get_mut(pkid) {
             Some(f) if f.delivery.qos == QoS::ExactlyOnce => {
                 if code.is_error() {
-                    self.inflight.remove(&pkid);
+                    self.inflight.remove(pkid);
                     return None;
                 }
                 f.state = OutState::AwaitComp;
@@ -207,9 +263,9 @@ impl Session {
     }
 
     pub fn on_pubcomp(&mut self, pkid: u16) -> bool {
-        match self.inflight.get(&pkid) {
+        match self.inflight.get_mut(pkid) {
             Some(f) if f.state == OutState::AwaitComp => {
-                self.inflight.remove(&pkid);
+                self.inflight.remove(pkid);
                 true
             }
             _ => false,
@@ -235,7 +291,7 @@ impl Session {
     pub fn resend(&self) -> Vec<Resend> {
         self.inflight
             .iter()
-            .map(|(&pkid, f)| match f.state {
+            .map(|(pkid, f)| match f.state {
                 OutState::AwaitAck => Resend::Publish(pkid, f.delivery.clone()),
                 OutState::AwaitComp => Resend::PubRel(pkid),
             })
@@ -313,6 +369,33 @@ mod tests {
         assert!(!s.on_puback(p1), "second ack is unknown");
         let (p2, _) = s.next_outgoing(Instant::now()).unwrap();
         assert_ne!(p1, p2);
+    }
+
+    #[test]
+    fn out_of_order_acks_and_resend_in_sending_order() {
+        let mut s = online(10);
+        for _ in 0..4 {
+            s.enqueue(delivery(QoS::AtLeastOnce));
+        }
+        let ids: Vec<u16> = (0..4)
+            .map(|_| s.next_outgoing(Instant::now()).unwrap().0)
+            .collect();
+        assert!(s.on_puback(ids[2]), "an ack from the middle");
+        assert!(s.on_puback(ids[0]));
+        let resend: Vec<u16> = s
+            .resend()
+            .iter()
+            .map(|r| match r {
+                Resend::Publish(p, _) => *p,
+                Resend::PubRel(p) => *p,
+            })
+            .collect();
+        assert_eq!(resend, vec![ids[1], ids[3]]);
+        // Identifiers still in flight are skipped when the counter wraps onto them.
+        s.next_pkid = ids[1];
+        s.enqueue(delivery(QoS::AtLeastOnce));
+        let (p, _) = s.next_outgoing(Instant::now()).unwrap();
+        assert!(p != ids[1] && p != ids[3]);
     }
 
     #[test]
