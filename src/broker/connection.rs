@@ -701,11 +701,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         loop {
             // Nothing more is taken from the session once writing failed: a persistent
             // session keeps its messages for the next connection.
-            let more = !self.io.write_failed && self.fill_outgoing();
+            let mut more = !self.io.write_failed && self.fill_outgoing();
             if !self.io.wbuf.is_empty() {
                 // Only a command interrupts a flush (dropping a half-done `write_all`
-                // would garble the stream); a message wake-up meanwhile is served by the
-                // next `fill_outgoing` anyway.
+                // would garble the stream). A message wake-up meanwhile is consumed
+                // here, so the session must be looked at again afterwards: the
+                // publisher that woke us saw an empty queue and will not wake us again.
                 let flushed = {
                     let flush = self.io.flush();
                     tokio::pin!(flush);
@@ -716,6 +717,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                                 if let Some(c) = self.signals.take() {
                                     return control_close(c);
                                 }
+                                more = true;
                             }
                         }
                     }
