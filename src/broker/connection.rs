@@ -713,7 +713,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     loop {
                         tokio::select! {
                             r = &mut flush => break r,
-                            _ = self.signals.wake.notified() => {
+                            _ = self.signals.woken() => {
                                 if let Some(c) = self.signals.take() {
                                     return control_close(c);
                                 }
@@ -749,7 +749,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             // keep-alive expiry and shutdown arrive as commands (see `Signals`).
             tokio::select! {
                 biased;
-                _ = self.signals.wake.notified() => {
+                _ = self.signals.woken() => {
                     if let Some(c) = self.signals.take() {
                         return control_close(c);
                     }

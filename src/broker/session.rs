@@ -49,21 +49,27 @@ struct OutFlight {
 /// the front; the identifiers sit in their own deque so a scan touches few cache lines
 /// (this is on the path of every QoS 1/2 delivery).
 #[derive(Debug, Default)]
-struct Inflight {
+struct Inflight(Option<Box<InflightWindow>>);
+
+/// Allocated with the first message in flight: idle sessions and QoS 0 subscribers
+/// (most of them, most of the time) carry only the empty pointer.
+#[derive(Debug, Default)]
+struct InflightWindow {
     ids: VecDeque<u16>,
     flights: VecDeque<OutFlight>,
 }
 
 impl Inflight {
     fn len(&self) -> usize {
-        self.ids.len()
+        self.0.as_ref().map_or(0, |w| w.ids.len())
     }
 
     fn position(&self, pkid: u16) -> Option<usize> {
-        if self.ids.front() == Some(&pkid) {
+        let w = self.0.as_ref()?;
+        if w.ids.front() == Some(&pkid) {
             return Some(0);
         }
-        self.ids.iter().position(|&id| id == pkid)
+        w.ids.iter().position(|&id| id == pkid)
     }
 
     fn contains(&self, pkid: u16) -> bool {
@@ -71,32 +77,36 @@ impl Inflight {
     }
 
     fn push(&mut self, pkid: u16, flight: OutFlight) {
-        self.ids.push_back(pkid);
-        self.flights.push_back(flight);
+        let w = self.0.get_or_insert_with(Default::default);
+        w.ids.push_back(pkid);
+        w.flights.push_back(flight);
     }
 
     fn get_mut(&mut self, pkid: u16) -> Option<&mut OutFlight> {
         let i = self.position(pkid)?;
-        self.flights.get_mut(i)
+        self.0.as_mut()?.flights.get_mut(i)
     }
 
     fn remove(&mut self, pkid: u16) -> Option<OutFlight> {
         let i = self.position(pkid)?;
-        self.ids.remove(i);
-        let f = self.flights.remove(i);
-        if self.ids.is_empty() && self.ids.capacity() > 256 {
+        let w = self.0.as_mut()?;
+        w.ids.remove(i);
+        let f = w.flights.remove(i);
+        if w.ids.is_empty() && w.ids.capacity() > 256 {
             // A burst's window is not kept by a session that went quiet.
-            *self = Self::default();
+            self.0 = None;
         }
         f
     }
 
     fn iter(&self) -> impl Iterator<Item = (u16, &OutFlight)> {
-        self.ids.iter().copied().zip(self.flights.iter())
+        self.0
+            .iter()
+            .flat_map(|w| w.ids.iter().copied().zip(w.flights.iter()))
     }
 
     fn clear(&mut self) {
-        *self = Self::default();
+        self.0 = None;
     }
 }
 
@@ -124,7 +134,7 @@ pub struct Session {
     /// Packet identifiers of QoS 2 PUBLISHes received and routed, waiting for PUBREL;
     /// a duplicate PUBLISH with one of these is acknowledged but not routed again
     /// (MQTT 5 §4.3.3, method B).
-    incoming_qos2: HashSet<u16>,
+    incoming_qos2: Option<Box<HashSet<u16>>>,
     /// Outgoing inflight window: the client's receive maximum (MQTT 5 §4.9).
     pub send_quota: u16,
     pub max_queued: usize,
@@ -141,7 +151,7 @@ impl Session {
             queue: VecDeque::new(),
             inflight: Inflight::default(),
             next_pkid: 1,
-            incoming_qos2: HashSet::new(),
+            incoming_qos2: None,
             send_quota: 65535,
             max_queued,
             dropping: false,
@@ -274,16 +284,18 @@ impl Session {
 
     /// An incoming QoS 2 PUBLISH: true if it is new and must be routed.
     pub fn on_incoming_qos2(&mut self, pkid: u16) -> bool {
-        self.incoming_qos2.insert(pkid)
+        self.incoming_qos2
+            .get_or_insert_with(Default::default)
+            .insert(pkid)
     }
 
     pub fn incoming_qos2_len(&self) -> usize {
-        self.incoming_qos2.len()
+        self.incoming_qos2.as_ref().map_or(0, |s| s.len())
     }
 
     /// PUBREL: releases the identifier. False if it was unknown (v5: PUBCOMP 0x92).
     pub fn on_pubrel(&mut self, pkid: u16) -> bool {
-        self.incoming_qos2.remove(&pkid)
+        self.incoming_qos2.as_mut().is_some_and(|s| s.remove(&pkid))
     }
 
     /// What to resend on reconnect, in the original order (MQTT 5 §4.4): unacknowledged
@@ -303,7 +315,7 @@ impl Session {
         self.subscriptions.clear();
         self.queue.clear();
         self.inflight.clear();
-        self.incoming_qos2.clear();
+        self.incoming_qos2 = None;
         self.dropping = false;
     }
 }
