@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::codec::{
     encode, encoded_len, topic, Auth, ByteStr, ConnAck, Connect, Decoder, Disconnect, LastWill,
@@ -26,11 +26,13 @@ use super::shared::{ClientInfo, Shared, Stats};
 /// Bytes encoded into the write buffer before it is flushed, so one wake-up never
 /// builds an unbounded buffer for a slow subscriber.
 const WRITE_BATCH: usize = 64 * 1024;
-/// Idle memory per connection (3000 idle MQTT 3.1.1 connections, broker process RSS
-/// delta / N, release build): 5.6 KiB before `read_on_demand`, the boxed will and the
-/// shared peer/listener names, 4.5 KiB after (3.5 KiB before CONNECT); mosquitto 2.0.11
-/// measured the same way: 0.71 KiB. What remains is mostly the task itself (the future
-/// below plus tokio's task header) and tokio's per-socket registration.
+/// Idle memory per connection (`benches/run.py --only idle`: 10,000 idle MQTT 3.1.1
+/// connections, broker RSS delta / N, release build): 4.6 KiB at the start of session
+/// 2, 1.8 KiB after it (mosquitto 2.0.11 in the same run: 0.72 KiB). Where it goes
+/// (heaptrack): the task (tokio header + the `run` future, 384-512 B), tokio's socket
+/// registration (256 B), the boxed `Connection` (~330 B), the session (~250 B), the
+/// entries in `Shared::clients` and the router's session map (~200 B), `Signals`, the
+/// client id and the peer address.
 ///
 /// Read buffer sizing: idle connections keep a small buffer (memory per connection
 /// matters with thousands of them); a connection whose reads fill the buffer doubles it
@@ -73,40 +75,41 @@ pub struct ConnectionContext {
 /// This future lives as long as the connection, so it is kept small: the CONNECT phase
 /// and the closing phase are boxed (large and short-lived), and the connection's state
 /// is one heap allocation of its exact size rather than part of the future (a future is
-/// as large as its largest state for its whole life).
-pub async fn run<S>(ctx: ConnectionContext, stream: S)
+/// as large as its largest state for its whole life). Not an `async fn`: its arguments
+/// would stay in the future for its whole life even once moved into the handshake.
+pub fn run<S>(ctx: ConnectionContext, stream: S) -> impl std::future::Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let _guard = ctx.shared.task_guard();
-    let mut shutdown = ctx.shared.shutdown.subscribe();
-    if *shutdown.borrow() {
-        return;
+    let guard = ctx.shared.task_guard();
+    let handshake = Box::pin(handshake(ctx, stream));
+    async move {
+        let _guard = guard;
+        let Some((mut conn, stopping)) = handshake.await else {
+            return;
+        };
+        let close = if stopping {
+            Close::Shutdown
+        } else {
+            conn.serve().await
+        };
+        Box::pin(conn.finish(close)).await;
     }
-    let Some(mut conn) = Box::pin(handshake(ctx, stream, &mut shutdown)).await else {
-        return;
-    };
-    // A stop that began during the CONNECT phase may have missed this client (see
-    // `Shared::begin_shutdown`); from now on it comes through the signals.
-    let close = if *shutdown.borrow() {
-        Close::Shutdown
-    } else {
-        drop(shutdown);
-        conn.serve().await
-    };
-    Box::pin(conn.finish(close)).await;
 }
 
-/// Reads CONNECT (bounded by the connect timeout), then accepts or refuses it.
-async fn handshake<S>(
-    ctx: ConnectionContext,
-    stream: S,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Option<Box<Connection<S>>>
+/// Reads CONNECT (bounded by the connect timeout), then accepts or refuses it. With
+/// the connection: whether the broker began to stop meanwhile (a stop that began during
+/// this phase may have missed this client, see `Shared::begin_shutdown`; from then on
+/// it comes through the signals).
+async fn handshake<S>(ctx: ConnectionContext, stream: S) -> Option<(Box<Connection<S>>, bool)>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let shared = ctx.shared.clone();
+    let mut shutdown = shared.shutdown.subscribe();
+    if *shutdown.borrow() {
+        return None;
+    }
     let mut io = Io {
         stream,
         // No buffer until bytes arrive: see `read_on_demand`.
@@ -142,7 +145,9 @@ where
     io.version = connect.protocol;
     // The CONNECT is passed boxed and dropped with this phase: moving out of the box
     // here would keep its allocation alive until `run` returns.
-    Connection::accept(ctx, io, connect).await.map(Box::new)
+    let conn = Connection::accept(ctx, io, connect).await?;
+    let stopping = *shutdown.borrow();
+    Some((Box::new(conn), stopping))
 }
 
 struct Io<S> {
@@ -244,7 +249,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
         let n = self.wbuf.len();
         let r = self.stream.write_all(&self.wbuf).await;
-        if self.wbuf.capacity() > WRITE_KEEP {
+        // A buffer grown by a burst is released, and so is one that only ever held a
+        // CONNACK or PINGRESP (an idle connection then holds no write buffer).
+        if self.wbuf.capacity() > WRITE_KEEP || self.wbuf.capacity() <= 64 {
             self.wbuf = BytesMut::new();
         } else {
             self.wbuf.clear();
@@ -256,13 +263,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
 
 struct Connection<S> {
     io: Io<S>,
-    ctx: ConnectionContext,
+    peer: Arc<str>,
     conn_id: u64,
     client_id: Arc<str>,
     username: Option<String>,
     cell: Arc<SessionCell>,
     signals: Arc<Signals>,
-    keep_alive: Duration,
+    /// Seconds (the keep-alive itself is checked by the housekeeping task).
+    keep_alive: u16,
     /// Boxed: most clients have no will, and this struct lives in every connection
     /// task for its whole life (v5 will properties alone are several hundred bytes).
     will: Option<Box<LastWill>>,
@@ -633,13 +641,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         };
         let mut conn = Connection {
             io,
-            ctx,
+            peer: ctx.peer,
             conn_id,
             client_id,
             username,
             cell,
             signals,
-            keep_alive: Duration::from_secs(u64::from(keep_alive)),
+            keep_alive,
             will: connect.will.map(Box::new),
             session_expiry,
             aliases: None,
@@ -1336,7 +1344,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 Level::Info,
                 format!(
                     "keep-alive timeout (nothing received in {:.1} s)",
-                    self.keep_alive.as_secs_f64() * 1.5
+                    f64::from(self.keep_alive) * 1.5
                 ),
             ),
             Close::TakenOver => (
@@ -1362,7 +1370,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         };
         shared.log(
             log_level,
-            format!("client {} ({}): {what}", self.client_id, self.ctx.peer),
+            format!("client {} ({}): {what}", self.client_id, self.peer),
         );
         if v5 {
             if let Some(code) = reason {
@@ -1643,8 +1651,9 @@ mod tests {
 
         // Debug build: 1160 bytes with the will boxed (it was inline before), 328 with
         // the connection state boxed, the CONNECT phase split out and only a `Notify`
-        // and the socket waited on (no keep-alive timer, no shutdown receiver).
-        assert!(size <= 400, "{size}");
+        // and the socket waited on (no keep-alive timer, no shutdown receiver), 200
+        // with a wake flag instead of the `Notify` and `run` no longer an `async fn`.
+        assert!(size <= 256, "{size}");
     }
 
     #[test]
