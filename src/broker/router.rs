@@ -64,18 +64,21 @@ impl Signals {
     /// Resolves once `wake` was called since the last time this resolved. Only the
     /// connection task waits here (one waker slot); dropping the future loses nothing.
     pub fn woken(&self) -> impl std::future::Future<Output = ()> + '_ {
-        std::future::poll_fn(move |cx| {
-            if self.woken.swap(false, Ordering::AcqRel) {
-                return std::task::Poll::Ready(());
-            }
-            self.waker.register(cx.waker());
-            // A wake between the check and the registration found no waker to call.
-            if self.woken.swap(false, Ordering::AcqRel) {
-                std::task::Poll::Ready(())
-            } else {
-                std::task::Poll::Pending
-            }
-        })
+        std::future::poll_fn(move |cx| self.poll_woken(cx))
+    }
+
+    /// `woken` as a poll function, for waits that combine it with socket I/O.
+    pub fn poll_woken(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.woken.swap(false, Ordering::AcqRel) {
+            return std::task::Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // A wake between the check and the registration found no waker to call.
+        if self.woken.swap(false, Ordering::AcqRel) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
     }
 
     pub fn take(&self) -> Option<Control> {
