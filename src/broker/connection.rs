@@ -28,11 +28,13 @@ use super::shared::{ClientInfo, Shared, Stats};
 const WRITE_BATCH: usize = 64 * 1024;
 /// Idle memory per connection (`benches/run.py --only idle`: 10,000 idle MQTT 3.1.1
 /// connections, broker RSS delta / N, release build): 4.6 KiB at the start of session
-/// 2, 1.8 KiB after it (mosquitto 2.0.11 in the same run: 0.72 KiB). Where it goes
-/// (heaptrack): the task (tokio header + the `run` future, 384-512 B), tokio's socket
-/// registration (256 B), the boxed `Connection` (~330 B), the session (~250 B), the
-/// entries in `Shared::clients` and the router's session map (~200 B), `Signals`, the
-/// client id and the peer address.
+/// 2, 1.63 KiB after it (mosquitto 2.0.11 in the same run: 0.72 KiB). Where it goes
+/// (heaptrack): the task (tokio header + the `run` future: 256 B, it was 2.7 KiB),
+/// tokio's socket registration (256 B), the boxed `Connection` (~330 B), the session
+/// (~250 B), the entries in `Shared::clients` and the router's session map (~200 B),
+/// `Signals`, the client id and the peer address. Next steps: fold `Shared::clients`
+/// into the session map, share the username, and keep the rarely used parts of
+/// `Connection` (batch, busy list, will, aliases) in one lazily allocated box.
 ///
 /// Read buffer sizing: idle connections keep a small buffer (memory per connection
 /// matters with thousands of them); a connection whose reads fill the buffer doubles it
