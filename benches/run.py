@@ -454,18 +454,28 @@ def scenario_broker(ctx: Ctx):
                                    **measure_broker_flow(ctx, b, pubs, subs, msgs, qos, size))
                 except Exception as e:  # noqa: BLE001
                     ctx.record("broker", case, kind, run, error=_short(e))
-    # Memory with many idle connections: one run each (it is slow and stable).
+
+
+@scenario("idle", "4b. broker memory per idle connection (RSS delta / connections)")
+def scenario_idle(ctx: Ctx):
+    """N MQTT 3.1.1 connections (keepalive 600 s, clean session), every one CONNACKed,
+    then the broker's RSS delta over its RSS before the first connection, divided by N.
+    The same load generator and the same settling time for every broker."""
+    if why := probe_loadgen(ctx):
+        ctx.not_available("idle", "all", "loadgen", why)
+        return
     conns = ctx.q(10_000, 2_000)
     case = f"{conns} idle connections"
-    for kind in ctx.args.brokers:
-        if kind == "turbomqtt" and (why := probe_turbomqtt_broker(ctx)):
-            ctx.not_available("broker", case, kind, why)
-            continue
-        try:
-            with brokers.start(kind, ctx.python) as b:
-                ctx.record("broker", case, kind, 1, **measure_idle(ctx, b, conns))
-        except Exception as e:  # noqa: BLE001
-            ctx.record("broker", case, kind, 1, error=_short(e))
+    for run in range(1, ctx.runs + 1):
+        for kind in ctx.args.brokers:
+            if kind == "turbomqtt" and (why := probe_turbomqtt_broker(ctx)):
+                ctx.not_available("idle", case, kind, why)
+                continue
+            try:
+                with brokers.start(kind, ctx.python) as b:
+                    ctx.record("idle", case, kind, run, **measure_idle(ctx, b, conns))
+            except Exception as e:  # noqa: BLE001
+                ctx.record("idle", case, kind, run, error=_short(e))
 
 
 def measure_idle(ctx: Ctx, b: brokers.BrokerProcess, conns: int) -> dict:
@@ -573,10 +583,11 @@ MAIN_METRIC = {
                "kb_per_connection", "lost"],
     "inproc": ["msgs_per_s", "cpu_us_per_msg", "lost", "refused"],
     "busyhost": ["deliveries_per_s", "host_loops_per_s", "lost"],
+    "idle": ["kb_per_connection", "connected", "rss_before_mb", "rss_after_mb"],
 }
 BASELINE = {"e2e": "paho+mosquitto", "latency": "paho+mosquitto", "publish": "paho",
             "broker": "mosquitto", "inproc": "paho, both clients in 1 process -> mosquitto",
-            "busyhost": "embedded Broker, host idle"}
+            "busyhost": "embedded Broker, host idle", "idle": "mosquitto"}
 
 
 def summarize(records: list) -> list:

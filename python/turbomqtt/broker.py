@@ -42,9 +42,23 @@ OPTIONS: dict[str, tuple[Any, str]] = {
         None,
         "callable(client_id, username, password) -> bool, asked after the user list accepts",
     ),
+    "enhanced_auth": (
+        None,
+        (
+            "MQTT 5 enhanced authentication: dict method -> callable(client_id, method, "
+            "data) answering True / ('success', data), ('continue', data) or False / "
+            "('failure', reason_code); see Broker"
+        ),
+    ),
     "on_message": (None, "callable(BrokerMessage) called for every routed message"),
     "max_packet_size": (268435455, "largest packet accepted from a client, in bytes"),
-    "max_queued_messages": (1000, "per-session queue bound; newer messages dropped when full"),
+    "max_queued_messages": (
+        1000,
+        (
+            "per-session queue bound, online or offline; when full, the newest messages "
+            "are dropped (like mosquitto), logged once per client until it catches up"
+        ),
+    ),
     "max_inflight_messages": (100, "unacknowledged QoS 1/2 messages sent per client"),
     "receive_maximum": (100, "unreleased QoS 2 messages a client may send at once"),
     "max_connections": (0, "simultaneous connections; 0 is unlimited"),
@@ -102,7 +116,7 @@ def load_config(path: str) -> dict[str, Any]:
         except ModuleNotFoundError:
             from turbomqtt import _toml as tomllib  # type: ignore[no-redef]
     config = tomllib.loads(data.decode("utf-8"))
-    unknown = sorted(set(config) - set(OPTIONS) - {"auth_callback", "on_message"})
+    unknown = sorted(set(config) - set(OPTIONS) - {"auth_callback", "on_message", "enhanced_auth"})
     if unknown:
         raise ValueError(f"{path}: unknown broker option(s): {', '.join(unknown)}")
     return config
@@ -115,6 +129,29 @@ class Broker:
     ``start()`` binds the listeners (raising ``OSError`` if a port is in use) and returns
     at once; ``stop()`` closes every socket and ends every task. Usable as a context
     manager and an async context manager.
+
+    ``max_queued_messages`` (default 1000) bounds every session's queue, also while
+    its client is online: a subscriber that falls that far behind loses the newest
+    messages (mosquitto's policy; a warning is logged once each time a client starts
+    dropping). Raise it (for example to 100_000_000) where no message may be lost.
+
+    Enhanced authentication (MQTT 5 §4.12): ``enhanced_auth={"METHOD": hook}``.
+    A CONNECT with authentication method ``METHOD`` calls ``hook(client_id, method,
+    data)`` (data: the packet's authentication data, bytes or None) on the broker's
+    event thread, never on a network thread, and again for every AUTH the client
+    sends, including re-authentication (AUTH 0x19) after it connected. The hook
+    answers with one of:
+
+    - ``("continue", data)``: AUTH 0x18 with ``data`` goes to the client, whose next
+      AUTH calls the hook again (keep per-client state yourself, by client id);
+    - ``True`` or ``("success", data)``: CONNACK 0x00 (AUTH 0x00 after
+      re-authentication), with ``data`` as authentication data if not None;
+    - ``False``, ``None`` or ``("failure", code)``: CONNACK with reason ``code``
+      (default 0x87 Not authorized; 0x8C Bad authentication method fits too), or
+      DISCONNECT with it after re-authentication. An exception counts as a failure.
+
+    A client authenticated this way is not checked against ``users`` or
+    ``auth_callback``. A method with no hook is refused with 0x8C.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 1883, **options: Any) -> None:
@@ -130,6 +167,12 @@ class Broker:
             value = options.get(name)
             if value is not None and not callable(value):
                 raise TypeError(f"{name} must be callable")
+        enhanced = options.get("enhanced_auth") or {}
+        if not isinstance(enhanced, dict) or not all(
+            isinstance(k, str) and callable(v) for k, v in enhanced.items()
+        ):
+            raise TypeError("enhanced_auth must be a dict of method name -> callable")
+        self._enhanced_auth: dict[str, Callable[..., Any]] = dict(enhanced)
         self._core: Any | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -150,7 +193,7 @@ class Broker:
                         x[key] = str(x[key])
         config: dict[str, Any] = {"listeners": listeners}
         for key in OPTIONS:
-            if key in ("host", "port", "listeners", "auth_callback", "on_message"):
+            if key in ("host", "port", "listeners", "auth_callback", "on_message", "enhanced_auth"):
                 continue
             if key in o and o[key] is not None:
                 value = o[key]
@@ -160,6 +203,7 @@ class Broker:
                     value = {str(k): str(v) for k, v in dict(value).items()}
                 config[key] = value
         config["auth_callback"] = self._auth_callback is not None
+        config["enhanced_auth_methods"] = list(self._enhanced_auth)
         config["message_observer"] = self._on_message is not None
         config["log_debug"] = logger.isEnabledFor(logging.DEBUG)
         return config
@@ -318,3 +362,35 @@ class Broker:
                     ok = bool(self._auth_callback(client_id, username, password))
             finally:
                 core.auth_reply(request_id, ok)
+        elif kind == "enhanced_auth":
+            _, request_id, client_id, method, data = event
+            answer: tuple[str, bytes | None, int] = ("failure", None, 0x87)
+            try:
+                hook = self._enhanced_auth.get(method)
+                if hook is not None:
+                    answer = _auth_answer(hook(client_id, method, data))
+            finally:
+                core.enhanced_auth_reply(request_id, *answer)
+
+
+def _auth_answer(result: Any) -> tuple[str, bytes | None, int]:
+    """An enhanced authentication hook's result as (step, data, failure code)."""
+    if result is True:
+        return ("success", None, 0)
+    if result is False or result is None:
+        return ("failure", None, 0x87)
+    if isinstance(result, tuple) and len(result) == 2:
+        step, value = result
+        if step in ("continue", "success"):
+            if value is not None and not isinstance(value, (bytes, bytearray, memoryview)):
+                raise TypeError(f"authentication data must be bytes, not {type(value).__name__}")
+            return (step, None if value is None else bytes(value), 0)
+        if step == "failure":
+            code = 0x87 if value is None else int(value)
+            if not 0x80 <= code <= 0xFF:
+                raise ValueError(f"failure reason code must be 0x80..0xFF, not {code:#x}")
+            return ("failure", None, code)
+    raise TypeError(
+        "an enhanced_auth hook returns True, False, None or a tuple "
+        "('continue'|'success', data) / ('failure', code)"
+    )

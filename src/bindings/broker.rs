@@ -15,7 +15,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use tokio::sync::oneshot;
 
-use crate::broker::{Broker, BrokerError, Config, Event, ListenerConfig, TlsConfig, Transport};
+use crate::broker::{
+    AuthStep, Broker, BrokerError, Config, Event, ListenerConfig, TlsConfig, Transport,
+};
 use crate::codec::QoS;
 
 fn to_py_err(e: BrokerError) -> PyErr {
@@ -97,6 +99,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<Config> {
     opt!(allow_anonymous);
     opt!(users);
     opt!(auth_callback);
+    opt!(enhanced_auth_methods);
     opt!(message_observer);
     opt!(max_packet_size);
     opt!(max_queued_messages);
@@ -136,6 +139,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<Config> {
 pub struct BrokerCore {
     broker: Mutex<Option<Broker>>,
     pending_auth: Mutex<HashMap<u64, oneshot::Sender<bool>>>,
+    pending_enhanced: Mutex<HashMap<u64, oneshot::Sender<AuthStep>>>,
     next_auth: Mutex<u64>,
 }
 
@@ -160,6 +164,7 @@ impl BrokerCore {
         Ok(BrokerCore {
             broker: Mutex::new(Some(broker)),
             pending_auth: Mutex::new(HashMap::new()),
+            pending_enhanced: Mutex::new(HashMap::new()),
             next_auth: Mutex::new(1),
         })
     }
@@ -188,6 +193,7 @@ impl BrokerCore {
     fn stop(&self, py: Python<'_>, timeout: f64) -> bool {
         let taken = self.broker.lock().take();
         self.pending_auth.lock().clear();
+        self.pending_enhanced.lock().clear();
         match taken {
             Some(mut b) => py.detach(|| b.stop(Duration::from_secs_f64(timeout.max(0.0)))),
             None => true,
@@ -200,7 +206,8 @@ impl BrokerCore {
 
     /// Waits up to `timeout` seconds for events; None once the broker has stopped.
     /// Tuples: ("log", level, text), ("message", client_id, topic, payload, qos, retain),
-    /// ("auth", request_id, client_id, username, password).
+    /// ("auth", request_id, client_id, username, password),
+    /// ("enhanced_auth", request_id, client_id, method, data).
     fn wait_events<'py>(
         &self,
         py: Python<'py>,
@@ -254,6 +261,27 @@ impl BrokerCore {
                     )
                         .into_pyobject(py)?
                 }
+                Event::EnhancedAuth {
+                    client_id,
+                    method,
+                    data,
+                    reply,
+                } => {
+                    let id = {
+                        let mut n = self.next_auth.lock();
+                        *n += 1;
+                        *n
+                    };
+                    self.pending_enhanced.lock().insert(id, reply);
+                    (
+                        "enhanced_auth",
+                        id,
+                        client_id,
+                        method,
+                        data.map(|d| PyBytes::new(py, &d)),
+                    )
+                        .into_pyobject(py)?
+                }
             };
             out.push(t);
         }
@@ -265,6 +293,33 @@ impl BrokerCore {
         if let Some(tx) = self.pending_auth.lock().remove(&request_id) {
             let _ = tx.send(accept);
         }
+    }
+
+    /// Answers an ("enhanced_auth", id, ...) event: step is "continue", "success" or
+    /// "failure" (with `code`, a reason code of 0x80 or above).
+    #[pyo3(signature = (request_id, step, data=None, code=0x87))]
+    fn enhanced_auth_reply(
+        &self,
+        request_id: u64,
+        step: &str,
+        data: Option<Vec<u8>>,
+        code: u8,
+    ) -> PyResult<()> {
+        let data = data.map(Bytes::from);
+        let answer = match step {
+            "continue" => AuthStep::Continue(data),
+            "success" => AuthStep::Success(data),
+            "failure" => AuthStep::Failure(code),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown authentication step {other:?}"
+                )))
+            }
+        };
+        if let Some(tx) = self.pending_enhanced.lock().remove(&request_id) {
+            let _ = tx.send(answer);
+        }
+        Ok(())
     }
 
     #[pyo3(signature = (topic, payload, qos=0, retain=false))]

@@ -57,6 +57,9 @@ pub struct Config {
     pub auth_callback: bool,
     /// Send every routed message to the Python observer.
     pub message_observer: bool,
+    /// MQTT 5 enhanced authentication methods (§4.12) answered by Python hooks; a
+    /// CONNECT with another method is refused with 0x8C.
+    pub enhanced_auth_methods: Vec<String>,
     /// Largest packet accepted from clients (MQTT 5 §3.2.2.3.6), fixed header included.
     pub max_packet_size: u32,
     /// Per-session bound on queued messages (online and offline).
@@ -91,6 +94,7 @@ impl Default for Config {
             acl_file: None,
             auth_callback: false,
             message_observer: false,
+            enhanced_auth_methods: Vec::new(),
             max_packet_size: 268_435_455,
             max_queued_messages: 1000,
             max_inflight_messages: 100,

@@ -37,6 +37,25 @@ pub enum Event {
         password: Option<Bytes>,
         reply: oneshot::Sender<bool>,
     },
+    /// One step of MQTT 5 enhanced authentication (§4.12): the data of a CONNECT or
+    /// AUTH packet for the Python hook of `method`.
+    EnhancedAuth {
+        client_id: String,
+        method: String,
+        data: Option<Bytes>,
+        reply: oneshot::Sender<AuthStep>,
+    },
+}
+
+/// The answer of an enhanced authentication hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthStep {
+    /// Send AUTH 0x18 with this data and wait for the client's next AUTH.
+    Continue(Option<Bytes>),
+    /// Authenticated: CONNACK 0x00 (or AUTH 0x00 after re-authentication), with data.
+    Success(Option<Bytes>),
+    /// Refused with this reason code (CONNACK, or DISCONNECT after re-authentication).
+    Failure(u8),
 }
 
 /// Queue bound: beyond it, log lines and observed messages are dropped and counted

@@ -200,18 +200,23 @@ pub fn spawn(
 }
 
 /// Runs a connection task; a panic (a bug) ends only that connection and is logged,
-/// never unwinding into the runtime unnoticed.
-async fn reporting_panics(shared: Arc<Shared>, task: impl std::future::Future<Output = ()>) {
-    if std::panic::AssertUnwindSafe(task)
+/// never unwinding into the runtime unnoticed. A combinator rather than an `async fn`:
+/// an `async fn` that awaits a future argument stores it twice (the argument and the
+/// awaited copy), and this wraps every connection's future for its whole life.
+fn reporting_panics(
+    shared: Arc<Shared>,
+    task: impl std::future::Future<Output = ()>,
+) -> impl std::future::Future<Output = ()> {
+    std::panic::AssertUnwindSafe(task)
         .catch_unwind()
-        .await
-        .is_err()
-    {
-        shared.log(
-            Level::Error,
-            "internal error: a connection task panicked; that connection was closed".into(),
-        );
-    }
+        .map(move |r| {
+            if r.is_err() {
+                shared.log(
+                    Level::Error,
+                    "internal error: a connection task panicked; that connection was closed".into(),
+                );
+            }
+        })
 }
 
 /// TLS handshake and/or WebSocket upgrade, bounded by the connect timeout, then the

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use crate::codec::QoS;
 
 pub use config::{Config, ListenerConfig, TlsConfig, Transport};
-pub use events::{Event, EventQueue, Level};
+pub use events::{AuthStep, Event, EventQueue, Level};
 pub use shared::ClientInfo;
 
 use auth::{Acl, Secret, Users};
@@ -153,7 +153,7 @@ impl Broker {
             return true;
         }
         self.stopped = true;
-        self.shared.shutdown.send_replace(true);
+        self.shared.begin_shutdown();
         let done = self.shared.wait_tasks(timeout);
         self.shared.events.close();
         done
@@ -192,7 +192,7 @@ impl Drop for Broker {
         if !self.stopped {
             // Without waiting: the tasks see the signal and end on their own.
             self.stopped = true;
-            self.shared.shutdown.send_replace(true);
+            self.shared.begin_shutdown();
             self.shared.events.close();
         }
     }
@@ -252,9 +252,28 @@ async fn housekeeping(shared: Arc<Shared>, _guard: shared::TaskGuard) {
         for w in wills {
             shared.route(w);
         }
+        check_keep_alive(&shared);
         if !sys_every.is_zero() && now >= next_sys {
             next_sys = now + sys_every;
             publish_sys(&shared);
+        }
+    }
+}
+
+/// Keep-alive enforcement (MQTT 5 §3.1.2.10, 3.1.1 §3.1.2.10): a client that sent
+/// nothing for one and a half keep-alive periods is closed. One sweep per housekeeping
+/// tick instead of a timer per connection (a timer costs every idle connection memory
+/// and every wake-up a re-arm); a client is closed at most one tick late.
+fn check_keep_alive(shared: &Shared) {
+    let now = shared.now_ms();
+    for c in shared.clients.lock().values() {
+        if c.keep_alive == 0 {
+            continue;
+        }
+        let limit = u64::from(c.keep_alive) * 1500;
+        let last = c.signals.last_read_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) > limit {
+            c.signals.send(router::Control::KeepAlive);
         }
     }
 }

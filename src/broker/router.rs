@@ -3,9 +3,11 @@
 //! awaits and never does I/O. Lock order: router, then a session cell; never the reverse.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -22,23 +24,61 @@ pub enum Control {
     TakenOver,
     /// Close with this v5 DISCONNECT reason (administrative action).
     Disconnect(ReasonCode),
+    /// Nothing received for one and a half keep-alive periods (MQTT 5 §3.1.2.10),
+    /// noticed by the broker's housekeeping tick rather than a timer per connection.
+    KeepAlive,
+    /// The broker is stopping.
+    Shutdown,
 }
 
-/// Signals from the broker to one connection task (two `Notify`s and a slot, lighter
-/// than a channel: every idle connection carries one).
+/// Signals from the broker to one connection task: a wake-up flag with the task's
+/// waker and a command slot. Every idle connection carries one and its task waits on
+/// just this and its socket, so it is lighter than a channel or a `Notify` (whose
+/// waiting future holds a list node in every idle task), and waking is lock-free.
 #[derive(Debug, Default)]
 pub struct Signals {
-    /// Messages were queued for the session.
-    pub wake: Notify,
-    /// A command is waiting in `command`.
-    pub control: Notify,
+    /// Set by `wake` (messages were queued, or a command is waiting in `command`),
+    /// cleared by the `woken` future that sees it.
+    woken: AtomicBool,
+    waker: AtomicWaker,
     command: Mutex<Option<Control>>,
+    /// When the connection last received bytes, in milliseconds since the broker
+    /// started: read by the keep-alive check in the housekeeping task.
+    pub last_read_ms: AtomicU64,
 }
 
 impl Signals {
+    /// The first command wins (a later one, such as a repeated keep-alive expiry, is
+    /// dropped while the first is pending).
     pub fn send(&self, command: Control) {
-        *self.command.lock() = Some(command);
-        self.control.notify_one();
+        self.command.lock().get_or_insert(command);
+        self.wake();
+    }
+
+    /// Wakes the connection task; wake-ups before it next looks collapse into one.
+    pub fn wake(&self) {
+        self.woken.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Resolves once `wake` was called since the last time this resolved. Only the
+    /// connection task waits here (one waker slot); dropping the future loses nothing.
+    pub fn woken(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| self.poll_woken(cx))
+    }
+
+    /// `woken` as a poll function, for waits that combine it with socket I/O.
+    pub fn poll_woken(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.woken.swap(false, Ordering::AcqRel) {
+            return std::task::Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // A wake between the check and the registration found no waker to call.
+        if self.woken.swap(false, Ordering::AcqRel) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
     }
 
     pub fn take(&self) -> Option<Control> {
@@ -121,7 +161,7 @@ impl SessionCell {
                     return Offered::Queued;
                 };
                 if was_empty {
-                    link.signals.wake.notify_one();
+                    link.signals.wake();
                 }
                 let (high, _) = water_marks(st.session.max_queued);
                 if st.session.queued_len() >= high

@@ -3,7 +3,7 @@
 //! identifiers awaiting PUBREL. It lives as long as the MQTT session (MQTT 5 §4.1), which
 //! may outlast a network connection; the connection task only moves its packets.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,6 +44,72 @@ struct OutFlight {
     state: OutState,
 }
 
+/// Unacknowledged outgoing QoS 1/2 messages in the order they were sent. Identifiers
+/// are handed out in sequence and clients acknowledge mostly in order, so lookups hit
+/// the front; the identifiers sit in their own deque so a scan touches few cache lines
+/// (this is on the path of every QoS 1/2 delivery).
+#[derive(Debug, Default)]
+struct Inflight(Option<Box<InflightWindow>>);
+
+/// Allocated with the first message in flight: idle sessions and QoS 0 subscribers
+/// (most of them, most of the time) carry only the empty pointer.
+#[derive(Debug, Default)]
+struct InflightWindow {
+    ids: VecDeque<u16>,
+    flights: VecDeque<OutFlight>,
+}
+
+impl Inflight {
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |w| w.ids.len())
+    }
+
+    fn position(&self, pkid: u16) -> Option<usize> {
+        let w = self.0.as_ref()?;
+        if w.ids.front() == Some(&pkid) {
+            return Some(0);
+        }
+        w.ids.iter().position(|&id| id == pkid)
+    }
+
+    fn contains(&self, pkid: u16) -> bool {
+        self.position(pkid).is_some()
+    }
+
+    fn push(&mut self, pkid: u16, flight: OutFlight) {
+        let w = self.0.get_or_insert_with(Default::default);
+        w.ids.push_back(pkid);
+        w.flights.push_back(flight);
+    }
+
+    fn get_mut(&mut self, pkid: u16) -> Option<&mut OutFlight> {
+        let i = self.position(pkid)?;
+        self.0.as_mut()?.flights.get_mut(i)
+    }
+
+    fn remove(&mut self, pkid: u16) -> Option<OutFlight> {
+        let i = self.position(pkid)?;
+        let w = self.0.as_mut()?;
+        w.ids.remove(i);
+        let f = w.flights.remove(i);
+        if w.ids.is_empty() && w.ids.capacity() > 256 {
+            // A burst's window is not kept by a session that went quiet.
+            self.0 = None;
+        }
+        f
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u16, &OutFlight)> {
+        self.0
+            .iter()
+            .flat_map(|w| w.ids.iter().copied().zip(w.flights.iter()))
+    }
+
+    fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// Outcome of offering a message to a session's queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
@@ -63,12 +129,15 @@ pub struct Session {
     pub client_id: Arc<str>,
     pub subscriptions: HashMap<String, SessionSubscription>,
     queue: VecDeque<Delivery>,
-    inflight: BTreeMap<u16, OutFlight>,
+    inflight: Inflight,
     next_pkid: u16,
     /// Packet identifiers of QoS 2 PUBLISHes received and routed, waiting for PUBREL;
     /// a duplicate PUBLISH with one of these is acknowledged but not routed again
     /// (MQTT 5 §4.3.3, method B).
-    incoming_qos2: HashSet<u16>,
+    // Boxed and allocated on first use: an empty HashSet is 48 bytes in every
+    // session, and most sessions never receive QoS 2.
+    #[allow(clippy::box_collection)]
+    incoming_qos2: Option<Box<HashSet<u16>>>,
     /// Outgoing inflight window: the client's receive maximum (MQTT 5 §4.9).
     pub send_quota: u16,
     pub max_queued: usize,
@@ -83,9 +152,9 @@ impl Session {
             client_id,
             subscriptions: HashMap::new(),
             queue: VecDeque::new(),
-            inflight: BTreeMap::new(),
+            inflight: Inflight::default(),
             next_pkid: 1,
-            incoming_qos2: HashSet::new(),
+            incoming_qos2: None,
             send_quota: 65535,
             max_queued,
             dropping: false,
@@ -125,7 +194,7 @@ impl Session {
         loop {
             let id = self.next_pkid;
             self.next_pkid = if id == u16::MAX { 1 } else { id + 1 };
-            if !self.inflight.contains_key(&id) {
+            if !self.inflight.contains(id) {
                 return Some(id);
             }
         }
@@ -151,7 +220,7 @@ impl Session {
                 return Some((0, delivery));
             }
             let pkid = self.allocate_pkid()?;
-            self.inflight.insert(
+            self.inflight.push(
                 pkid,
                 OutFlight {
                     delivery: delivery.clone(),
@@ -173,9 +242,9 @@ impl Session {
 
     /// PUBACK for a QoS 1 message we sent. False if the identifier is unknown.
     pub fn on_puback(&mut self, pkid: u16) -> bool {
-        match self.inflight.get(&pkid) {
+        match self.inflight.get_mut(pkid) {
             Some(f) if f.state == OutState::AwaitAck && f.delivery.qos == QoS::AtLeastOnce => {
-                self.inflight.remove(&pkid);
+                self.inflight.remove(pkid);
                 true
             }
             _ => false,
@@ -186,10 +255,10 @@ impl Session {
     /// identifier, with reason 0x92, MQTT 5 §4.3.3). A PUBREC with an error code ends
     /// the flow (§4.3.3).
     pub fn on_pubrec(&mut self, pkid: u16, code: ReasonCode) -> Option<PubAck> {
-        match self.inflight.get_mut(&pkid) {
+        match self.inflight.get_mut(pkid) {
             Some(f) if f.delivery.qos == QoS::ExactlyOnce => {
                 if code.is_error() {
-                    self.inflight.remove(&pkid);
+                    self.inflight.remove(pkid);
                     return None;
                 }
                 f.state = OutState::AwaitComp;
@@ -207,9 +276,9 @@ impl Session {
     }
 
     pub fn on_pubcomp(&mut self, pkid: u16) -> bool {
-        match self.inflight.get(&pkid) {
+        match self.inflight.get_mut(pkid) {
             Some(f) if f.state == OutState::AwaitComp => {
-                self.inflight.remove(&pkid);
+                self.inflight.remove(pkid);
                 true
             }
             _ => false,
@@ -218,16 +287,18 @@ impl Session {
 
     /// An incoming QoS 2 PUBLISH: true if it is new and must be routed.
     pub fn on_incoming_qos2(&mut self, pkid: u16) -> bool {
-        self.incoming_qos2.insert(pkid)
+        self.incoming_qos2
+            .get_or_insert_with(Default::default)
+            .insert(pkid)
     }
 
     pub fn incoming_qos2_len(&self) -> usize {
-        self.incoming_qos2.len()
+        self.incoming_qos2.as_ref().map_or(0, |s| s.len())
     }
 
     /// PUBREL: releases the identifier. False if it was unknown (v5: PUBCOMP 0x92).
     pub fn on_pubrel(&mut self, pkid: u16) -> bool {
-        self.incoming_qos2.remove(&pkid)
+        self.incoming_qos2.as_mut().is_some_and(|s| s.remove(&pkid))
     }
 
     /// What to resend on reconnect, in the original order (MQTT 5 §4.4): unacknowledged
@@ -235,7 +306,7 @@ impl Session {
     pub fn resend(&self) -> Vec<Resend> {
         self.inflight
             .iter()
-            .map(|(&pkid, f)| match f.state {
+            .map(|(pkid, f)| match f.state {
                 OutState::AwaitAck => Resend::Publish(pkid, f.delivery.clone()),
                 OutState::AwaitComp => Resend::PubRel(pkid),
             })
@@ -247,7 +318,7 @@ impl Session {
         self.subscriptions.clear();
         self.queue.clear();
         self.inflight.clear();
-        self.incoming_qos2.clear();
+        self.incoming_qos2 = None;
         self.dropping = false;
     }
 }
@@ -313,6 +384,33 @@ mod tests {
         assert!(!s.on_puback(p1), "second ack is unknown");
         let (p2, _) = s.next_outgoing(Instant::now()).unwrap();
         assert_ne!(p1, p2);
+    }
+
+    #[test]
+    fn out_of_order_acks_and_resend_in_sending_order() {
+        let mut s = online(10);
+        for _ in 0..4 {
+            s.enqueue(delivery(QoS::AtLeastOnce));
+        }
+        let ids: Vec<u16> = (0..4)
+            .map(|_| s.next_outgoing(Instant::now()).unwrap().0)
+            .collect();
+        assert!(s.on_puback(ids[2]), "an ack from the middle");
+        assert!(s.on_puback(ids[0]));
+        let resend: Vec<u16> = s
+            .resend()
+            .iter()
+            .map(|r| match r {
+                Resend::Publish(p, _) => *p,
+                Resend::PubRel(p) => *p,
+            })
+            .collect();
+        assert_eq!(resend, vec![ids[1], ids[3]]);
+        // Identifiers still in flight are skipped when the counter wraps onto them.
+        s.next_pkid = ids[1];
+        s.enqueue(delivery(QoS::AtLeastOnce));
+        let (p, _) = s.next_outgoing(Instant::now()).unwrap();
+        assert!(p != ids[1] && p != ids[3]);
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct ClientInfo {
     pub keep_alive: u16,
     pub clean_start: bool,
     pub listener: Arc<str>,
+    /// The connection task's signals: keep-alive expiry and shutdown are sent here.
+    pub signals: Arc<super::router::Signals>,
 }
 
 /// Counts live tasks so `stop()` can wait until every one has ended.
@@ -97,6 +99,21 @@ impl Shared {
             next_conn_id: AtomicU64::new(1),
             tasks: TaskCount::default(),
         })
+    }
+
+    /// Tells every task to end: listeners and connections still in CONNECT watch
+    /// `shutdown`; connected clients are told through their signals (set after the flag,
+    /// so a client that connects meanwhile sees the flag instead).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+        for c in self.clients.lock().values() {
+            c.signals.send(super::router::Control::Shutdown);
+        }
+    }
+
+    /// Milliseconds since the broker started (the clock of `Signals::last_read_ms`).
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     /// Registers a task; it counts as live until the guard is dropped.
