@@ -11,7 +11,13 @@
                 print(message.topic, message.payload)
 """
 
-from turbomqtt.asyncio._client import Client, ConnectionEventStream, MessageStream, Subscription
+from turbomqtt.asyncio._client import (
+    Client,
+    ConnectionEventStream,
+    MessageStream,
+    PublishHandle,
+    Subscription,
+)
 from turbomqtt.asyncio._errors import (
     ConnectionLostError,
     MqttCodeError,
@@ -20,6 +26,7 @@ from turbomqtt.asyncio._errors import (
     NotConnectedError,
     ProtocolError,
     PublishError,
+    QueueFullError,
     RequestTimeoutError,
     SubscribeError,
     UnsubscribeError,
@@ -54,6 +61,8 @@ __all__ = [
     "ProtocolError",
     "ProtocolVersion",
     "PublishError",
+    "PublishHandle",
+    "QueueFullError",
     "RequestTimeoutError",
     "SubscribeError",
     "SubscribeOptions",

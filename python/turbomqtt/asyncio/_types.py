@@ -84,6 +84,9 @@ class Topic(str):
         return topic_matches(filter_, self)
 
 
+_new_object = object.__new__
+
+
 class Message:
     """A received PUBLISH. Immutable by convention; ``properties`` is decoded on first use."""
 
@@ -124,6 +127,36 @@ class Message:
         self._generation = 0
         self._holds = 0
         self._acked = qos == 0
+
+    @classmethod
+    def _received(
+        cls,
+        topic: Topic,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        mid: int,
+        dup: bool,
+        properties: bytes | None,
+        client: Client,
+        generation: int,
+    ) -> Message:
+        # The receive path's constructor: the topic is already a Topic (shared by
+        # consecutive messages on the same topic) and nothing is validated.
+        m = _new_object(cls)
+        m.topic = topic
+        m.payload = payload
+        m.qos = qos
+        m.retain = retain
+        m.mid = mid
+        m.dup = dup
+        m._wire_properties = properties
+        m._properties = None
+        m._client = client
+        m._generation = generation
+        m._holds = 0
+        m._acked = not qos
+        return m
 
     @property
     def properties(self) -> dict[str, Any]:
