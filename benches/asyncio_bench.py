@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -51,27 +52,41 @@ def spawn(script: str, role: str, port: int, extra: list[str]) -> subprocess.Pop
         )
 
 
-def wait_line(proc: subprocess.Popen[str], prefix: str) -> dict:
+def wait_line(proc: subprocess.Popen[str], prefix: str, timeout: float = 120) -> dict:
+    """The JSON of the client's next `prefix` line; a client that hangs is killed after
+    `timeout` seconds (RuntimeError)."""
     assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("ERROR"):
-            raise RuntimeError(line.strip())
-        if line.startswith(prefix + " "):
-            return json.loads(line[len(prefix) + 1 :])
-    raise RuntimeError(f"client ended without {prefix} (see {STDERR})")
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    try:
+        for line in proc.stdout:
+            if line.startswith("ERROR"):
+                raise RuntimeError(line.strip())
+            if line.startswith(prefix + " "):
+                return json.loads(line[len(prefix) + 1 :])
+    finally:
+        killer.cancel()
+    raise RuntimeError(f"client ended without {prefix} (killed after {timeout} s? see {STDERR})")
 
 
 def end_to_end(script: str, port: int, n: int, qos: int, extra: list[str]) -> tuple[float, float]:
     """(messages/s, client CPU µs per message: publisher + subscriber)."""
     common = ["-n", str(n), "--qos", str(qos), "--topic", f"bench/aio/{qos}"] + extra
     sub = spawn(script, "sub", port, common)
-    wait_line(sub, "READY")
-    pub = spawn(script, "pub", port, common)
-    wait_line(pub, "READY")
-    p = wait_line(pub, "RESULT")
-    s = wait_line(sub, "RESULT")
-    pub.wait(120)
-    sub.wait(120)
+    pub = None
+    try:
+        wait_line(sub, "READY")
+        pub = spawn(script, "pub", port, common)
+        wait_line(pub, "READY")
+        p = wait_line(pub, "RESULT")
+        s = wait_line(sub, "RESULT")
+        pub.wait(120)
+        sub.wait(120)
+    finally:
+        for proc in (pub, sub):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
     if s["received"] < n:
         print(f"    (only {s['received']} of {n} received)", flush=True)
     rate = s["received"] / max(1e-9, s["t_last"] - p["t_start"])
@@ -81,8 +96,13 @@ def end_to_end(script: str, port: int, n: int, qos: int, extra: list[str]) -> tu
 
 def round_trip(script: str, port: int, n: int, qos: int, extra: list[str]) -> dict:
     lat = spawn(script, "latency", port, ["-n", str(n), "--qos", str(qos)] + extra)
-    r = wait_line(lat, "RESULT")
-    lat.wait(120)
+    try:
+        r = wait_line(lat, "RESULT", timeout=150)
+        lat.wait(120)
+    finally:
+        if lat.poll() is None:
+            lat.kill()
+            lat.wait()
     return r
 
 
@@ -116,18 +136,25 @@ def main() -> None:
                     for name in names:
                         script = CLIENTS[name][0]
                         extra = ["--uvloop"] if args.uvloop and name == "turbomqtt.asyncio" else []
-                        rate, cpu = end_to_end(script, broker.port, args.n, qos, extra)
-                        add((kind, name, f"rate{qos}"), rate)
-                        add((kind, name, f"cpu{qos}"), cpu)
-                        r = round_trip(script, broker.port, args.latency_n, qos, extra)
-                        add((kind, name, f"p50_{qos}"), r["p50_us"])
-                        add((kind, name, f"p99_{qos}"), r["p99_us"])
-                        print(
-                            f"  run {run + 1} {name:18s} QoS {qos}: {rate:9,.0f} msg/s "
-                            f"{cpu:6.1f} µs CPU/msg, round trip p50 {r['p50_us']:.0f} µs "
-                            f"p99 {r['p99_us']:.0f} µs",
-                            flush=True,
-                        )
+                        label = f"  run {run + 1} {name:18s} QoS {qos}:"
+                        try:
+                            rate, cpu = end_to_end(script, broker.port, args.n, qos, extra)
+                            add((kind, name, f"rate{qos}"), rate)
+                            add((kind, name, f"cpu{qos}"), cpu)
+                            print(f"{label} {rate:9,.0f} msg/s {cpu:6.1f} µs CPU/msg", flush=True)
+                        except RuntimeError as e:
+                            print(f"{label} end to end failed: {e}", flush=True)
+                        try:
+                            r = round_trip(script, broker.port, args.latency_n, qos, extra)
+                            add((kind, name, f"p50_{qos}"), r["p50_us"])
+                            add((kind, name, f"p99_{qos}"), r["p99_us"])
+                            print(
+                                f"{label} round trip p50 {r['p50_us']:.0f} µs "
+                                f"p99 {r['p99_us']:.0f} µs",
+                                flush=True,
+                            )
+                        except RuntimeError as e:
+                            print(f"{label} round trip failed: {e}", flush=True)
         finally:
             broker.stop()
 

@@ -128,6 +128,7 @@ async fn read_loop(
         }
         shared.flush(&mut s);
         drop(s);
+        reader.quickack();
         if let Err(c) = result {
             return c;
         }

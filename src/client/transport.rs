@@ -126,14 +126,19 @@ impl Stream {
 }
 
 impl Reader {
+    /// After a read (plain TCP on Linux): acknowledge the received segments at once,
+    /// see `quickack()` below. Called once the read bytes were handled, so the extra system
+    /// call does not delay their events.
+    pub fn quickack(&self) {
+        if let Reader::Tcp(r) = self {
+            quickack(r.as_ref());
+        }
+    }
+
     /// Appends received bytes to `buf`; `Ok(0)` at end of stream. Cancel-safe.
     pub async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
-            Reader::Tcp(r) => {
-                let n = r.read_buf(buf).await?;
-                quickack(r.as_ref());
-                Ok(n)
-            }
+            Reader::Tcp(r) => r.read_buf(buf).await,
             Reader::Other(r) => r.read_buf(buf).await,
             Reader::Ws(r) => loop {
                 match r.next().await {

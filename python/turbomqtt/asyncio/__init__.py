@@ -31,7 +31,7 @@ from turbomqtt.asyncio._errors import (
     SubscribeError,
     UnsubscribeError,
 )
-from turbomqtt.asyncio._properties import decode_properties, encode_properties
+from turbomqtt.asyncio._properties import ReceivedProperties, decode_properties, encode_properties
 from turbomqtt.asyncio._types import (
     ConnectionEvent,
     Message,
@@ -63,6 +63,7 @@ __all__ = [
     "PublishError",
     "PublishHandle",
     "QueueFullError",
+    "ReceivedProperties",
     "RequestTimeoutError",
     "SubscribeError",
     "SubscribeOptions",

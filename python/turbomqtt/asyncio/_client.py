@@ -13,7 +13,11 @@ Flow control (never drop a message the broker considers delivered):
 - QoS 1/2 messages are acknowledged (PUBACK / PUBCOMP) only once every stream they
   were routed to has handed them to its consumer (or by ``Message.ack()`` with
   ``manual_ack=True``). A slow consumer therefore holds back acknowledgements, and the
-  broker's inflight window (v5: our ``receive_maximum``) stops the flow.
+  broker's inflight window (v5: our ``receive_maximum``) stops the flow. While an
+  acknowledgement is withheld, the core still acknowledges the TCP segments at once
+  (TCP_QUICKACK): a broker without TCP_NODELAY (mosquitto's default) would otherwise
+  hold its next small write, such as the PUBACK of our own publish, behind Nagle's
+  algorithm until our delayed ACK, up to 40 ms later.
 - When a stream's queue reaches ``queue_size`` with QoS 0 messages (or exceeds it by
   65535 unacknowledged ones: a broker without a window), the core stops reading the
   socket (``pause_reading``), so TCP pushes back on the broker. Events already read
@@ -527,8 +531,10 @@ class Client:
             raise ValueError("keepalive must be within 0..65535")
         if queue_size < 1 or event_limit < 1:
             raise ValueError("queue_size and event_limit must be positive")
-        if max_queued_outgoing_messages < 0:
-            raise ValueError("max_queued_outgoing_messages must be >= 0 (0: no limit)")
+        if not 1 <= max_queued_outgoing_messages <= 30_000:
+            # QoS 0 completions are matched by message id, a 16-bit counter that must
+            # not wrap around while they wait to be taken in.
+            raise ValueError("max_queued_outgoing_messages must be within 1..30000")
         if wakeup not in ("auto", "reader", "thread"):
             raise ValueError("wakeup must be 'auto', 'reader' or 'thread'")
         if properties is not None and protocol < 5:
@@ -545,7 +551,7 @@ class Client:
         self._manual_ack = manual_ack
         self._max_inflight = max_inflight
         self._event_limit = event_limit
-        # Bound of the outgoing queue (0: none): QoS 0 messages handed to the core and
+        # Bound of the outgoing queue: QoS 0 messages handed to the core and
         # not yet reported written, and (in the core) QoS 1/2 messages not yet done.
         self._max_outgoing = max_queued_outgoing_messages
         self._qos0_backlog = 0
@@ -1247,9 +1253,8 @@ class Client:
         NotConnectedError."""
         core = self._require_core()
         data, props = self._publish_args(topic, payload, qos, properties)
-        limit = self._max_outgoing
         if qos == 0:
-            while limit and self._qos0_backlog >= limit:
+            while self._qos0_backlog >= self._max_outgoing:
                 await self._wait_room()
                 core = self._require_core()
             rc, _mid = core.publish(topic, data, 0, retain, props)
@@ -1287,8 +1292,7 @@ class Client:
         core = self._require_core()
         data, props = self._publish_args(topic, payload, qos, properties)
         if qos == 0:
-            limit = self._max_outgoing
-            if limit and self._qos0_backlog >= limit:
+            if self._qos0_backlog >= self._max_outgoing:
                 raise QueueFullError()
             rc, mid = core.publish(topic, data, 0, retain, props)
             if rc:
