@@ -6,6 +6,8 @@ or waiting for room), and streams hand out queued messages without suspending.""
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 import uuid
 
 import pytest
@@ -59,25 +61,86 @@ async def test_publish_nowait_validates_like_publish(any_broker):
         c.publish_nowait("a", "x")
 
 
-async def test_full_qos0_queue_raises_for_nowait_and_waits_for_publish(any_broker):
+class SilentBroker:
+    """Accepts one MQTT 3.1.1 connection, answers its CONNECT, then reads nothing more
+    (with a small receive buffer), so the client's writes back up."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.settimeout(10)
+            head = conn.recv(2)  # CONNECT: type byte and a one-byte remaining length
+            left = head[1]
+            while left:
+                left -= len(conn.recv(left))
+            conn.sendall(b"\x20\x02\x00\x00")
+            self.release.wait(30)
+
+    def close(self) -> None:
+        self.release.set()
+        self.thread.join(10)
+        self.listener.close()
+
+
+async def test_publish_nowait_raises_when_the_outgoing_queue_is_full():
+    broker = SilentBroker()
+    try:
+        async with mqtt.Client(
+            "127.0.0.1", broker.port, protocol=4, max_queued_outgoing_messages=3
+        ) as c:
+            # Far more than the socket buffers take: none of these is written out.
+            big = b"x" * (4 << 20)
+            handles = [c.publish_nowait("big", big) for _ in range(3)]
+            assert all(h.done() for h in handles)
+            with pytest.raises(mqtt.QueueFullError) as full:
+                c.publish_nowait("big", b"one too many")
+            assert isinstance(full.value, asyncio.QueueFull)
+            assert full.value.reason_code == 15
+            broker.close()
+            await asyncio.wait_for(c.connection_events().__anext__(), 10)
+    finally:
+        broker.close()
+
+
+async def test_publish_waits_for_room_in_the_outgoing_queue(any_broker):
     topic = f"full/{uuid.uuid4().hex[:8]}"
     limit = 5
     async with (
         mqtt.Client("127.0.0.1", any_broker.port, max_queued_outgoing_messages=limit) as c,
         c.subscription(topic) as sub,
     ):
-        # Without a turn of the event loop no completion is taken in, so the queue
-        # counts as full after `limit` messages.
         for i in range(limit):
             c.publish_nowait(topic, str(i))
-        with pytest.raises(mqtt.QueueFullError) as full:
-            c.publish_nowait(topic, "refused")
-        assert isinstance(full.value, asyncio.QueueFull)
-        assert full.value.reason_code == 15
-        # publish() waits for room instead, then goes out after the others.
-        assert await asyncio.wait_for(c.publish(topic, str(limit)), 5) == 0
-        got = [(await asyncio.wait_for(sub.get(), 5)).payload for _ in range(limit + 1)]
-        assert got == [str(i).encode() for i in range(limit + 1)]
+        # Counted full until the completions are taken in: publish() waits for room
+        # (rather than raising), then goes out after the others.
+        for i in range(limit, 3 * limit):
+            assert await asyncio.wait_for(c.publish(topic, str(i)), 5) == 0
+        got = [(await asyncio.wait_for(sub.get(), 5)).payload for _ in range(3 * limit)]
+        assert got == [str(i).encode() for i in range(3 * limit)]
+
+
+async def test_many_qos0_completions_do_not_stop_the_client_reading(any_broker):
+    """Completions of QoS 0 publishes are queued without waking the loop; a client that
+    published many and then only waits for a message must still receive it."""
+    topic = f"quiet/{uuid.uuid4().hex[:8]}"
+    async with (
+        mqtt.Client("127.0.0.1", any_broker.port, event_limit=64) as c,
+        c.subscription(topic) as sub,
+    ):
+        for i in range(500):
+            c.publish_nowait(f"{topic}/elsewhere", str(i))
+        await c.publish(topic, "arrives")
+        assert (await asyncio.wait_for(sub.get(), 10)).payload == b"arrives"
 
 
 async def test_full_qos1_queue_while_disconnected(any_broker):

@@ -179,7 +179,7 @@ async fn write_loop(shared: &Shared, generation: u64, mut writer: Writer) -> Clo
             if !qos0.is_empty() {
                 shared
                     .events
-                    .extend(qos0.drain(..).map(|mid| Event::Published {
+                    .extend_written(qos0.drain(..).map(|mid| Event::Published {
                         mid,
                         code: 0,
                         properties: None,

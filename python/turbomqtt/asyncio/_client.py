@@ -556,6 +556,8 @@ class Client:
         self._max_outgoing = max_queued_outgoing_messages
         self._qos0_backlog = 0
         self._room_waiters: list[asyncio.Future[None]] = []
+        # Whether the core queues QoS 0 completions without waking us (see _room_for_qos0).
+        self._quiet = False
         # The last topic received, as bytes and as a Topic: consecutive messages on
         # one topic share the decoded str.
         self._last_raw_topic = b""
@@ -664,6 +666,10 @@ class Client:
         core.set_manual_ack(True)
         core.set_max_inflight(self._max_inflight)
         core.set_max_queued(self._max_outgoing)
+        # QoS 0 completions only feed the outgoing queue's count: take them in with the
+        # next batch rather than waking the loop once per message.
+        core.set_quiet_written(True)
+        self._quiet = True
         self._core = core
         self._install_wakeup()
         waiter: asyncio.Future[None] = loop.create_future()
@@ -1254,8 +1260,8 @@ class Client:
         core = self._require_core()
         data, props = self._publish_args(topic, payload, qos, properties)
         if qos == 0:
-            while self._qos0_backlog >= self._max_outgoing:
-                await self._wait_room()
+            if self._qos0_backlog >= self._max_outgoing:
+                await self._room_for_qos0()
                 core = self._require_core()
             rc, _mid = core.publish(topic, data, 0, retain, props)
             if rc:
@@ -1292,7 +1298,7 @@ class Client:
         core = self._require_core()
         data, props = self._publish_args(topic, payload, qos, properties)
         if qos == 0:
-            if self._qos0_backlog >= self._max_outgoing:
+            if self._qos0_backlog >= self._max_outgoing and not self._take_completions():
                 raise QueueFullError()
             rc, mid = core.publish(topic, data, 0, retain, props)
             if rc:
@@ -1314,6 +1320,32 @@ class Client:
         # fire-and-forget publish) and says what happened.
         if not fut.cancelled() and fut.exception() is not None:
             self._logger.debug("publish_nowait: %s", fut.exception())
+
+    def _take_completions(self) -> bool:
+        """Takes in the pending events (the core queues QoS 0 completions without waking
+        us); True once the QoS 0 backlog is below its bound."""
+        while self._qos0_backlog >= self._max_outgoing:
+            if not self._drain_now():
+                return False
+        return True
+
+    def _set_quiet(self, on: bool) -> None:
+        if on != self._quiet and self._core is not None:
+            self._quiet = on
+            self._core.set_quiet_written(on)
+
+    async def _room_for_qos0(self) -> None:
+        """Waits until the QoS 0 backlog is below its bound; meanwhile the core wakes us
+        for every completion."""
+        if self._take_completions():
+            return
+        self._set_quiet(False)
+        try:
+            while self._qos0_backlog >= self._max_outgoing:
+                await self._wait_room()
+                self._require_core()
+        finally:
+            self._set_quiet(True)
 
     async def _wait_room(self) -> None:
         """Until the next batch of completions (or the connection's end)."""
