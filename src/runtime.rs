@@ -30,7 +30,17 @@ pub fn handle() -> Handle {
         // would wait for workers that will never answer. Leak it instead.
         std::mem::forget(stale);
     }
-    let runtime = Builder::new_multi_thread()
+    let mut builder = Builder::new_multi_thread();
+    // TURBOMQTT_THREADS=N sets the number of runtime worker threads (default: one per
+    // core), e.g. to keep a client process from spreading over every core.
+    if let Some(n) = std::env::var("TURBOMQTT_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        builder.worker_threads(n);
+    }
+    let runtime = builder
         .enable_all()
         .thread_name("turbomqtt-rt")
         .build()

@@ -89,3 +89,11 @@ def test_importing_every_module_needs_no_third_party_package():
         timeout=60,
     )
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_turbomqtt_threads_sets_the_runtime_worker_count(threads):
+    code = "import turbomqtt._core as c; print(c._runtime_workers())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30, check=True, env=dict(os.environ, TURBOMQTT_THREADS=threads))
+    assert out.stdout.strip() == threads

@@ -862,3 +862,53 @@ def test_drop_out_messages_removes_unsent_qos1(broker):
     assert msg.payload == b"fresh"  # the dropped one was never sent
     stop(c)
     stop(watcher)
+
+
+def test_every_qos0_info_is_published_when_mids_wrap_around(broker):
+    """More QoS 0 messages than there are message ids, queued at once: each
+    MQTTMessageInfo must still become published (their mids repeat), as with paho."""
+    rec = Recorder()
+    c = client_with(rec, client_id="wrap")
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    rec.wait_for("on_connect")
+    infos = [c.publish("wrap/x", b"p", 0) for _ in range(70_000)]
+    assert len({i.mid for i in infos}) == 65535
+    infos[-1].wait_for_publish(30)
+    # Callbacks are dispatched in order, so every earlier info is done by now too.
+    late = [(k, i.mid) for k, i in enumerate(infos) if not i.is_published()]
+    assert late == [], (late[:5], len(rec.of("on_publish")), c._core.pending_infos())
+    assert len(rec.of("on_publish")) >= 70_000
+    stop(c)
+
+
+def test_on_publish_exception_keeps_the_remaining_qos0_callbacks(broker):
+    """A raising on_publish ends that loop call as in paho; the messages written with it
+    still get their on_publish on the next call, in order, each exactly once."""
+    c = mqtt.Client(V2, client_id="raising-pub")
+    connected = threading.Event()
+    c.on_connect = lambda *a: connected.set()
+    seen: list[int] = []
+
+    def on_publish(client, userdata, mid, reason_code, properties):
+        seen.append(mid)
+        if len(seen) == 1:
+            raise RuntimeError("first on_publish fails")
+
+    c.on_publish = on_publish
+    c.connect("127.0.0.1", broker.port)
+    deadline = time.monotonic() + WAIT
+    while not connected.is_set():
+        assert time.monotonic() < deadline
+        c.loop(0.1)
+    mids = [c.publish("raising/x", b"p", 0).mid for _ in range(5)]
+    raised = 0
+    while len(seen) < 5:
+        assert time.monotonic() < deadline, seen
+        try:
+            c.loop(0.1)
+        except RuntimeError:
+            raised += 1
+    assert raised == 1
+    assert seen == mids
+    c.disconnect()

@@ -3,6 +3,7 @@
 __version__: str
 
 def _shutdown() -> None: ...
+def _runtime_workers() -> int: ...
 
 # Codec access for tests (private): packets as dicts of the Rust packet model's fields.
 def _codec_decode(data: bytes, version: int) -> dict[str, object]: ...
@@ -13,7 +14,8 @@ def _codec_encode(fields: dict[str, object], version: int) -> bytes: ...
 EV_CONNACK: int  # (1, session_present: bool, reason_code: int, properties: bytes | None)
 EV_MESSAGE: int  # (2, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int,
 #                   dup: bool, properties: bytes | None)
-EV_PUBLISHED: int  # (3, mid: int, reason_code: int, properties: bytes | None)
+EV_PUBLISHED: int  # (3, mid: int, reason_code: int, properties: bytes | None, info: object | None)
+EV_WRITTEN: int  # (9, infos: list): QoS 0 messages written whose publish() gave an info
 EV_SUBACK: int  # (4, mid: int, codes: list[int], properties: bytes | None)
 EV_UNSUBACK: int  # (5, mid: int, codes: list[int], properties: bytes | None)
 EV_DISCONNECTED: int  # (6, code: int, from_server: bool, properties: bytes | None,
@@ -88,9 +90,23 @@ class ClientCore:
         qos: int,
         retain: bool,
         properties: bytes | None = None,
+        info: object | None = None,
     ) -> tuple[int, int]:
         """(rc, mid): 0 queued for the socket; 4 not connected (QoS 0 dropped, QoS>0
         kept and sent after the next CONNACK); 15 max_queued reached."""
+    def publish_info(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        properties: bytes | None = None,
+    ) -> MQTTMessageInfo:
+        """publish() returning the paho MQTTMessageInfo the core keeps until done."""
+    def take_infos(self, qos0_only: bool = False) -> list[object]:
+        """Remove and return the infos given to publish() still waiting for EV_PUBLISHED."""
+    def take_info(self, mid: int) -> object | None: ...
+    def pending_infos(self) -> int: ...
     def subscribe(
         self, filters: list[tuple[str, int]], properties: bytes | None = None
     ) -> tuple[int, int]:
@@ -113,8 +129,9 @@ class ClientCore:
         """Blocks (GIL released, Ctrl-C honoured) until events are pending (True), the
         timeout passes or ``wake()`` is called (False)."""
     def wake(self) -> None: ...
-    def drain(self, max_events: int = 0) -> list[tuple[object, ...]]:
-        """Removes and returns pending events in arrival order (0 = all)."""
+    def drain(self, max_events: int = 0, max_bytes: int = 0) -> list[tuple[object, ...]]:
+        """Removes and returns pending events in arrival order (0 = all), stopping before
+        the message payloads taken exceed max_bytes (0 = no limit; at least one)."""
     def pause_reading(self, on: bool) -> None:
         """(asyncio face) While on, the connection reads nothing more from the socket;
         queued events stay drainable."""
@@ -136,3 +153,22 @@ class BrokerCore:
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> int: ...
     def stats(self) -> dict[str, int]: ...
     def clients(self) -> list[dict[str, Any]]: ...
+
+
+class MQTTMessageInfo:
+    """paho's MQTTMessageInfo (turbomqtt.client.MQTTMessageInfo is this class)."""
+
+    mid: int
+    rc: Any
+    _qos: int
+    _published: bool
+    def __init__(self, mid: int) -> None: ...
+    def __iter__(self) -> MQTTMessageInfo: ...
+    def __next__(self) -> Any: ...
+    def next(self) -> Any: ...
+    def __getitem__(self, index: int) -> Any: ...
+    def _set_as_published(self) -> None: ...
+    def _check_rc(self) -> None: ...
+    def is_published(self) -> bool: ...
+    def wait_for_publish(self, timeout: float | None = None) -> None: ...
+

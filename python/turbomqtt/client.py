@@ -28,7 +28,6 @@ import urllib.parse
 import urllib.request
 import uuid
 import warnings
-from collections.abc import Iterator
 from typing import Any, Callable, Literal, NamedTuple, Union
 
 from turbomqtt import _core
@@ -380,88 +379,11 @@ def _encode_payload(payload: PayloadType) -> bytes | bytearray:
 
 # One condition for every MQTTMessageInfo: publishing stays a plain object creation, and
 # a notification is only sent when someone actually waits.
-_published_cond = threading.Condition()
-_waiters = [0]
-
-
-class MQTTMessageInfo:
-    """Returned by ``Client.publish()``: the message id, the result code, and whether the
-    message has been published (changes only when ``on_publish`` is dispatched by the loop).
-    """
-
-    __slots__ = "_iterpos", "_published", "_qos", "mid", "rc"
-
-    def __init__(self, mid: int):
-        self.mid = mid
-        self._published = False
-        self.rc: MQTTErrorCode = MQTTErrorCode.MQTT_ERR_SUCCESS
-        self._iterpos = 0
-        self._qos = 0
-
-    def __str__(self) -> str:
-        return str((self.rc, self.mid))
-
-    def __iter__(self) -> Iterator[MQTTErrorCode | int]:
-        self._iterpos = 0
-        return self
-
-    def __next__(self) -> MQTTErrorCode | int:
-        return self.next()
-
-    def next(self) -> MQTTErrorCode | int:
-        if self._iterpos == 0:
-            self._iterpos = 1
-            return self.rc
-        if self._iterpos == 1:
-            self._iterpos = 2
-            return self.mid
-        raise StopIteration
-
-    def __getitem__(self, index: int) -> MQTTErrorCode | int:
-        if index == 0:
-            return self.rc
-        if index == 1:
-            return self.mid
-        raise IndexError("index out of range")
-
-    def _set_as_published(self) -> None:
-        self._published = True
-        if _waiters[0]:
-            with _published_cond:
-                _published_cond.notify_all()
-
-    def _check_rc(self) -> None:
-        if self.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
-            raise ValueError("Message is not queued due to ERR_QUEUE_SIZE")
-        if self.rc == MQTTErrorCode.MQTT_ERR_AGAIN:
-            return
-        if self.rc > 0:
-            raise RuntimeError(f"Message publish failed: {error_string(self.rc)}")
-
-    def wait_for_publish(self, timeout: float | None = None) -> None:
-        """Block until the message is published or ``timeout`` seconds pass (None: no limit).
-
-        Raises ValueError if the message was not queued (queue full), RuntimeError if it
-        was not published for another reason.
-        """
-        self._check_rc()
-        deadline = None if timeout is None else time_func() + timeout
-        step = None if timeout is None else timeout / 10.0
-        with _published_cond:
-            _waiters[0] += 1
-            try:
-                while not self._published and (deadline is None or time_func() <= deadline):
-                    # Bounded waits: KeyboardInterrupt gets through between them.
-                    _published_cond.wait(1.0 if step is None else step)
-            finally:
-                _waiters[0] -= 1
-        if self.rc > 0:
-            raise RuntimeError(f"Message publish failed: {error_string(self.rc)}")
-
-    def is_published(self) -> bool:
-        """True once the message has been published (see wait_for_publish for errors)."""
-        self._check_rc()
-        return self._published
+# Returned by publish(): the message id, the result code, and whether the message has
+# been published (changes only when on_publish is dispatched by the loop). In Rust: one is
+# created per publish() and kept until the message is done, so it must be cheap to make
+# and invisible to the cycle collector; its wait_for_publish() releases the GIL.
+MQTTMessageInfo = _core.MQTTMessageInfo
 
 
 class MQTTMessage:
@@ -533,12 +455,18 @@ class _Notifier:
 
     __slots__ = ("_core", "_fd")
 
-    def __init__(self, fd: int, core: Any = None):
-        self._fd = fd
+    def __init__(self, core: Any):
+        self._fd: int | None = None
         self._core = core
 
     def fileno(self) -> int:
-        return self._fd
+        # Asked for lazily: the core keeps the fd readable only once someone watches it,
+        # which saves two system calls per batch of events for loop_start()/loop_forever().
+        fd = self._fd
+        if fd is None:
+            core = self._core
+            fd = self._fd = -1 if core is None else core.fileno()
+        return fd
 
     def close(self) -> None:
         """Close the connection abruptly (no DISCONNECT: the broker publishes the will), as
@@ -557,12 +485,17 @@ class _Notifier:
             "turbomqtt: the MQTT socket lives in the Rust core; socket options cannot be set")
 
     def __repr__(self) -> str:
-        return f"<turbomqtt notifier fd={self._fd}>"
+        return f"<turbomqtt notifier fd={self.fileno()}>"
 
 
 _EV_CONNACK = getattr(_core, "EV_CONNACK", 1)
 _EV_MESSAGE = getattr(_core, "EV_MESSAGE", 2)
 _EV_PUBLISHED = getattr(_core, "EV_PUBLISHED", 3)
+_EV_WRITTEN = getattr(_core, "EV_WRITTEN", 9)
+# Payload bytes turned into Python objects per drain: below glibc's default trim threshold
+# (128 KiB), so large messages reuse the same heap memory instead of page-faulting it in
+# again after every batch; small messages still come by the thousand.
+_DRAIN_BYTES = 96 * 1024
 _EV_SUBACK = getattr(_core, "EV_SUBACK", 4)
 _EV_UNSUBACK = getattr(_core, "EV_UNSUBACK", 5)
 _EV_DISCONNECTED = getattr(_core, "EV_DISCONNECTED", 6)
@@ -747,10 +680,8 @@ class Client:
         self._mqttv5_first_connect = True
         self.suppress_exceptions = False
 
-        # Facade state: infos of publishes waiting for their EV_PUBLISHED, guarded by
-        # _out_lock so an acknowledgement that overtakes publish()'s return finds its info.
-        self._out_infos: dict[int, MQTTMessageInfo] = {}
-        self._out_lock = threading.Lock()
+        # The MQTTMessageInfo of each publish waiting for its EV_PUBLISHED is kept by the
+        # core (publish(info=...)) and comes back in that event: no lock on the hot path.
         self._backlog: list[tuple] | None = None
         self._write_gate = False
         # True while core.connect() runs in some thread: the connection exists in the core
@@ -1368,11 +1299,7 @@ class Client:
 
         # QoS 0 messages not yet written are lost with the old connection (paho marks them
         # CONN_LOST and published, so waiters wake up and raise).
-        with self._out_lock:
-            lost = [i for i in self._out_infos.values() if i._qos == 0]
-            for info in lost:
-                del self._out_infos[info.mid]
-        for info in lost:
+        for info in core.take_infos(True):
             info.rc = MQTT_ERR_CONN_LOST
             info._set_as_published()
 
@@ -1424,7 +1351,7 @@ class Client:
         finally:
             self._core_connecting = False
         self._registered_write = False
-        self._sock = _Notifier(core.fileno(), core)
+        self._sock = _Notifier(core)
         self._call_socket_open(self._sock)
         if self._thread is None and self.on_socket_register_write is not None:
             # An external event loop: paho queues CONNECT and asks the host loop to write it,
@@ -1536,18 +1463,10 @@ class Client:
         packed = properties.pack() if (v5 and properties is not None) else None
         core = self._core
         if core is None:
-            self._require_core()
-        with self._out_lock:
-            rc, mid = core.publish(topic, data, qos, retain, packed)
-            info = MQTTMessageInfo(mid)
-            info._qos = qos
-            if rc == 0 or (rc == 4 and qos > 0):
-                # Kept until its EV_PUBLISHED; QoS>0 without a connection is delivered
-                # after the next CONNACK, as with paho.
-                self._out_infos[mid] = info
-        if rc:
-            info.rc = _ERR.get(rc, MQTT_ERR_UNKNOWN)
-        return info
+            core = self._require_core()
+        # The core keeps the info until this message's EV_PUBLISHED / EV_WRITTEN (QoS>0
+        # without a connection is delivered after the next CONNACK, as with paho).
+        return core.publish_info(topic, data, qos, retain, packed)
 
     @staticmethod
     def _filter_wildcard_len_check(sub: bytes) -> MQTTErrorCode:
@@ -1662,19 +1581,15 @@ class Client:
 
     def drop_out_messages(self) -> list[MQTTMessage]:
         """Remove unacknowledged outgoing QoS>0 messages (for use in on_connect)."""
-        drop = getattr(self._require_core(), "drop_out_messages", None)
-        if drop is None:
-            raise NotImplementedError(
-                "turbomqtt: drop_out_messages() needs ClientCore.drop_out_messages")
+        core = self._require_core()
         dropped = []
-        with self._out_lock:
-            for mid in drop():
-                info = self._out_infos.pop(mid, None)
-                msg = MQTTMessage(mid)
-                if info is not None:
-                    msg.qos = info._qos
-                    msg.info = info
-                dropped.append(msg)
+        for mid in core.drop_out_messages():
+            info = core.take_info(mid)
+            msg = MQTTMessage(mid)
+            if info is not None:
+                msg.qos = info._qos
+                msg.info = info
+            dropped.append(msg)
         return dropped
 
     # --- loops -----------------------------------------------------------------------------
@@ -1765,7 +1680,8 @@ class Client:
                 rc = self._loop(timeout)
                 # loop_stop(): leave once nothing waits for an acknowledgement and a
                 # disconnect() in progress has completed (paho waits for its queues).
-                if (self._thread_terminate is True and not self._out_infos
+                if (self._thread_terminate is True
+                        and not (self._core is not None and self._core.pending_infos())
                         and not (self._state == _ConnectionState.MQTT_CS_DISCONNECTING
                                  and self._sock is not None)):
                     rc = MQTT_ERR_NOMEM
@@ -1863,7 +1779,7 @@ class Client:
         """Dispatch queued core events in order; returns what paho's loop_read would."""
         events = self._backlog
         if events is None:
-            events = self._core.drain()
+            events = self._core.drain(0, _DRAIN_BYTES)
             if not events:
                 return MQTT_ERR_SUCCESS
         else:
@@ -1909,6 +1825,8 @@ class Client:
                                            err)
                             if not self.suppress_exceptions:
                                 raise
+                elif kind == _EV_WRITTEN:
+                    self._ev_written(ev[1])
                 elif kind == _EV_PUBLISHED:
                     self._ev_published(ev)
                 elif kind == _EV_CONNACK:
@@ -1924,6 +1842,8 @@ class Client:
         except BaseException:
             # Events after the failing one are kept for the next loop call (a callback
             # exception ends the loop as in paho; nothing that arrived is dropped).
+            if i > 0 and events[i - 1][0] == _EV_WRITTEN and events[i - 1][1]:
+                i -= 1  # a callback failed part-way through a batch: keep the rest of it
             if i < count:
                 self._backlog = events[i:]
             raise
@@ -1957,9 +1877,23 @@ class Client:
                 if not self.suppress_exceptions:
                     raise
 
+    def _ev_written(self, infos: list) -> None:
+        if self.on_publish is None:
+            # The common case, kept to one store per message.
+            for info in infos:
+                info._published = True  # wakes wait_for_publish() callers, if any
+            return
+        for k, info in enumerate(infos):
+            try:
+                self._ev_published((_EV_PUBLISHED, info.mid, 0, None, info))
+            except BaseException:
+                # The rest stay in this event, which _handle_events keeps for the next
+                # loop call (as it keeps the events after a failing one).
+                del infos[:k + 1]
+                raise
+
     def _ev_published(self, ev: tuple) -> None:
-        with self._out_lock:
-            info = self._out_infos.pop(ev[1], None)
+        info = ev[4]
         if info is None:
             return
         mid = ev[1]

@@ -4,6 +4,7 @@
 //! Connection errors become Python exceptions here and only here, shaped like those of
 //! Python's `socket` and `ssl` modules so that code written for paho keeps catching them.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
+use super::message_info::{error_code, MessageInfo};
 use crate::client::event::{Event, Wait};
 use crate::client::{
     props, Client, ConnectError, ConnectOptions, ProxyKind, ProxyOptions, TlsOptions,
@@ -41,6 +43,8 @@ pub const EV_UNSUBACK: u8 = 5;
 pub const EV_DISCONNECTED: u8 = 6;
 pub const EV_LOG: u8 = 7;
 pub const EV_CONNECT_FAILED: u8 = 8;
+/// QoS 0 messages written, as a list of the infos given to `publish` (one event per run).
+pub const EV_WRITTEN: u8 = 9;
 
 /// How often blocking waits wake up to let Python handle signals (Ctrl-C).
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
@@ -131,6 +135,36 @@ fn opt_bytes<'py>(py: Python<'py>, b: &Option<Bytes>) -> Bound<'py, PyAny> {
     }
 }
 
+/// EV_PUBLISHED with the info its publish registered (or None) as the fifth item.
+fn published_tuple<'py>(
+    py: Python<'py>,
+    e: &Event,
+    info: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let Event::Published {
+        mid,
+        code,
+        properties,
+        ..
+    } = e
+    else {
+        return event_tuple(py, e);
+    };
+    PyTuple::new(
+        py,
+        [
+            EV_PUBLISHED.into_pyobject(py)?.into_any(),
+            mid.into_pyobject(py)?.into_any(),
+            code.into_pyobject(py)?.into_any(),
+            opt_bytes(py, properties),
+            match info {
+                Some(i) => i.into_bound(py),
+                None => py.None().into_bound(py),
+            },
+        ],
+    )
+}
+
 fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTuple>> {
     let none = || py.None().into_bound(py);
     let items: Vec<Bound<'py, PyAny>> = match e {
@@ -158,6 +192,7 @@ fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTuple>>
             mid,
             code,
             properties,
+            ..
         } => vec![
             EV_PUBLISHED.into_pyobject(py)?.into_any(),
             mid.into_pyobject(py)?.into_any(),
@@ -299,9 +334,76 @@ fn proxy_options(d: &Bound<'_, PyDict>) -> PyResult<ProxyOptions> {
 #[pyclass(module = "turbomqtt._core", frozen)]
 pub struct ClientCore {
     client: Client,
+    /// The facade's `MQTTMessageInfo` (any object) for each publish still waiting for its
+    /// EV_PUBLISHED, by mid, with its QoS. Only touched with the GIL held (`publish` and
+    /// `drain` both hold it), so an acknowledgement can never be drained before publish()
+    /// has registered its info: no Python-level lock on the publish path.
+    infos: parking_lot::Mutex<PublishInfos>,
+}
+
+/// Infos by how their EV_PUBLISHED will come: QoS 0 messages are reported in the order
+/// they were queued (and their mids may repeat once more than 65,535 are queued), QoS 1/2
+/// by a mid that is unique while the message is in flight.
+#[derive(Default)]
+struct PublishInfos {
+    written: std::collections::VecDeque<(u16, Py<PyAny>)>,
+    acked: HashMap<u16, Py<PyAny>>,
+}
+
+impl PublishInfos {
+    fn insert(&mut self, mid: u16, qos: u8, info: Py<PyAny>) {
+        if qos == 0 {
+            self.written.push_back((mid, info));
+        } else {
+            self.acked.insert(mid, info);
+        }
+    }
+
+    fn take(&mut self, mid: u16, qos: u8) -> Option<Py<PyAny>> {
+        if qos > 0 {
+            return self.acked.remove(&mid);
+        }
+        // Reported in queue order; an info whose message was never reported (it cannot
+        // be: every queued QoS 0 message is written or lost with its connection, and the
+        // lost ones are taken at reconnect) would only be skipped, never mismatched.
+        while let Some((m, info)) = self.written.pop_front() {
+            if m == mid {
+                return Some(info);
+            }
+        }
+        None
+    }
+
+    fn len(&self) -> usize {
+        self.written.len() + self.acked.len()
+    }
 }
 
 impl ClientCore {
+    fn publish_inner(
+        &self,
+        topic: PyBackedStr,
+        payload: PyBackedBytes,
+        qos: u8,
+        retain: bool,
+        properties: Option<PyBackedBytes>,
+    ) -> PyResult<(i32, u16)> {
+        let q = self::qos(qos)?;
+        // SAFETY: a `PyBackedStr` is the UTF-8 form of a Python str, so the per-publish
+        // UTF-8 scan `ByteStr::from_utf8` would do is redundant.
+        let topic = unsafe { ByteStr::from_utf8_unchecked(Bytes::from_owner(topic)) };
+        let props = match properties {
+            None => None,
+            Some(p) => {
+                let p = props::from_wire(&p).map_err(|e| PyValueError::new_err(e.to_string()))?;
+                (!p.is_empty()).then(|| Box::new(p))
+            }
+        };
+        Ok(self
+            .client
+            .publish(topic, Bytes::from_owner(payload), q, retain, props))
+    }
+
     fn wait_connect(&self, py: Python<'_>, pending: crate::client::PendingConnect) -> PyResult<()> {
         let mut pending = pending;
         loop {
@@ -331,6 +433,7 @@ impl ClientCore {
     fn new() -> PyResult<Self> {
         Ok(Self {
             client: Client::new()?,
+            infos: parking_lot::Mutex::new(PublishInfos::default()),
         })
     }
 
@@ -482,29 +585,86 @@ impl ClientCore {
         }
     }
 
-    #[pyo3(signature = (topic, payload, qos, retain, properties=None))]
+    /// `info`: returned as the fifth item of this message's EV_PUBLISHED (kept only when
+    /// the message was queued: rc 0, or rc 4 at QoS > 0).
+    #[pyo3(signature = (topic, payload, qos, retain, properties=None, info=None))]
+    #[allow(clippy::too_many_arguments)]
     fn publish(
         &self,
+        py: Python<'_>,
         topic: PyBackedStr,
         payload: PyBackedBytes,
         qos: u8,
         retain: bool,
         properties: Option<PyBackedBytes>,
+        info: Option<Py<PyAny>>,
     ) -> PyResult<(i32, u16)> {
-        let q = self::qos(qos)?;
-        // SAFETY: a `PyBackedStr` is the UTF-8 form of a Python str, so the per-publish
-        // UTF-8 scan `ByteStr::from_utf8` would do is redundant.
-        let topic = unsafe { ByteStr::from_utf8_unchecked(Bytes::from_owner(topic)) };
-        let props = match properties {
-            None => None,
-            Some(p) => {
-                let p = props::from_wire(&p).map_err(|e| PyValueError::new_err(e.to_string()))?;
-                (!p.is_empty()).then(|| Box::new(p))
+        let (rc, mid) = self.publish_inner(topic, payload, qos, retain, properties)?;
+        if let Some(info) = info {
+            // Registered before any call into Python (see publish_info).
+            if rc == 0 || (rc == 4 && qos > 0) {
+                self.infos.lock().insert(mid, qos, info.clone_ref(py));
             }
-        };
-        Ok(self
-            .client
-            .publish(topic, Bytes::from_owner(payload), q, retain, props))
+            info.bind(py).setattr(pyo3::intern!(py, "mid"), mid)?;
+        }
+        Ok((rc, mid))
+    }
+
+    /// publish() for the paho facade: returns its `MQTTMessageInfo` (rc as paho's
+    /// `MQTTErrorCode`), which the core keeps until the message's EV_PUBLISHED/EV_WRITTEN.
+    #[pyo3(signature = (topic, payload, qos, retain, properties=None))]
+    fn publish_info(
+        &self,
+        py: Python<'_>,
+        topic: PyBackedStr,
+        payload: PyBackedBytes,
+        qos: u8,
+        retain: bool,
+        properties: Option<PyBackedBytes>,
+    ) -> PyResult<Py<MessageInfo>> {
+        // Created before publishing: between the core taking the message and the info
+        // being registered nothing may call into Python (an allocation can run the
+        // cycle collector, finalizers and so another thread's drain of this message's
+        // EV_WRITTEN, which would then find no info).
+        let info = Py::new(py, MessageInfo::new(0, qos))?;
+        // SAFETY: `info` is a live object we own; untracking only keeps the cycle
+        // collector from walking it (and every info still queued) on each collection.
+        // It holds no reference that could be part of a cycle (an int-like rc at most),
+        // and untracking an object twice, as its deallocator will, is allowed.
+        unsafe { pyo3::ffi::PyObject_GC_UnTrack(info.as_ptr().cast()) };
+        let (rc, mid) = self.publish_inner(topic, payload, qos, retain, properties)?;
+        info.get().set_mid(mid);
+        if rc == 0 || (rc == 4 && qos > 0) {
+            self.infos
+                .lock()
+                .insert(mid, qos, info.clone_ref(py).into_any());
+        }
+        if rc != 0 {
+            info.get().store_rc(error_code(py, i64::from(rc))?);
+        }
+        Ok(info)
+    }
+
+    /// Removes and returns the infos given to `publish` that wait for an EV_PUBLISHED
+    /// (only those of QoS 0 messages when `qos0_only`: they are lost with a connection).
+    #[pyo3(signature = (qos0_only=false))]
+    fn take_infos(&self, qos0_only: bool) -> Vec<Py<PyAny>> {
+        let mut infos = self.infos.lock();
+        let mut taken: Vec<Py<PyAny>> = infos.written.drain(..).map(|(_, i)| i).collect();
+        if !qos0_only {
+            taken.extend(infos.acked.drain().map(|(_, i)| i));
+        }
+        taken
+    }
+
+    /// Removes and returns the info registered for the QoS 1/2 message `mid`, if any.
+    fn take_info(&self, mid: u16) -> Option<Py<PyAny>> {
+        self.infos.lock().acked.remove(&mid)
+    }
+
+    /// How many infos wait for their EV_PUBLISHED.
+    fn pending_infos(&self) -> usize {
+        self.infos.lock().len()
     }
 
     /// `filters`: (filter, options byte) pairs; for 3.x the byte is just the QoS.
@@ -617,12 +777,43 @@ impl ClientCore {
         }
     }
 
-    /// Removes and returns pending events in arrival order (0 = all).
-    #[pyo3(signature = (max_events=0))]
-    fn drain<'py>(&self, py: Python<'py>, max_events: usize) -> PyResult<Bound<'py, PyList>> {
-        let events = self.client.events().drain(max_events);
+    /// Removes and returns pending events in arrival order (0 = all), stopping before the
+    /// message payloads taken exceed `max_bytes` (0 = no limit; at least one is taken).
+    #[pyo3(signature = (max_events=0, max_bytes=0))]
+    fn drain<'py>(
+        &self,
+        py: Python<'py>,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let events = self.client.events().drain_within(max_events, max_bytes);
         let list = PyList::empty(py);
+        // Consecutive written QoS 0 messages that have infos become one EV_WRITTEN: the
+        // facade's per-message work is then one attribute store, not an event dispatch.
+        let mut written: Option<Bound<'py, PyList>> = None;
         for e in &events {
+            if let Event::Published { mid, qos, .. } = e {
+                let info = self.infos.lock().take(*mid, *qos);
+                match info {
+                    Some(info) if *qos == 0 => {
+                        match &written {
+                            Some(w) => w.append(info)?,
+                            None => {
+                                let w = PyList::new(py, [info])?;
+                                list.append((EV_WRITTEN, &w))?;
+                                written = Some(w);
+                            }
+                        }
+                        continue;
+                    }
+                    info => {
+                        written = None;
+                        list.append(published_tuple(py, e, info)?)?;
+                        continue;
+                    }
+                }
+            }
+            written = None;
             list.append(event_tuple(py, e)?)?;
         }
         Ok(list)
@@ -657,5 +848,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EV_DISCONNECTED", EV_DISCONNECTED)?;
     m.add("EV_LOG", EV_LOG)?;
     m.add("EV_CONNECT_FAILED", EV_CONNECT_FAILED)?;
+    m.add("EV_WRITTEN", EV_WRITTEN)?;
     Ok(())
 }

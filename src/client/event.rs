@@ -90,6 +90,9 @@ pub enum Event {
     /// QoS 0: written to the socket; QoS 1: PUBACK; QoS 2: PUBCOMP (or a failing PUBREC).
     Published {
         mid: u16,
+        /// The message's QoS: a QoS 0 mid may be reused while an acknowledged one is
+        /// in flight (more than 65,535 queued QoS 0 messages), so the mid alone is ambiguous.
+        qos: u8,
         code: u8,
         properties: Option<Bytes>,
     },
@@ -127,6 +130,9 @@ struct Pending {
     woken: bool,
     /// A byte sits in the notifier socket pair.
     signalled: bool,
+    /// Someone asked for the notifier's fd: only then is it kept readable while events
+    /// wait. Faces that block in `wait()` never ask, and save two system calls per batch.
+    armed: bool,
     /// See [`EventQueue::set_quiet_written`].
     quiet_written: bool,
 }
@@ -157,6 +163,7 @@ impl EventQueue {
                 events: VecDeque::new(),
                 woken: false,
                 signalled: false,
+                armed: false,
                 quiet_written: false,
             }),
             ready: Condvar::new(),
@@ -167,8 +174,16 @@ impl EventQueue {
         })
     }
 
-    /// The fd that is readable while events are pending.
+    /// The fd that is readable while events are pending (from this call on).
     pub fn fileno(&self) -> i64 {
+        let mut p = self.pending.lock();
+        if !p.armed {
+            p.armed = true;
+            if !p.events.is_empty() && !p.signalled {
+                self.notifier.signal();
+                p.signalled = true;
+            }
+        }
         self.notifier.fileno()
     }
 
@@ -183,7 +198,7 @@ impl EventQueue {
         if p.events.is_empty() {
             return;
         }
-        if !p.signalled {
+        if p.armed && !p.signalled {
             self.notifier.signal();
             p.signalled = true;
         }
@@ -201,7 +216,7 @@ impl EventQueue {
         if p.events.is_empty() || quiet {
             return;
         }
-        if !p.signalled {
+        if p.armed && !p.signalled {
             self.notifier.signal();
             p.signalled = true;
         }
@@ -220,7 +235,7 @@ impl EventQueue {
         if on || p.events.is_empty() {
             return;
         }
-        if !p.signalled {
+        if p.armed && !p.signalled {
             self.notifier.signal();
             p.signalled = true;
         }
@@ -230,12 +245,32 @@ impl EventQueue {
 
     /// Removes up to `max` events (0 = all) and clears the notifier once empty.
     pub fn drain(&self, max: usize) -> Vec<Event> {
+        self.drain_within(max, 0)
+    }
+
+    /// As `drain`, but stops before the message payloads taken exceed `max_bytes`
+    /// (0 = no limit; at least one event is always taken). Lets a face turn large
+    /// payloads into its own objects a few at a time, so its allocator reuses memory
+    /// instead of growing and trimming the heap around each batch.
+    pub fn drain_within(&self, max: usize, max_bytes: usize) -> Vec<Event> {
         let mut p = self.pending.lock();
-        let n = if max == 0 {
+        let mut n = if max == 0 {
             p.events.len()
         } else {
             max.min(p.events.len())
         };
+        if max_bytes > 0 {
+            let mut bytes = 0;
+            for (i, e) in p.events.iter().take(n).enumerate() {
+                if let Event::Message(m) = e {
+                    bytes += m.payload.len();
+                    if bytes > max_bytes && i > 0 {
+                        n = i;
+                        break;
+                    }
+                }
+            }
+        }
         let out: Vec<Event> = p.events.drain(..n).collect();
         if p.events.is_empty() && p.signalled {
             self.notifier.clear();
@@ -334,8 +369,47 @@ mod tests {
     }
 
     #[test]
+    fn drain_within_stops_at_the_payload_budget_but_takes_at_least_one() {
+        let q = EventQueue::new(10).unwrap();
+        let msg = |n: usize| {
+            Event::Message(Box::new(Message {
+                topic: ByteStr::from_static("t"),
+                raw_topic: None,
+                payload: Bytes::from(vec![0u8; n]),
+                qos: 0,
+                retain: false,
+                mid: 0,
+                dup: false,
+                properties: None,
+            }))
+        };
+        q.extend([msg(600), log("a"), msg(600), msg(10)]);
+        assert_eq!(
+            q.drain_within(0, 1000).len(),
+            2,
+            "the second message would exceed it"
+        );
+        assert_eq!(
+            q.drain_within(0, 100).len(),
+            1,
+            "one even when alone over budget"
+        );
+        assert_eq!(q.drain_within(0, 0).len(), 1);
+    }
+
+    #[test]
+    fn notifier_is_armed_by_asking_for_its_fd() {
+        let q = EventQueue::new(10).unwrap();
+        q.push(log("a"));
+        assert_eq!(notifier_bytes(&q), 0, "nobody watches the fd yet");
+        q.fileno();
+        assert_eq!(notifier_bytes(&q), 1, "readable at once for pending events");
+    }
+
+    #[test]
     fn one_notifier_byte_per_non_empty_period() {
         let q = EventQueue::new(10).unwrap();
+        q.fileno();
         q.push(log("a"));
         q.push(log("b"));
         assert_eq!(q.len(), 2);
@@ -345,6 +419,7 @@ mod tests {
     #[test]
     fn partial_drain_keeps_order_and_full_drain_clears_the_notifier() {
         let q = EventQueue::new(10).unwrap();
+        q.fileno();
         q.extend([log("a"), log("b"), log("c")]);
         assert_eq!(q.drain(1), vec![log("a")]);
         assert_eq!(q.drain(0), vec![log("b"), log("c")]);
@@ -432,10 +507,12 @@ mod tests {
     fn quiet_written_completions_wake_only_at_half_the_limit_or_when_turned_off() {
         let published = |mid| Event::Published {
             mid,
+            qos: 0,
             code: 0,
             properties: None,
         };
         let q = EventQueue::new(8).unwrap();
+        q.fileno(); // an asyncio face watches the notifier
         q.set_quiet_written(true);
         q.extend_written([published(1), published(2), published(3)]);
         assert_eq!(q.len(), 3);

@@ -936,11 +936,12 @@ impl Session {
         else {
             return;
         };
-        self.outgoing.remove(i);
+        let qos = self.outgoing.remove(i).map_or(0, |m| m.qos as u8);
         self.inflight = self.inflight.saturating_sub(1);
         self.in_use.remove(mid);
         self.events.push(Event::Published {
             mid,
+            qos,
             code: code.0,
             properties: props::to_wire_opt(p),
         });
@@ -1187,6 +1188,7 @@ mod tests {
             events(&mut s),
             vec![Event::Published {
                 mid: 1,
+                qos: 1,
                 code: 0,
                 properties: None
             }]

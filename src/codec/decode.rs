@@ -72,6 +72,14 @@ impl Decoder {
     }
 
     /// Decodes one packet from the front of `buf`.
+    /// The whole length of the frame at the head of `buf` once its fixed header is
+    /// readable (None before that, or when the header is malformed: `decode` reports it).
+    pub fn frame_len(buf: &[u8]) -> Option<usize> {
+        let (header_len, remaining) = read_remaining_length(buf.get(1..)?).ok()??;
+        Some(1 + header_len + remaining)
+    }
+
+    /// Decodes one frame from the front of `buf`.
     ///
     /// `Ok(None)`: the frame is incomplete; nothing was consumed or allocated.
     /// `Ok(Some(p))`: the frame was consumed from `buf`.
