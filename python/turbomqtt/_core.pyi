@@ -147,6 +147,10 @@ class ClientCore:
     def pause_reading(self, on: bool) -> None:
         """(asyncio face) While on, the connection reads nothing more from the socket;
         queued events stay drainable."""
+    def set_quiet_written(self, on: bool) -> None:
+        """(asyncio face) While on, completions of written QoS 0 publishes are queued
+        without a notifier byte (until they fill half the event limit); off signals
+        pending ones."""
 # -- broker (src/bindings/broker.rs) ---------------------------------------------------
 from typing import Any
 

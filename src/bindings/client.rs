@@ -901,6 +901,12 @@ impl ClientCore {
     fn pause_reading(&self, on: bool) {
         self.client.events().set_paused(on);
     }
+
+    /// While `on`, completions of written QoS 0 publishes wait in the queue without a
+    /// notifier byte (until they fill half the event limit); `off` signals pending ones.
+    fn set_quiet_written(&self, on: bool) {
+        self.client.events().set_quiet_written(on);
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -172,6 +172,7 @@ async fn read_loop(
         }
         shared.flush(&mut s);
         drop(s);
+        reader.quickack();
         if let Err(c) = result {
             return c;
         }
@@ -227,7 +228,7 @@ async fn write_loop(shared: &Shared, generation: u64, mut writer: Writer) -> Clo
             if !qos0.is_empty() {
                 shared
                     .events
-                    .extend(qos0.drain(..).map(|mid| Event::Published {
+                    .extend_written(qos0.drain(..).map(|mid| Event::Published {
                         mid,
                         qos: 0,
                         code: 0,

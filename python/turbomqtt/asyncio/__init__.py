@@ -11,7 +11,13 @@
                 print(message.topic, message.payload)
 """
 
-from turbomqtt.asyncio._client import Client, ConnectionEventStream, MessageStream, Subscription
+from turbomqtt.asyncio._client import (
+    Client,
+    ConnectionEventStream,
+    MessageStream,
+    PublishHandle,
+    Subscription,
+)
 from turbomqtt.asyncio._errors import (
     ConnectionLostError,
     MqttCodeError,
@@ -20,11 +26,12 @@ from turbomqtt.asyncio._errors import (
     NotConnectedError,
     ProtocolError,
     PublishError,
+    QueueFullError,
     RequestTimeoutError,
     SubscribeError,
     UnsubscribeError,
 )
-from turbomqtt.asyncio._properties import decode_properties, encode_properties
+from turbomqtt.asyncio._properties import ReceivedProperties, decode_properties, encode_properties
 from turbomqtt.asyncio._types import (
     ConnectionEvent,
     Message,
@@ -54,6 +61,9 @@ __all__ = [
     "ProtocolError",
     "ProtocolVersion",
     "PublishError",
+    "PublishHandle",
+    "QueueFullError",
+    "ReceivedProperties",
     "RequestTimeoutError",
     "SubscribeError",
     "SubscribeOptions",

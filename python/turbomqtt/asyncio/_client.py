@@ -13,7 +13,11 @@ Flow control (never drop a message the broker considers delivered):
 - QoS 1/2 messages are acknowledged (PUBACK / PUBCOMP) only once every stream they
   were routed to has handed them to its consumer (or by ``Message.ack()`` with
   ``manual_ack=True``). A slow consumer therefore holds back acknowledgements, and the
-  broker's inflight window (v5: our ``receive_maximum``) stops the flow.
+  broker's inflight window (v5: our ``receive_maximum``) stops the flow. While an
+  acknowledgement is withheld, the core still acknowledges the TCP segments at once
+  (TCP_QUICKACK): a broker without TCP_NODELAY (mosquitto's default) would otherwise
+  hold its next small write, such as the PUBACK of our own publish, behind Nagle's
+  algorithm until our delayed ACK, up to 40 ms later.
 - When a stream's queue reaches ``queue_size`` with QoS 0 messages (or exceeds it by
   65535 unacknowledged ones: a broker without a window), the core stops reading the
   socket (``pause_reading``), so TCP pushes back on the broker. Events already read
@@ -37,7 +41,7 @@ import ssl
 import threading
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -58,6 +62,7 @@ from turbomqtt.asyncio._errors import (
     NotConnectedError,
     ProtocolError,
     PublishError,
+    QueueFullError,
     RequestTimeoutError,
     SubscribeError,
     UnsubscribeError,
@@ -71,13 +76,14 @@ from turbomqtt.asyncio._types import (
     ProtocolVersion,
     SubscribeOptions,
     TLSParameters,
+    Topic,
     Will,
     _filter_levels,
     _levels_match,
     _parts_match,
 )
 
-__all__ = ["Client", "ConnectionEventStream", "MessageStream", "Subscription"]
+__all__ = ["Client", "ConnectionEventStream", "MessageStream", "PublishHandle", "Subscription"]
 
 _log = logging.getLogger("turbomqtt.asyncio")
 
@@ -93,6 +99,8 @@ EV_CONNECT_FAILED = _core.EV_CONNECT_FAILED
 _RC_NO_CONN = 4
 _RC_QUEUE_SIZE = 15
 _DRAIN_BATCH = 1024
+# A stream consumer drains at most this many batches itself before it suspends once.
+_EAGER_BATCHES = 4
 # A stream may exceed its size by this many unacknowledged QoS 1/2 messages (the
 # largest receive maximum, §3.1.2.11.3) before reading pauses anyway.
 _HARD_EXTRA = 65535
@@ -110,6 +118,20 @@ SubscribeArg = Union[
     Sequence[tuple[str, Union[int, SubscribeOptions, Any]]],
 ]
 TLSArg = Union[None, bool, ssl.SSLContext, TLSParameters, Mapping[str, Any]]
+
+
+# Bumped in a forked child: a client made before fork() must not be used there (its
+# Rust runtime and socket belong to the parent). Cheaper than os.getpid() per call.
+_forks = 0
+
+
+def _after_fork_in_child() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _payload_bytes(payload: PayloadType) -> bytes:
@@ -208,6 +230,8 @@ class MessageStream:
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self._error: BaseException | None = None
+        # Batches drained by this consumer since it last suspended.
+        self._eager = 0
 
     def _matches(self, topic: str) -> bool:
         return self._levels is None or _levels_match(self._levels, topic)
@@ -243,20 +267,34 @@ class MessageStream:
         return self
 
     async def __anext__(self) -> Message:
-        while True:
-            if self._queue:
-                message = self._queue.popleft()
-                self._client._taken(self, message)
-                return message
+        # The fast path: a queued message is returned without suspending.
+        if not self._queue:
+            await self._refill()
+        message = self._queue.popleft()
+        if message.qos or self._client._paused:
+            self._client._taken(self, message)
+        return message
+
+    async def _refill(self) -> None:
+        """Until a message is queued; raises at the end of the stream."""
+        client = self._client
+        while not self._queue:
             if self._error is not None:
                 raise self._error
             if self._closed:
                 raise StopAsyncIteration
-            waiter = self._client._loop_checked().create_future()
+            # Take what the core already holds (one Rust call per batch) instead of a
+            # trip through the event loop; after a few batches in a row, let the other
+            # tasks run (the core may be filling faster than we consume).
+            if self._eager < _EAGER_BATCHES and client._drain_now():
+                self._eager += 1
+                continue
+            self._eager = 0
+            waiter = client._loop_checked().create_future()
             self._waiter = waiter
             try:
-                # Cancellation only drops this waiter: messages are popped only above,
-                # synchronously, so none is lost.
+                # Cancellation only drops this waiter: messages are popped only in
+                # __anext__, synchronously, so none is lost.
                 await waiter
             finally:
                 self._waiter = None
@@ -405,6 +443,38 @@ class ConnectionEventStream:
         self._end()
 
 
+class PublishHandle:
+    """What :meth:`Client.publish_nowait` returns. ``await handle`` gives the reason
+    code when the message is done -- at once for QoS 0 (it is in the outgoing queue),
+    on PUBACK for QoS 1, on PUBCOMP for QoS 2 -- or raises what ``await publish()``
+    would raise. ``mid`` is the message id."""
+
+    __slots__ = ("_future", "mid", "qos")
+
+    def __init__(self, mid: int, qos: int, future: asyncio.Future[int] | None) -> None:
+        self.mid = mid
+        self.qos = qos
+        self._future = future
+
+    def done(self) -> bool:
+        return self._future is None or self._future.done()
+
+    def result(self) -> int:
+        """The reason code; raises the failure, or asyncio.InvalidStateError while the
+        acknowledgement is still outstanding."""
+        return 0 if self._future is None else self._future.result()
+
+    def __await__(self) -> Generator[Any, None, int]:
+        fut = self._future
+        if fut is None:
+            return 0
+        return (yield from fut.__await__())
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "pending"
+        return f"<PublishHandle mid={self.mid} qos={self.qos} {state}>"
+
+
 class Client:
     """An MQTT 3.1/3.1.1/5.0 client for asyncio, on turbomqtt's Rust core.
 
@@ -444,6 +514,7 @@ class Client:
         queue_size: int = 1024,
         manual_ack: bool = False,
         max_inflight: int = 0,
+        max_queued_outgoing_messages: int = 10_000,
         event_limit: int = 4096,
         bind_address: str = "",
         bind_port: int = 0,
@@ -460,6 +531,10 @@ class Client:
             raise ValueError("keepalive must be within 0..65535")
         if queue_size < 1 or event_limit < 1:
             raise ValueError("queue_size and event_limit must be positive")
+        if not 1 <= max_queued_outgoing_messages <= 30_000:
+            # QoS 0 completions are matched by message id, a 16-bit counter that must
+            # not wrap around while they wait to be taken in.
+            raise ValueError("max_queued_outgoing_messages must be within 1..30000")
         if wakeup not in ("auto", "reader", "thread"):
             raise ValueError("wakeup must be 'auto', 'reader' or 'thread'")
         if properties is not None and protocol < 5:
@@ -476,6 +551,17 @@ class Client:
         self._manual_ack = manual_ack
         self._max_inflight = max_inflight
         self._event_limit = event_limit
+        # Bound of the outgoing queue: QoS 0 messages handed to the core and
+        # not yet reported written, and (in the core) QoS 1/2 messages not yet done.
+        self._max_outgoing = max_queued_outgoing_messages
+        self._qos0_backlog = 0
+        self._room_waiters: list[asyncio.Future[None]] = []
+        # Whether the core queues QoS 0 completions without waking us (see _room_for_qos0).
+        self._quiet = False
+        # The last topic received, as bytes and as a Topic: consecutive messages on
+        # one topic share the decoded str.
+        self._last_raw_topic = b""
+        self._last_topic = Topic("")
         self._wakeup = wakeup
         self._logger = logger or _log
 
@@ -553,7 +639,7 @@ class Client:
         self._response_topic: str | None = None
         self._responses: dict[bytes, asyncio.Future[Message]] = {}
         self._response_lock: asyncio.Lock | None = None
-        self._pid = os.getpid()
+        self._forks = _forks
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -579,6 +665,11 @@ class Client:
         core.set_event_limit(self._event_limit)
         core.set_manual_ack(True)
         core.set_max_inflight(self._max_inflight)
+        core.set_max_queued(self._max_outgoing)
+        # QoS 0 completions only feed the outgoing queue's count: take them in with the
+        # next batch rather than waking the loop once per message.
+        core.set_quiet_written(True)
+        self._quiet = True
         self._core = core
         self._install_wakeup()
         waiter: asyncio.Future[None] = loop.create_future()
@@ -643,6 +734,10 @@ class Client:
 
     def _fail_all(self, error: BaseException) -> None:
         pending, self._pending = self._pending, {}
+        room, self._room_waiters = self._room_waiters, []
+        for fut in room:
+            if not fut.done():
+                fut.set_exception(error)
         deferred, self._deferred = self._deferred, []
         for _kind, fut, _extra in list(pending.values()) + deferred:
             if not fut.done():
@@ -743,6 +838,17 @@ class Client:
 
     # ------------------------------------------------------------------ events
 
+    def _drain_now(self) -> bool:
+        """Dispatches one batch of pending events; False if there were none."""
+        core = self._core
+        if core is None:
+            return False
+        events = core.drain(_DRAIN_BATCH)
+        if not events:
+            return False
+        self._dispatch(events)
+        return True
+
     def _on_readable(self) -> None:
         core = self._core
         if core is None:
@@ -756,6 +862,7 @@ class Client:
 
     def _dispatch(self, events: list[tuple[Any, ...]]) -> None:
         streams: tuple[MessageStream, ...] | None = None
+        completed = False
         for ev in events:
             kind = ev[0]
             if kind == EV_MESSAGE:
@@ -763,8 +870,13 @@ class Client:
                     streams = tuple(self._streams)
                 self._on_message(ev, streams)
             elif kind == EV_PUBLISHED:
+                completed = True
                 entry = self._pending.pop(ev[1], None)
-                if entry is not None:
+                if entry is None:
+                    # A QoS 0 message was written to the socket.
+                    if self._qos0_backlog:
+                        self._qos0_backlog -= 1
+                else:
                     fut = entry[1]
                     if not fut.done():
                         code = ev[2]
@@ -783,13 +895,21 @@ class Client:
                 self._on_connect_failed(ev[1])
             elif kind == EV_LOG:
                 self._logger.log(_LOG_LEVELS.get(ev[1], logging.DEBUG), "%s", ev[2])
+        if completed and self._room_waiters:
+            self._wake_room()
 
     def _on_message(self, ev: tuple[Any, ...], streams: tuple[MessageStream, ...]) -> None:
-        _, topic, payload, qos, retain, mid, dup, props = ev
-        message = Message(topic.decode("utf-8"), payload, qos, retain, mid, dup, props)
-        message._client = self
-        message._generation = self._generation
-        if self._response_topic is not None and message.topic == self._response_topic:
+        _, raw_topic, payload, qos, retain, mid, dup, props = ev
+        if raw_topic == self._last_raw_topic:
+            topic = self._last_topic
+        else:
+            topic = Topic(raw_topic.decode("utf-8"))
+            self._last_raw_topic = raw_topic
+            self._last_topic = topic
+        message = Message._received(
+            topic, payload, qos, retain, mid, dup, props, self, self._generation
+        )
+        if self._response_topic is not None and topic == self._response_topic:
             corr = message.properties.get("correlation_data")
             fut = self._responses.pop(corr, None) if corr is not None else None
             if fut is not None and not fut.done():
@@ -802,12 +922,12 @@ class Client:
             levels = stream._levels
             if levels is not None:
                 if parts is None:
-                    parts = message.topic.split("/")
+                    parts = topic.split("/")
                 if not _parts_match(levels, parts):
                     continue
             if stream._put(message):
                 full = True
-        if not message._holds:
+        if qos and not message._holds:
             # Nobody listens for it: acknowledge now rather than stall the broker.
             self._release(message)
         if full:
@@ -945,6 +1065,10 @@ class Client:
         was_connected = self._connected_flag
         self._connected_flag = False
         self._announced = False
+        # QoS 0 messages not yet written are dropped with the connection; whoever waits
+        # for room tries again (and learns that it is not connected).
+        self._qos0_backlog = 0
+        self._wake_room()
         if self._closing:
             w = self._closed_waiter
             if w is not None and not w.done():
@@ -1086,7 +1210,7 @@ class Client:
             raise self._final_error
         if self._core is None:
             raise NotConnectedError("the client is not connected (use 'async with Client(...)')")
-        if os.getpid() != self._pid:
+        if _forks != self._forks:
             raise MqttError("the client was created before fork(); create a new one")
         return self._core
 
@@ -1097,6 +1221,24 @@ class Client:
             raise ValueError("properties need MQTT 5")
         return encode_properties(properties)
 
+    def _publish_args(
+        self, topic: str, payload: PayloadType, qos: int, properties: PropertiesArg
+    ) -> tuple[bytes, bytes | None]:
+        if not isinstance(topic, str) or not topic:
+            raise ValueError("Invalid topic.")
+        if "+" in topic or "#" in topic:
+            raise ValueError("Publish topic cannot contain wildcards.")
+        if qos not in (0, 1, 2) or isinstance(qos, bool):
+            raise ValueError("Invalid QoS level.")
+        data = payload if type(payload) is bytes else _payload_bytes(payload)
+        return data, (None if properties is None else self._props(properties))
+
+    def _publish_rc(self, rc: int, qos: int) -> None:
+        if rc == _RC_NO_CONN and (qos == 0 or not self._reconnect):
+            raise NotConnectedError("not connected: the message was not sent")
+        if rc not in (0, _RC_NO_CONN):
+            raise MqttCodeError(rc, f"publish failed (rc {rc})")
+
     async def publish(
         self,
         topic: str,
@@ -1105,30 +1247,117 @@ class Client:
         retain: bool = False,
         properties: PropertiesArg = None,
     ) -> int:
-        """Publishes and returns when done, with the reason code (0 on 3.x): QoS 0 once
-        written to the socket, QoS 1 on PUBACK, QoS 2 on PUBCOMP. A v5 reason code >=
-        0x80 raises PublishError. Cancelling the await only drops the waiter: the
-        message still goes out. With ``reconnect=True`` a QoS 1/2 publish made while
-        disconnected waits for the reconnect; a QoS 0 one raises NotConnectedError."""
+        """Publishes and returns the reason code (0 on 3.x) when done: QoS 0 once the
+        message is in the connection's outgoing queue (from where the Rust connection
+        task writes it, coalesced with whatever else is queued), QoS 1 on PUBACK, QoS 2
+        on PUBCOMP. Like ``StreamWriter.drain()``, a QoS 0 publish returns without
+        suspending while the queue has room (``max_queued_outgoing_messages``) and waits
+        for room when it is full; a QoS 1/2 one also waits for room before it is sent.
+        A v5 reason code >= 0x80 raises PublishError. Cancelling the await only drops
+        the waiter: the message still goes out. With ``reconnect=True`` a QoS 1/2
+        publish made while disconnected waits for the reconnect; a QoS 0 one raises
+        NotConnectedError."""
         core = self._require_core()
-        if not isinstance(topic, str) or not topic:
-            raise ValueError("Invalid topic.")
-        if "+" in topic or "#" in topic:
-            raise ValueError("Publish topic cannot contain wildcards.")
-        if qos not in (0, 1, 2) or isinstance(qos, bool):
-            raise ValueError("Invalid QoS level.")
-        data = _payload_bytes(payload)
-        props = self._props(properties)
-        rc, mid = core.publish(topic, data, qos, bool(retain), props)
-        if rc == _RC_NO_CONN and (qos == 0 or not self._reconnect):
-            raise NotConnectedError("not connected: the message was not sent")
-        if rc == _RC_QUEUE_SIZE:
-            raise MqttCodeError(rc, "the outgoing queue is full")
-        if rc not in (0, _RC_NO_CONN):
-            raise MqttCodeError(rc, f"publish failed (rc {rc})")
+        data, props = self._publish_args(topic, payload, qos, properties)
+        if qos == 0:
+            if self._qos0_backlog >= self._max_outgoing:
+                await self._room_for_qos0()
+                core = self._require_core()
+            rc, _mid = core.publish(topic, data, 0, retain, props)
+            if rc:
+                self._publish_rc(rc, 0)
+            self._qos0_backlog += 1
+            return 0
+        while True:
+            rc, mid = core.publish(topic, data, qos, retain, props)
+            if rc != _RC_QUEUE_SIZE:
+                break
+            await self._wait_room()
+            core = self._require_core()
+        if rc:
+            self._publish_rc(rc, qos)
         fut: asyncio.Future[int] = self._loop_checked().create_future()
         self._pending[mid] = ("pub", fut, qos)
         return await fut
+
+    def publish_nowait(
+        self,
+        topic: str,
+        payload: PayloadType = None,
+        qos: int = 0,
+        retain: bool = False,
+        properties: PropertiesArg = None,
+    ) -> PublishHandle:
+        """Queues the message for sending and returns at once (no ``await``), like
+        ``asyncio.Queue.put_nowait()`` and paho's ``publish()``. Raises QueueFullError
+        (an ``asyncio.QueueFull``) when ``max_queued_outgoing_messages`` are already
+        waiting, NotConnectedError as :meth:`publish` does, ValueError for bad
+        arguments. The returned :class:`PublishHandle` has the message id and can be
+        awaited for the outcome :meth:`publish` would return (a QoS 0 handle is done at
+        once). A failure nobody awaits is only logged at DEBUG level."""
+        core = self._require_core()
+        data, props = self._publish_args(topic, payload, qos, properties)
+        if qos == 0:
+            if self._qos0_backlog >= self._max_outgoing and not self._take_completions():
+                raise QueueFullError()
+            rc, mid = core.publish(topic, data, 0, retain, props)
+            if rc:
+                self._publish_rc(rc, 0)
+            self._qos0_backlog += 1
+            return PublishHandle(mid, 0, None)
+        rc, mid = core.publish(topic, data, qos, retain, props)
+        if rc == _RC_QUEUE_SIZE:
+            raise QueueFullError()
+        if rc:
+            self._publish_rc(rc, qos)
+        fut: asyncio.Future[int] = self._loop_checked().create_future()
+        fut.add_done_callback(self._log_unretrieved)
+        self._pending[mid] = ("pub", fut, qos)
+        return PublishHandle(mid, qos, fut)
+
+    def _log_unretrieved(self, fut: asyncio.Future[Any]) -> None:
+        # Marks the exception retrieved (no "never retrieved" warning for a
+        # fire-and-forget publish) and says what happened.
+        if not fut.cancelled() and fut.exception() is not None:
+            self._logger.debug("publish_nowait: %s", fut.exception())
+
+    def _take_completions(self) -> bool:
+        """Takes in the pending events (the core queues QoS 0 completions without waking
+        us); True once the QoS 0 backlog is below its bound."""
+        while self._qos0_backlog >= self._max_outgoing:
+            if not self._drain_now():
+                return False
+        return True
+
+    def _set_quiet(self, on: bool) -> None:
+        if on != self._quiet and self._core is not None:
+            self._quiet = on
+            self._core.set_quiet_written(on)
+
+    async def _room_for_qos0(self) -> None:
+        """Waits until the QoS 0 backlog is below its bound; meanwhile the core wakes us
+        for every completion."""
+        if self._take_completions():
+            return
+        self._set_quiet(False)
+        try:
+            while self._qos0_backlog >= self._max_outgoing:
+                await self._wait_room()
+                self._require_core()
+        finally:
+            self._set_quiet(True)
+
+    async def _wait_room(self) -> None:
+        """Until the next batch of completions (or the connection's end)."""
+        fut: asyncio.Future[None] = self._loop_checked().create_future()
+        self._room_waiters.append(fut)
+        await fut
+
+    def _wake_room(self) -> None:
+        waiters, self._room_waiters = self._room_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
 
     async def subscribe(
         self,

@@ -7,6 +7,7 @@ everything MQTT-level derives from :class:`MqttError`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "NotConnectedError",
     "ProtocolError",
     "PublishError",
+    "QueueFullError",
     "RequestTimeoutError",
     "SubscribeError",
     "UnsubscribeError",
@@ -101,6 +103,15 @@ class PublishError(MqttCodeError):
             f"publish (mid {mid}) refused: {reason_text(reason_code)} (0x{reason_code:02X})",
         )
         self.mid = mid
+
+
+class QueueFullError(MqttCodeError, asyncio.QueueFull):
+    """:meth:`Client.publish_nowait` found the outgoing queue full
+    (``max_queued_outgoing_messages``); ``reason_code`` is paho's
+    MQTT_ERR_QUEUE_SIZE (15). Also an :class:`asyncio.QueueFull`."""
+
+    def __init__(self, message: str = "the outgoing queue is full") -> None:
+        super().__init__(15, message)
 
 
 class SubscribeError(MqttCodeError):

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Mapping
 from typing import Any, Union
 
-__all__ = ["PropertiesArg", "decode_properties", "encode_properties"]
+__all__ = ["PropertiesArg", "ReceivedProperties", "decode_properties", "encode_properties"]
 
 # name: (identifier, kind); kinds: b byte, h two-byte int, i four-byte int,
 # v variable byte integer, s UTF-8 string, d binary data, p UTF-8 string pair.
@@ -50,6 +50,31 @@ _BY_ID = {ident: (name, kind) for name, (ident, kind) in _SPEC.items()}
 _MULTI = {"user_property", "subscription_identifier"}
 
 PropertiesArg = Union[Mapping[str, Any], bytes, bytearray, None, Any]
+
+# Spec names as paho-mqtt's Properties spells them ("ResponseTopic") -> our keys.
+_BY_SPEC_NAME = {"".join(w.capitalize() for w in name.split("_")): name for name in _SPEC}
+
+
+class ReceivedProperties(dict):  # type: ignore[type-arg]
+    """Received MQTT 5 properties: a ``dict`` keyed by snake_case names
+    (``props["response_topic"]``), also readable by the spec names paho-mqtt's
+    ``Properties`` uses (``props.ResponseTopic``, ``props.UserProperty``), so code
+    written for aiomqtt's ``message.properties`` keeps working. ``pack()`` gives the
+    wire form, so the object can be passed back wherever properties are accepted."""
+
+    __slots__ = ("_wire",)
+
+    def __getattr__(self, name: str) -> Any:
+        key = _BY_SPEC_NAME.get(name)
+        if key is None or key not in self:
+            raise AttributeError(name)
+        return self[key]
+
+    def pack(self) -> bytes:
+        wire = getattr(self, "_wire", None)
+        if wire is not None:
+            return wire
+        return encode_properties(dict(self)) or b"\x00"
 
 
 def _varint(n: int) -> bytes:
@@ -125,9 +150,10 @@ def encode_properties(props: PropertiesArg) -> bytes | None:
     return _varint(len(body)) + bytes(body)
 
 
-def decode_properties(wire: bytes | None) -> dict[str, Any]:
+def decode_properties(wire: bytes | None) -> ReceivedProperties:
     """The dict form of a wire properties section (empty for None)."""
-    out: dict[str, Any] = {}
+    out = ReceivedProperties()
+    out._wire = wire
     if not wire:
         return out
     length, pos = _read_varint(wire, 0)

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
-from turbomqtt.asyncio._properties import PropertiesArg, decode_properties
+from turbomqtt.asyncio._properties import PropertiesArg, ReceivedProperties, decode_properties
 
 if TYPE_CHECKING:
     from turbomqtt.asyncio._client import Client
@@ -84,6 +84,9 @@ class Topic(str):
         return topic_matches(filter_, self)
 
 
+_new_object = object.__new__
+
+
 class Message:
     """A received PUBLISH. Immutable by convention; ``properties`` is decoded on first use."""
 
@@ -119,19 +122,82 @@ class Message:
         self.mid = mid
         self.dup = dup
         self._wire_properties = properties
-        self._properties: dict[str, Any] | None = None
+        self._properties: ReceivedProperties | None = None
         self._client: Client | None = None
         self._generation = 0
         self._holds = 0
         self._acked = qos == 0
 
+    @classmethod
+    def _received(
+        cls,
+        topic: Topic,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        mid: int,
+        dup: bool,
+        properties: bytes | None,
+        client: Client,
+        generation: int,
+    ) -> Message:
+        # The receive path's constructor: the topic is already a Topic (shared by
+        # consecutive messages on the same topic) and nothing is validated.
+        m = _new_object(cls)
+        m.topic = topic
+        m.payload = payload
+        m.qos = qos
+        m.retain = retain
+        m.mid = mid
+        m.dup = dup
+        m._wire_properties = properties
+        m._properties = None
+        m._client = client
+        m._generation = generation
+        m._holds = 0
+        m._acked = not qos
+        return m
+
     @property
-    def properties(self) -> dict[str, Any]:
+    def properties(self) -> ReceivedProperties:
         """MQTT 5 properties as a dict (empty for 3.x or none), e.g.
-        ``{"response_topic": "a/b", "correlation_data": b"..", "user_property": [("k", "v")]}``."""
+        ``{"response_topic": "a/b", "correlation_data": b"..", "user_property": [("k", "v")]}``,
+        also readable by paho's spec names (``message.properties.ResponseTopic``)."""
         if self._properties is None:
             self._properties = decode_properties(self._wire_properties)
         return self._properties
+
+    # Typed views of the MQTT 5 properties (§3.3.2.3); None / empty when absent.
+
+    @property
+    def content_type(self) -> str | None:
+        return self.properties.get("content_type")
+
+    @property
+    def response_topic(self) -> str | None:
+        return self.properties.get("response_topic")
+
+    @property
+    def correlation_data(self) -> bytes | None:
+        return self.properties.get("correlation_data")
+
+    @property
+    def user_properties(self) -> list[tuple[str, str]]:
+        return list(self.properties.get("user_property", ()))
+
+    @property
+    def message_expiry_interval(self) -> int | None:
+        """Seconds left until the message expires (the broker counts its time down)."""
+        return self.properties.get("message_expiry_interval")
+
+    @property
+    def payload_format_indicator(self) -> int | None:
+        """1: the payload is UTF-8 text; 0 or None: unspecified bytes."""
+        return self.properties.get("payload_format_indicator")
+
+    @property
+    def subscription_identifiers(self) -> list[int]:
+        return list(self.properties.get("subscription_identifier", ()))
 
     def text(self, encoding: str = "utf-8") -> str:
         return self.payload.decode(encoding)
