@@ -13,11 +13,3 @@ pub mod runtime;
 
 #[cfg(feature = "python")]
 mod bindings;
-
-/// mimalloc for the Rust side of the extension: glibc's per-thread arenas give freed
-/// memory back to the kernel as soon as a heap's top grows past 128 KiB, so a reader that
-/// allocates 64 KiB frames on a runtime thread (freed later on the Python thread) paid a
-/// page fault per 4 KiB of every message. Python's own objects keep Python's allocator.
-#[cfg(feature = "python")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
