@@ -20,6 +20,7 @@ import time
 import uuid
 
 import pytest
+from _raw_mqtt import read_packet as _read_packet
 from turbomqtt import _core
 
 pytestmark = pytest.mark.timeout(60)
@@ -485,19 +486,6 @@ def test_publish_with_a_non_utf8_topic(accept):
         assert p.messages() == []
         assert p.of(EV_DISCONNECTED)[0][1] == 2
     t.join(5)
-
-
-def _read_packet(conn):
-    """One MQTT packet as (first byte, body) from a blocking socket."""
-    first = _recv_exact(conn, 1)[0]
-    length, shift = 0, 0
-    while True:
-        b = _recv_exact(conn, 1)[0]
-        length |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            break
-    return first, _recv_exact(conn, length)
 
 
 def test_unacknowledged_qos1_is_resent_with_dup_after_reconnect():

@@ -13,30 +13,9 @@ import threading
 
 import pytest
 import turbomqtt.client as mqtt
+from _raw_mqtt import read_packet as _read_packet
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def _recv_exact(conn: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            raise ConnectionAbortedError(f"closed after {len(data)} of {n} bytes")
-        data += chunk
-    return data
-
-
-def _read_packet(conn: socket.socket) -> tuple[int, bytes]:
-    first = _recv_exact(conn, 1)[0]
-    length, shift = 0, 0
-    while True:
-        b = _recv_exact(conn, 1)[0]
-        length |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            break
-    return first, _recv_exact(conn, length)
 
 
 class LateConnackBroker:
