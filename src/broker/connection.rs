@@ -70,7 +70,13 @@ pub struct ConnectionContext {
     pub peer: Arc<str>,
     /// The listener's name, one allocation shared by all its connections.
     pub listener: Arc<str>,
+    /// The TCP socket under the stream, for `sockopt::quickack` (None: not TCP, or a
+    /// platform without it).
+    pub tcp_fd: Option<i32>,
 }
+
+/// Reads shorter than this that get no answer re-arm TCP_QUICKACK (see `serve`).
+const QUICKACK_BELOW: usize = 512;
 
 /// Runs one connection to its end.
 ///
@@ -121,6 +127,7 @@ where
         shared: shared.clone(),
         version: ProtocolVersion::V311,
         write_failed: false,
+        tcp_fd: ctx.tcp_fd,
     };
     let connect = tokio::select! {
         r = tokio::time::timeout(shared.config.connect_timeout, io.read_connect()) => match r {
@@ -163,6 +170,8 @@ struct Io<S> {
     version: ProtocolVersion,
     /// Set once a write failed: output is discarded from then on, input still read.
     write_failed: bool,
+    /// From `ConnectionContext::tcp_fd`; valid while `stream` lives.
+    tcp_fd: Option<i32>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
@@ -729,10 +738,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             self.io.rbuf = BytesMut::new();
         }
         let mut read_size = READ_MIN;
+        let mut unanswered_small_read = false;
         loop {
             // Nothing more is taken from the session once writing failed: a persistent
             // session keeps its messages for the next connection.
             let mut more = !self.io.write_failed && self.fill_outgoing();
+            if std::mem::take(&mut unanswered_small_read) && self.io.wbuf.is_empty() {
+                // A small read we send nothing back for (a client's PUBACK, say): a
+                // client without TCP_NODELAY (paho-mqtt) would hold its next packet
+                // behind our delayed ACK for up to 40 ms. When we do answer, the answer
+                // carries the ACK, and bulk reads get theirs anyway.
+                if let Some(fd) = self.io.tcp_fd {
+                    crate::sockopt::quickack(fd);
+                }
+            }
             if !self.io.wbuf.is_empty() {
                 match self.flush_unless_commanded().await {
                     Ok(woken) => more |= woken,
@@ -755,6 +774,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             if let Some(close) = self.process_input().await {
                 return close;
             }
+            unanswered_small_read = n < QUICKACK_BELOW;
             // A full read (of the spare room, or of the stack buffer of
             // `read_on_demand`) means more is coming: read bigger.
             if n >= if spare > 0 { spare } else { READ_MIN } {
@@ -1706,6 +1726,7 @@ mod tests {
             shared,
             peer: Arc::from(""),
             listener: Arc::from(""),
+            tcp_fd: None,
         };
         let future = run(ctx, stream);
         let conn = std::mem::size_of::<Connection<tokio::net::TcpStream>>();

@@ -171,32 +171,13 @@ impl Reader {
     }
 }
 
-/// Asks the kernel to acknowledge received segments at once (Linux `TCP_QUICKACK`, which
-/// the kernel clears again by itself, hence after every read). Without it, a delayed
-/// ACK (up to 40 ms, often more) is all a broker that does not set TCP_NODELAY gets
-/// while the face withholds the MQTT acknowledgement of a message its consumer has not
-/// taken yet; such a broker (mosquitto's default) keeps its next small write, for
-/// instance the PUBACK of our own publish, behind Nagle's algorithm until that ACK:
-/// a 40 ms stall per round trip.
-#[cfg(target_os = "linux")]
+/// See [`crate::sockopt::quickack`]: here for a face that withholds the MQTT
+/// acknowledgement of a message its consumer has not taken yet.
 fn quickack(s: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket fd owned by `s` and a c_int option value of the given size.
-    // A failure only means the kernel's default ACK timing, so it is ignored.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_QUICKACK,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
+    if let Some(fd) = crate::sockopt::quickack_fd(s) {
+        crate::sockopt::quickack(fd);
     }
 }
-
-#[cfg(not(target_os = "linux"))]
-fn quickack(_: &TcpStream) {}
 
 impl Writer {
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
