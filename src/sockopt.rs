@@ -27,14 +27,38 @@ pub fn quickack(fd: i32) {
 #[cfg(not(target_os = "linux"))]
 pub fn quickack(_fd: i32) {}
 
-/// The fd to pass to [`quickack`] for a TCP stream (None where it does nothing).
+/// The fd to pass to [`quickack`] and [`send_now`] for a TCP stream (None where they do
+/// nothing).
 #[cfg(target_os = "linux")]
-pub fn quickack_fd(s: &tokio::net::TcpStream) -> Option<i32> {
+pub fn tcp_fd(s: &tokio::net::TcpStream) -> Option<i32> {
     use std::os::fd::AsRawFd;
     Some(s.as_raw_fd())
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn quickack_fd(_s: &tokio::net::TcpStream) -> Option<i32> {
+pub fn tcp_fd(_s: &tokio::net::TcpStream) -> Option<i32> {
+    None
+}
+
+/// One non-blocking `send` of `buf` on the TCP socket `fd`: the bytes taken (maybe fewer
+/// than `buf.len()`), or None when nothing could be sent now (would block, or an error
+/// the connection's own tasks will see). No SIGPIPE on a closed peer.
+#[cfg(target_os = "linux")]
+pub fn send_now(fd: i32, buf: &[u8]) -> Option<usize> {
+    // SAFETY: `fd` is an open socket (the caller's contract) and `buf` is valid for
+    // reads of `buf.len()` bytes for the duration of the call.
+    let n = unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    (n > 0).then_some(n as usize)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn send_now(_fd: i32, _buf: &[u8]) -> Option<usize> {
     None
 }

@@ -177,7 +177,7 @@ pub fn spawn(
                         shared: shared.clone(),
                         peer: Arc::from(peer.to_string()),
                         listener: name.clone(),
-                        tcp_fd: crate::sockopt::quickack_fd(&stream),
+                        tcp_fd: crate::sockopt::tcp_fd(&stream),
                     };
                     if tls.is_none() && ws_path.is_none() {
                         tokio::spawn(reporting_panics(

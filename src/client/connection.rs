@@ -2,7 +2,7 @@
 //! nothing else. One task per connection, owning both halves of the stream; reads and
 //! writes run concurrently inside it, so a slow reader never blocks a write.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,14 @@ pub(crate) async fn run(
     version: ProtocolVersion,
     max_packet_size: u32,
 ) {
+    let direct_fd = stream.direct_write_fd();
     let (mut reader, writer) = stream.split();
+    if let Some(fd) = direct_fd {
+        let s = shared.session.lock();
+        if s.generation() == generation {
+            shared.direct.attach(fd);
+        }
+    }
     // CONNECT is already waiting in the write buffer.
     shared.wake_writer.notify_one();
     let mut writing = std::pin::pin!(write_loop(&shared, generation, writer));
@@ -33,6 +40,11 @@ pub(crate) async fn run(
         c = read_loop(&shared, generation, &mut reader, version, max_packet_size) => Ended::Reader(c),
         c = &mut writing => Ended::Writer(c),
     };
+    // Before anything of the socket is dropped: no direct write may use its fd again.
+    if direct_fd.is_some() {
+        let _s = shared.session.lock();
+        shared.direct.detach();
+    }
     let close = match ended {
         Ended::Writer(c) => c,
         Ended::Reader(c) => {
@@ -205,6 +217,7 @@ async fn write_loop(shared: &Shared, generation: u64, mut writer: Writer) -> Clo
             if s.generation() != generation {
                 return Close::lost("connection replaced");
             }
+            shared.direct.set_writer_parked(false);
             if s.output_held() {
                 // Nothing goes out until released; the release wakes this loop.
                 (None, false)
@@ -215,6 +228,11 @@ async fn write_loop(shared: &Shared, generation: u64, mut writer: Writer) -> Clo
                 };
                 s.take_output(&mut spare, &mut qos0);
                 shared.flush_events(&mut s);
+                // Nothing taken: this task is about to sleep, and until it wakes (it
+                // takes this lock first) a direct write cannot meet one of its own.
+                if spare.is_empty() {
+                    shared.direct.set_writer_parked(true);
+                }
                 (deadline, s.state() == ConnState::Disconnecting)
             }
         };
@@ -254,10 +272,28 @@ async fn write_loop(shared: &Shared, generation: u64, mut writer: Writer) -> Clo
 }
 
 impl Shared {
-    /// Moves the session's events to the queue and wakes the writer if bytes wait.
+    /// Moves the session's events to the queue and gets the bytes that wait written:
+    /// directly from this thread when the connection is quiet (see `DirectWrite`), else
+    /// by waking the writer task.
     pub(crate) fn flush(&self, s: &mut Session) {
+        if !s.out().is_empty() && self.direct.try_write(s) {
+            let mut qos0 = Vec::new();
+            s.take_written_qos0(&mut qos0);
+            if !qos0.is_empty() {
+                self.events
+                    .extend_written(qos0.into_iter().map(|mid| Event::Published {
+                        mid,
+                        qos: 0,
+                        code: 0,
+                        properties: None,
+                    }));
+            }
+        }
         self.flush_events(s);
         if !s.out().is_empty() {
+            // Handed to the writer task: until it has run, a direct write would only
+            // race it for the same bytes' turn (and cost a system call each time).
+            self.direct.set_writer_parked(false);
             self.wake_writer.notify_one();
         }
     }
@@ -290,5 +326,82 @@ impl Shared {
             error: close.error,
         });
         self.events.extend(events);
+    }
+}
+
+/// Writing from the calling thread, skipping the hand-off to the writer task: a quiet
+/// connection's single publish or acknowledgement then costs one `send` instead of a
+/// wake-up of another thread (the larger part of a round trip's latency). Only on plain
+/// TCP (Linux), only while the writer task sleeps with nothing to write and has slept
+/// for `DIRECT_GAP` already, and not again within `DIRECT_GAP` of the last direct write:
+/// a busy connection gets the writer task's batching instead of a system call (under
+/// the session lock) per message. Every field is read and written with the session
+/// locked, which is what orders direct writes with the writer task's.
+#[derive(Default)]
+pub(crate) struct DirectWrite {
+    /// The connection's socket, -1 when none (no connection, or not plain TCP).
+    fd: std::sync::atomic::AtomicI32,
+    writer_parked: std::sync::atomic::AtomicBool,
+    /// When the writer task last went to sleep, as nanoseconds after `EPOCH`.
+    parked_at: AtomicU64,
+    /// When the last direct write happened, as nanoseconds after `EPOCH` (0: never).
+    last: AtomicU64,
+}
+
+fn now_ns(now: Instant) -> u64 {
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    now.saturating_duration_since(epoch).as_nanos() as u64 + 1
+}
+
+/// Direct writes closer together than this go through the writer task (batching).
+const DIRECT_GAP: Duration = Duration::from_micros(50);
+
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+impl DirectWrite {
+    fn attach(&self, fd: i32) {
+        self.fd.store(fd, Ordering::Relaxed);
+        self.writer_parked.store(false, Ordering::Relaxed);
+    }
+
+    fn detach(&self) {
+        self.fd.store(-1, Ordering::Relaxed);
+        self.writer_parked.store(false, Ordering::Relaxed);
+    }
+
+    fn set_writer_parked(&self, parked: bool) {
+        if parked {
+            self.parked_at
+                .store(now_ns(Instant::now()), Ordering::Relaxed);
+        }
+        self.writer_parked.store(parked, Ordering::Relaxed);
+    }
+
+    /// Tries to write all of `s`'s output now; true if it all went out. A partial write
+    /// leaves the rest queued for the writer task (which must then be woken).
+    fn try_write(&self, s: &mut Session) -> bool {
+        let fd = self.fd.load(Ordering::Relaxed);
+        if fd < 0
+            || !self.writer_parked.load(Ordering::Relaxed)
+            || s.output_held()
+            || s.state() == ConnState::Disconnecting
+        {
+            return false;
+        }
+        let now = Instant::now();
+        let t = now_ns(now);
+        let gap = DIRECT_GAP.as_nanos() as u64;
+        let last = self.last.load(Ordering::Relaxed);
+        if t.saturating_sub(self.parked_at.load(Ordering::Relaxed)) < gap
+            || (last != 0 && t.saturating_sub(last) < gap)
+        {
+            return false;
+        }
+        let Some(n) = crate::sockopt::send_now(fd, s.out()) else {
+            return false;
+        };
+        self.last.store(t, Ordering::Relaxed);
+        s.keepalive.on_sent(now);
+        s.consume_output(n)
     }
 }

@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     /// replaced while it was still writing its DISCONNECT.
     quiet_end: AtomicU64,
     last: Mutex<Option<ConnectOptions>>,
+    /// Direct writes, see `Shared::flush`. Read and written only with `session` locked.
+    pub(crate) direct: connection::DirectWrite,
 }
 
 /// Ends a task when dropped (a plain `JoinHandle` would detach it).
@@ -108,6 +110,7 @@ impl Client {
                 task: Mutex::new(None),
                 quiet_end: AtomicU64::new(u64::MAX),
                 last: Mutex::new(None),
+                direct: connection::DirectWrite::default(),
             }),
         })
     }

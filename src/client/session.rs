@@ -432,6 +432,19 @@ impl Session {
         &self.out
     }
 
+    /// Drops the first `n` bytes of the write buffer (written directly); true when that
+    /// was all of it.
+    pub fn consume_output(&mut self, n: usize) -> bool {
+        let _ = self.out.split_to(n.min(self.out.len()));
+        self.out.is_empty()
+    }
+
+    /// After the whole write buffer was written directly: the mids of the QoS 0
+    /// publishes it held, for their EV_PUBLISHED.
+    pub fn take_written_qos0(&mut self, qos0: &mut Vec<u16>) {
+        qos0.append(&mut self.qos0_unwritten);
+    }
+
     /// Swaps the write buffer with `spare` (cleared by the caller after writing), and
     /// moves the mids of QoS 0 publishes it contains into `qos0`.
     pub fn take_output(&mut self, spare: &mut BytesMut, qos0: &mut Vec<u16>) {

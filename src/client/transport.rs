@@ -118,6 +118,14 @@ pub enum Writer {
 }
 
 impl Stream {
+    /// The socket for direct writes: plain TCP only (see `connection::DirectWrite`).
+    pub fn direct_write_fd(&self) -> Option<i32> {
+        match self {
+            Stream::Tcp(s) => crate::sockopt::tcp_fd(s),
+            _ => None,
+        }
+    }
+
     pub fn split(self) -> (Reader, Writer) {
         match self {
             Stream::Tcp(s) => {
@@ -174,7 +182,7 @@ impl Reader {
 /// See [`crate::sockopt::quickack`]: here for a face that withholds the MQTT
 /// acknowledgement of a message its consumer has not taken yet.
 fn quickack(s: &TcpStream) {
-    if let Some(fd) = crate::sockopt::quickack_fd(s) {
+    if let Some(fd) = crate::sockopt::tcp_fd(s) {
         crate::sockopt::quickack(fd);
     }
 }
