@@ -15,7 +15,7 @@ EV_CONNACK: int  # (1, session_present: bool, reason_code: int, properties: byte
 EV_MESSAGE: int  # (2, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int,
 #                   dup: bool, properties: bytes | None)
 EV_PUBLISHED: int  # (3, mid: int, reason_code: int, properties: bytes | None, info: object | None)
-EV_WRITTEN: int  # (9, infos: list): QoS 0 messages written whose publish() gave an info
+EV_WRITTEN: int  # (9, infos: list): QoS 0 messages written, their publish_info() infos
 EV_SUBACK: int  # (4, mid: int, codes: list[int], properties: bytes | None)
 EV_UNSUBACK: int  # (5, mid: int, codes: list[int], properties: bytes | None)
 EV_DISCONNECTED: int  # (6, code: int, from_server: bool, properties: bytes | None,
@@ -102,7 +102,6 @@ class ClientCore:
         qos: int,
         retain: bool,
         properties: bytes | None = None,
-        info: object | None = None,
     ) -> tuple[int, int]:
         """(rc, mid): 0 queued for the socket; 4 not connected (QoS 0 dropped, QoS>0
         kept and sent after the next CONNACK); 15 max_queued reached."""
@@ -116,7 +115,7 @@ class ClientCore:
     ) -> MQTTMessageInfo:
         """publish() returning the paho MQTTMessageInfo the core keeps until done."""
     def take_infos(self, qos0_only: bool = False) -> list[object]:
-        """Remove and return the infos given to publish() still waiting for EV_PUBLISHED."""
+        """Remove and return the publish_info() infos still waiting for EV_PUBLISHED."""
     def take_info(self, mid: int) -> object | None: ...
     def pending_infos(self) -> int: ...
     def subscribe(

@@ -681,7 +681,7 @@ class Client:
         self.suppress_exceptions = False
 
         # The MQTTMessageInfo of each publish waiting for its EV_PUBLISHED is kept by the
-        # core (publish(info=...)) and comes back in that event: no lock on the hot path.
+        # core (publish_info()) and comes back in that event: no lock on the hot path.
         self._backlog: list[tuple] | None = None
         self._write_gate = False
         # True while core.connect() runs in some thread: the connection exists in the core

@@ -43,7 +43,7 @@ pub const EV_UNSUBACK: u8 = 5;
 pub const EV_DISCONNECTED: u8 = 6;
 pub const EV_LOG: u8 = 7;
 pub const EV_CONNECT_FAILED: u8 = 8;
-/// QoS 0 messages written, as a list of the infos given to `publish` (one event per run).
+/// QoS 0 messages written, as a list of their `publish_info` infos (one event per run).
 pub const EV_WRITTEN: u8 = 9;
 
 /// How often blocking waits wake up to let Python handle signals (Ctrl-C).
@@ -184,37 +184,13 @@ fn opt_bytes<'py>(py: Python<'py>, b: &Option<Bytes>) -> Bound<'py, PyAny> {
     }
 }
 
-/// EV_PUBLISHED with the info its publish registered (or None) as the fifth item.
-fn published_tuple<'py>(
+/// `info`: for EV_PUBLISHED, the info its publish registered (the fifth item; None if
+/// none); ignored for other events.
+fn event_tuple<'py>(
     py: Python<'py>,
     e: &Event,
     info: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let Event::Published {
-        mid,
-        code,
-        properties,
-        ..
-    } = e
-    else {
-        return event_tuple(py, e);
-    };
-    PyTuple::new(
-        py,
-        [
-            EV_PUBLISHED.into_pyobject(py)?.into_any(),
-            mid.into_pyobject(py)?.into_any(),
-            code.into_pyobject(py)?.into_any(),
-            opt_bytes(py, properties),
-            match info {
-                Some(i) => i.into_bound(py),
-                None => py.None().into_bound(py),
-            },
-        ],
-    )
-}
-
-fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTuple>> {
     let none = || py.None().into_bound(py);
     let items: Vec<Bound<'py, PyAny>> = match e {
         Event::ConnAck {
@@ -247,6 +223,10 @@ fn event_tuple<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyTuple>>
             mid.into_pyobject(py)?.into_any(),
             code.into_pyobject(py)?.into_any(),
             opt_bytes(py, properties),
+            match info {
+                Some(i) => i.into_bound(py),
+                None => none(),
+            },
         ],
         Event::SubAck {
             mid,
@@ -390,7 +370,7 @@ fn proxy_options(d: &Bound<'_, PyDict>) -> PyResult<ProxyOptions> {
 #[pyclass(module = "turbomqtt._core", frozen)]
 pub struct ClientCore {
     client: Client,
-    /// The facade's `MQTTMessageInfo` (any object) for each publish still waiting for its
+    /// The `MQTTMessageInfo` of each `publish_info` call still waiting for its
     /// EV_PUBLISHED, by mid, with its QoS. Only touched with the GIL held (`publish` and
     /// `drain` both hold it), so an acknowledgement can never be drained before publish()
     /// has registered its info: no Python-level lock on the publish path.
@@ -660,29 +640,16 @@ impl ClientCore {
         }
     }
 
-    /// `info`: returned as the fifth item of this message's EV_PUBLISHED (kept only when
-    /// the message was queued: rc 0, or rc 4 at QoS > 0).
-    #[pyo3(signature = (topic, payload, qos, retain, properties=None, info=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (topic, payload, qos, retain, properties=None))]
     fn publish(
         &self,
-        py: Python<'_>,
         topic: PyBackedStr,
         payload: PyBackedBytes,
         qos: u8,
         retain: bool,
         properties: Option<PyBackedBytes>,
-        info: Option<Py<PyAny>>,
     ) -> PyResult<(i32, u16)> {
-        let (rc, mid) = self.publish_inner(topic, payload, qos, retain, properties)?;
-        if let Some(info) = info {
-            // Registered before any call into Python (see publish_info).
-            if rc == 0 || (rc == 4 && qos > 0) {
-                self.infos.lock().insert(mid, qos, info.clone_ref(py));
-            }
-            info.bind(py).setattr(pyo3::intern!(py, "mid"), mid)?;
-        }
-        Ok((rc, mid))
+        self.publish_inner(topic, payload, qos, retain, properties)
     }
 
     /// publish() for the paho facade: returns its `MQTTMessageInfo` (rc as paho's
@@ -720,7 +687,7 @@ impl ClientCore {
         Ok(info)
     }
 
-    /// Removes and returns the infos given to `publish` that wait for an EV_PUBLISHED
+    /// Removes and returns the `publish_info` infos that wait for an EV_PUBLISHED
     /// (only those of QoS 0 messages when `qos0_only`: they are lost with a connection).
     #[pyo3(signature = (qos0_only=false))]
     fn take_infos(&self, qos0_only: bool) -> Vec<Py<PyAny>> {
@@ -867,29 +834,23 @@ impl ClientCore {
         // facade's per-message work is then one attribute store, not an event dispatch.
         let mut written: Option<Bound<'py, PyList>> = None;
         for e in &events {
-            if let Event::Published { mid, qos, .. } = e {
-                let info = self.infos.lock().take(*mid, *qos);
-                match info {
-                    Some(info) if *qos == 0 => {
-                        match &written {
-                            Some(w) => w.append(info)?,
-                            None => {
-                                let w = PyList::new(py, [info])?;
-                                list.append((EV_WRITTEN, &w))?;
-                                written = Some(w);
-                            }
-                        }
-                        continue;
-                    }
-                    info => {
-                        written = None;
-                        list.append(published_tuple(py, e, info)?)?;
-                        continue;
+            let info = match e {
+                Event::Published { mid, qos, .. } => self.infos.lock().take(*mid, *qos),
+                _ => None,
+            };
+            if let (Some(info), Event::Published { qos: 0, .. }) = (&info, e) {
+                match &written {
+                    Some(w) => w.append(info)?,
+                    None => {
+                        let w = PyList::new(py, [info])?;
+                        list.append((EV_WRITTEN, &w))?;
+                        written = Some(w);
                     }
                 }
+                continue;
             }
             written = None;
-            list.append(event_tuple(py, e)?)?;
+            list.append(event_tuple(py, e, info)?)?;
         }
         Ok(list)
     }

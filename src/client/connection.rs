@@ -243,16 +243,7 @@ async fn write_loop(shared: &Shared, generation: u64, mut writer: Writer) -> Clo
             spare.clear();
             let mut s = shared.session.lock();
             s.keepalive.on_sent(Instant::now());
-            if !qos0.is_empty() {
-                shared
-                    .events
-                    .extend_written(qos0.drain(..).map(|mid| Event::Published {
-                        mid,
-                        qos: 0,
-                        code: 0,
-                        properties: None,
-                    }));
-            }
+            shared.report_written(&mut qos0);
             drop(s);
             // More may have been queued while writing: check before sleeping.
             continue;
@@ -279,15 +270,7 @@ impl Shared {
         if !s.out().is_empty() && self.direct.try_write(s) {
             let mut qos0 = Vec::new();
             s.take_written_qos0(&mut qos0);
-            if !qos0.is_empty() {
-                self.events
-                    .extend_written(qos0.into_iter().map(|mid| Event::Published {
-                        mid,
-                        qos: 0,
-                        code: 0,
-                        properties: None,
-                    }));
-            }
+            self.report_written(&mut qos0);
         }
         self.flush_events(s);
         if !s.out().is_empty() {
@@ -295,6 +278,19 @@ impl Shared {
             // race it for the same bytes' turn (and cost a system call each time).
             self.direct.set_writer_parked(false);
             self.wake_writer.notify_one();
+        }
+    }
+
+    /// The QoS 0 publishes `mids` are on the wire: their EV_PUBLISHED (drains `mids`).
+    fn report_written(&self, mids: &mut Vec<u16>) {
+        if !mids.is_empty() {
+            self.events
+                .extend_written(mids.drain(..).map(|mid| Event::Published {
+                    mid,
+                    qos: 0,
+                    code: 0,
+                    properties: None,
+                }));
         }
     }
 
