@@ -92,15 +92,20 @@ async def test_cancelled_connect_leaves_nothing_behind(any_broker):
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(1)
+    silent.setblocking(False)
+    accepted = None
     try:
         c = mqtt.Client("127.0.0.1", silent.getsockname()[1])
         task = asyncio.create_task(c.connect())
-        await asyncio.sleep(0.05)  # connected at TCP level, waiting for CONNACK
+        # Connected at TCP level; the CONNACK never comes.
+        accepted, _ = await asyncio.wait_for(asyncio.get_running_loop().sock_accept(silent), 5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert c._core is None and not c.is_connected
     finally:
+        if accepted is not None:
+            accepted.close()
         silent.close()
     # The same object connects to a real broker afterwards.
     c.port = any_broker.port
