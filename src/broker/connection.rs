@@ -372,7 +372,9 @@ impl HookAnswer {
 
     fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<AuthStep> {
         let refused = || AuthStep::Failure(ReasonCode::NOT_AUTHORIZED.0);
-        if let std::task::Poll::Ready(r) = std::future::Future::poll(std::pin::Pin::new(&mut self.reply), cx) {
+        if let std::task::Poll::Ready(r) =
+            std::future::Future::poll(std::pin::Pin::new(&mut self.reply), cx)
+        {
             return std::task::Poll::Ready(r.unwrap_or_else(|_| refused()));
         }
         std::future::Future::poll(self.deadline.as_mut(), cx).map(|()| refused())
@@ -1836,7 +1838,10 @@ mod tests {
         let bridge_v5 = [0x10, 10, 0, 4, b'M', b'Q', b'T', b'T', 0x85, 2, 0, 60];
         assert_eq!(peek_connect_level(&bridge_v5), Some(ProtocolVersion::V5));
         let bridge_v311 = [0x10, 10, 0, 4, b'M', b'Q', b'T', b'T', 0x84, 2, 0, 60];
-        assert_eq!(peek_connect_level(&bridge_v311), Some(ProtocolVersion::V311));
+        assert_eq!(
+            peek_connect_level(&bridge_v311),
+            Some(ProtocolVersion::V311)
+        );
         assert_eq!(peek_connect_level(&[0x30, 0]), None);
         assert_eq!(peek_connect_level(&[0x10]), None);
     }
