@@ -1829,6 +1829,237 @@ mod tests {
         assert!(size <= 160, "{size}");
     }
 
+    /// A client on one end of an in-memory stream, the connection task on the other.
+    struct TestClient {
+        io: tokio::io::DuplexStream,
+        buf: BytesMut,
+        decoder: Decoder,
+        version: ProtocolVersion,
+    }
+
+    impl TestClient {
+        fn start(shared: &Arc<Shared>, version: ProtocolVersion) -> Self {
+            let (io, server) = tokio::io::duplex(64 * 1024);
+            let ctx = ConnectionContext {
+                shared: shared.clone(),
+                peer: Arc::from("test"),
+                listener: Arc::from("test"),
+                tcp_fd: None,
+            };
+            tokio::spawn(run(ctx, server));
+            TestClient {
+                io,
+                buf: BytesMut::new(),
+                decoder: Decoder::with_version(version, u32::MAX),
+                version,
+            }
+        }
+
+        async fn send(&mut self, packet: Packet) {
+            let mut out = BytesMut::new();
+            encode(&packet, self.version, &mut out).unwrap();
+            self.io.write_all(&out).await.unwrap();
+        }
+
+        /// The next packet; None once the broker closed the stream.
+        async fn next(&mut self) -> Option<Packet> {
+            let read = async {
+                loop {
+                    if let Some(p) = self.decoder.decode(&mut self.buf).unwrap() {
+                        return Some(p);
+                    }
+                    if self.io.read_buf(&mut self.buf).await.unwrap_or(0) == 0 {
+                        return None;
+                    }
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(5), read)
+                .await
+                .expect("no packet within 5 s")
+        }
+
+        async fn connect(&mut self, bridge: bool, properties: Properties) {
+            self.send(Packet::Connect(Box::new(Connect {
+                protocol: self.version,
+                clean_start: true,
+                keep_alive: 60,
+                client_id: "c".into(),
+                will: None,
+                username: None,
+                password: None,
+                properties,
+                bridge,
+            })))
+            .await;
+        }
+
+        async fn subscribe(&mut self, filter: &str) {
+            self.send(Packet::Subscribe(Subscribe {
+                pkid: 1,
+                filters: vec![crate::codec::SubscribeFilter {
+                    filter: filter.into(),
+                    options: Default::default(),
+                }],
+                ..Default::default()
+            }))
+            .await;
+            assert!(matches!(self.next().await, Some(Packet::SubAck(_))));
+        }
+    }
+
+    fn publish(topic: &str, payload: &'static [u8], qos: QoS, retain: bool) -> Packet {
+        Packet::Publish(Publish {
+            qos,
+            retain,
+            topic: ByteStr::from(topic),
+            pkid: if qos == QoS::AtMostOnce { 0 } else { 7 },
+            payload: Bytes::from_static(payload),
+            ..Default::default()
+        })
+    }
+
+    /// The Python side of enhanced authentication: every hook request, with the
+    /// sender for its answer, goes to the test.
+    fn hook_requests(
+        shared: &Arc<Shared>,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<(Option<Bytes>, oneshot::Sender<AuthStep>)> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let events = shared.events.clone();
+        std::thread::spawn(move || {
+            while let Some(batch) = events.wait(Duration::from_millis(20)) {
+                for event in batch {
+                    if let Event::EnhancedAuth { data, reply, .. } = event {
+                        let _ = tx.send((data, reply));
+                    }
+                }
+            }
+        });
+        rx
+    }
+
+    fn enhanced_auth_broker() -> Arc<Shared> {
+        let config = super::super::config::Config {
+            enhanced_auth_methods: vec!["M".into()],
+            ..Default::default()
+        };
+        let users = super::super::auth::Users {
+            allow_anonymous: true,
+            ..Default::default()
+        };
+        Shared::new(config, users, None)
+    }
+
+    /// Connected with method "M"; the CONNECT step already answered.
+    async fn authenticated(
+        shared: &Arc<Shared>,
+    ) -> (
+        TestClient,
+        tokio::sync::mpsc::UnboundedReceiver<(Option<Bytes>, oneshot::Sender<AuthStep>)>,
+    ) {
+        let mut hook = hook_requests(shared);
+        let mut client = TestClient::start(shared, ProtocolVersion::V5);
+        let props = Properties {
+            authentication_method: Some("M".into()),
+            ..Default::default()
+        };
+        client.connect(false, props).await;
+        let (_, reply) = hook.recv().await.unwrap();
+        reply.send(AuthStep::Success(None)).unwrap();
+        match client.next().await {
+            Some(Packet::ConnAck(a)) => assert_eq!(a.code, ReasonCode::SUCCESS),
+            other => panic!("{other:?}"),
+        }
+        (client, hook)
+    }
+
+    fn reauth(data: &'static [u8]) -> Packet {
+        Packet::Auth(auth_packet(
+            ReasonCode::RE_AUTHENTICATE,
+            "M",
+            Some(Bytes::from_static(data)),
+        ))
+    }
+
+    #[tokio::test]
+    async fn packets_flow_while_a_reauthentication_waits_for_the_hook() {
+        let shared = enhanced_auth_broker();
+        let (mut client, mut hook) = authenticated(&shared).await;
+        client.subscribe("t").await;
+        client.send(reauth(b"again")).await;
+        let (data, reply) = hook.recv().await.unwrap();
+        assert_eq!(data.as_deref(), Some(&b"again"[..]));
+        // MQTT 5 §4.12.1: other packets keep flowing meanwhile.
+        client
+            .send(publish("t", b"x", QoS::AtMostOnce, false))
+            .await;
+        assert!(matches!(client.next().await, Some(Packet::Publish(p)) if p.payload == "x"));
+        client.send(Packet::PingReq).await;
+        assert_eq!(client.next().await, Some(Packet::PingResp));
+        reply
+            .send(AuthStep::Success(Some(Bytes::from_static(b"ok"))))
+            .unwrap();
+        match client.next().await {
+            Some(Packet::Auth(a)) => {
+                assert_eq!(a.code, ReasonCode::SUCCESS);
+                assert_eq!(a.properties.authentication_method.as_deref(), Some("M"));
+                assert_eq!(
+                    a.properties.authentication_data.as_deref(),
+                    Some(&b"ok"[..])
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        shared.events.close();
+    }
+
+    #[tokio::test]
+    async fn an_auth_before_the_hooks_answer_is_a_protocol_error() {
+        let shared = enhanced_auth_broker();
+        let (mut client, mut hook) = authenticated(&shared).await;
+        client.send(reauth(b"one")).await;
+        let (_, reply) = hook.recv().await.unwrap();
+        client.send(reauth(b"two")).await;
+        match client.next().await {
+            Some(Packet::Disconnect(d)) => assert_eq!(d.code, ReasonCode::PROTOCOL_ERROR),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(client.next().await, None);
+        // The late answer goes nowhere.
+        let _ = reply.send(AuthStep::Success(None));
+        shared.events.close();
+    }
+
+    #[tokio::test]
+    async fn a_v311_bridge_gets_no_local_and_retain_as_published() {
+        let shared = enhanced_auth_broker();
+        let mut client = TestClient::start(&shared, ProtocolVersion::V311);
+        client.connect(true, Properties::default()).await;
+        assert!(
+            matches!(client.next().await, Some(Packet::ConnAck(a)) if a.code == ReasonCode::SUCCESS)
+        );
+        client.subscribe("t").await;
+        client
+            .send(publish("t", b"own", QoS::AtLeastOnce, false))
+            .await;
+        assert!(matches!(client.next().await, Some(Packet::PubAck(_))));
+        // Its own message did not come back: the next delivery is the broker's.
+        let mut m = Message::new(
+            ByteStr::from("t"),
+            Bytes::from_static(b"kept"),
+            QoS::AtMostOnce,
+            true,
+        );
+        m.origin = Some(Arc::from("someone"));
+        shared.route(m);
+        match client.next().await {
+            Some(Packet::Publish(p)) => {
+                assert_eq!(p.payload, "kept");
+                assert!(p.retain, "retain as published");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn peeks_the_protocol_level_of_a_connect() {
         let v5 = [0x10, 10, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60];
