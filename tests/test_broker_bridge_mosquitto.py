@@ -1,5 +1,5 @@
 """A real mosquitto bridge (`connection`, `topic ... both`, `try_private true`, MQTT
-3.1.1) connected to the embedded broker, and the same bridge connected to a second
+3.1.1 or 5) connected to the embedded broker, and the same bridge connected to a second
 mosquitto, to show the two remote brokers behave alike: the bridge does not get its own
 messages back (else every message crossing the bridge would come back once as a
 duplicate), and retained messages keep their retain flag across it."""
@@ -30,9 +30,10 @@ def remote_port(request, tmp_path) -> int:
     return remote.port
 
 
-@pytest.fixture
-def local_port(tmp_path, remote_port) -> int:
-    """A mosquitto bridging br/# both ways to the remote broker."""
+@pytest.fixture(params=["mqttv311", "mqttv50"])
+def local_port(request, tmp_path, remote_port) -> int:
+    """A mosquitto bridging br/# both ways to the remote broker: MQTT 3.1.1 with the
+    bridge bit, or MQTT 5 with no local and retain as published on its subscriptions."""
     (tmp_path / "local").mkdir()
     local = MosquittoProcess(
         tmp_path / "local",
@@ -40,7 +41,7 @@ def local_port(tmp_path, remote_port) -> int:
             "connection tm\n"
             f"address 127.0.0.1:{remote_port}\n"
             "remote_clientid bridge-to-remote\n"
-            "bridge_protocol_version mqttv311\n"
+            f"bridge_protocol_version {request.param}\n"
             "try_private true\n"
             "cleansession true\n"
             "notifications false\n"
