@@ -6,21 +6,23 @@
 //! core itself (written for QoS 0, PUBACK/PUBCOMP for QoS 1/2) and reported as no event
 //! unless the face asks for it ([`Session::set_report_completed`](super::Session)).
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-/// Woken whenever any completion completes; waiters re-check their own. One for the
-/// process: waits are rare and short-lived, and completing wakes nobody (takes no lock)
-/// while nobody waits.
+/// Woken when a completion that has waiters completes; waiters re-check their own. One
+/// for the process (waits are rare); completing one nobody waits for takes no lock and
+/// wakes nobody, which matters: a publisher typically waits for its last message while
+/// thousands of earlier ones complete.
 static DONE: Condvar = Condvar::new();
 static DONE_LOCK: Mutex<()> = Mutex::new(());
-static WAITERS: AtomicUsize = AtomicUsize::new(0);
 
 #[derive(Debug, Default)]
 pub struct Completion {
     done: AtomicBool,
+    /// Threads in `wait` on this completion.
+    waiters: AtomicU32,
     /// paho's error code for a message that completed without being delivered
     /// (`MQTT_ERR_CONN_LOST` for a QoS 0 message lost with its connection); 0 otherwise.
     rc: AtomicI32,
@@ -38,7 +40,7 @@ impl Completion {
     /// Marks the message done and wakes the threads waiting for any completion.
     pub fn complete(&self) {
         self.done.store(true, Ordering::SeqCst);
-        if WAITERS.load(Ordering::SeqCst) > 0 {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
             // Taking the lock orders this store before a waiter's re-check under it.
             let _guard = DONE_LOCK.lock();
             DONE.notify_all();
@@ -62,14 +64,14 @@ impl Completion {
         if self.is_done() {
             return true;
         }
-        WAITERS.fetch_add(1, Ordering::SeqCst);
+        self.waiters.fetch_add(1, Ordering::SeqCst);
         {
             let mut guard = DONE_LOCK.lock();
             if !self.done.load(Ordering::SeqCst) {
                 DONE.wait_for(&mut guard, slice);
             }
         }
-        WAITERS.fetch_sub(1, Ordering::SeqCst);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
         self.is_done()
     }
 }
