@@ -152,3 +152,43 @@ def test_tls_set_with_missing_ca_file_raises_at_once():
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     with pytest.raises(FileNotFoundError):
         c.tls_set(ca_certs="/nonexistent/ca.crt")
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix", "websockets", "tls"])
+def test_large_payloads_interleaved_with_small_ones_arrive_intact(broker, transport):
+    # Large payloads are written from the publisher's own buffer (vectored on TCP, one
+    # after the other elsewhere) between packets encoded into the write buffer: every
+    # transport must deliver them whole and in order.
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                    transport="unix" if transport == "unix" else
+                    "websockets" if transport == "websockets" else "tcp")
+    host, port = "127.0.0.1", broker["ports"].get(
+        {"websockets": "ws"}.get(transport, transport), 1)
+    if transport == "unix":
+        host = broker["unix"]
+    if transport == "tls":
+        c.tls_set(ca_certs=broker["ca"])
+    payloads = [bytes([i % 251]) * (70_000 if i % 3 == 0 else 10 + i) for i in range(30)]
+    got: list[bytes] = []
+    done = threading.Event()
+    subscribed = threading.Event()
+    c.on_connect = lambda cl, *a: cl.subscribe(f"big/{transport}", 1)
+    c.on_subscribe = lambda *a: subscribed.set()
+
+    def on_message(cl, u, m):
+        got.append(m.payload)
+        if len(got) == len(payloads):
+            done.set()
+
+    c.on_message = on_message
+    c.connect(host, port)
+    c.loop_start()
+    try:
+        assert subscribed.wait(WAIT)
+        infos = [c.publish(f"big/{transport}", p, 1) for p in payloads]
+        assert done.wait(WAIT)
+        infos[-1].wait_for_publish(WAIT)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    assert got == payloads

@@ -209,6 +209,7 @@ fn disconnect_remaining_len(buf: &[u8]) -> Option<usize> {
 
 async fn write_loop(shared: &Shared, generation: u64, mut writer: Writer) -> Close {
     let mut spare = BytesMut::with_capacity(8192);
+    let mut segments = Vec::new();
     let mut qos0 = Vec::new();
     loop {
         let now = Instant::now();
@@ -226,20 +227,27 @@ async fn write_loop(shared: &Shared, generation: u64, mut writer: Writer) -> Clo
                     Ok(d) => d,
                     Err(c) => return c,
                 };
+                s.take_segments(&mut segments);
                 s.take_output(&mut spare, &mut qos0);
                 shared.flush_events(&mut s);
                 // Nothing taken: this task is about to sleep, and until it wakes (it
                 // takes this lock first) a direct write cannot meet one of its own.
-                if spare.is_empty() {
+                if spare.is_empty() && segments.is_empty() {
                     shared.direct.set_writer_parked(true);
                 }
                 (deadline, s.state() == ConnState::Disconnecting)
             }
         };
-        if !spare.is_empty() {
-            if let Err(e) = writer.write_all(&spare).await {
+        if !spare.is_empty() || !segments.is_empty() {
+            let written = if segments.is_empty() {
+                writer.write_all(&spare).await
+            } else {
+                writer.write_segments(&segments, &spare).await
+            };
+            if let Err(e) = written {
                 return Close::lost(e.to_string());
             }
+            segments.clear();
             spare.clear();
             let mut s = shared.session.lock();
             s.keepalive.on_sent(Instant::now());
@@ -267,13 +275,13 @@ impl Shared {
     /// directly from this thread when the connection is quiet (see `DirectWrite`), else
     /// by waking the writer task.
     pub(crate) fn flush(&self, s: &mut Session) {
-        if !s.out().is_empty() && self.direct.try_write(s) {
+        if s.has_output() && self.direct.try_write(s) {
             let mut qos0 = Vec::new();
             s.take_written_qos0(&mut qos0);
             self.report_written(&mut qos0, s.report_completed());
         }
         self.flush_events(s);
-        if !s.out().is_empty() {
+        if s.has_output() {
             // Handed to the writer task: until it has run, a direct write would only
             // race it for the same bytes' turn (and cost a system call each time).
             self.direct.set_writer_parked(false);
@@ -393,6 +401,7 @@ impl DirectWrite {
         let fd = self.fd.load(Ordering::Relaxed);
         if fd < 0
             || !self.writer_parked.load(Ordering::Relaxed)
+            || s.has_segments()
             || s.output_held()
             || s.state() == ConnState::Disconnecting
         {

@@ -19,8 +19,8 @@ use super::completion::Completion;
 use super::event::{log_level, rc, Event, Message};
 use super::props;
 use crate::codec::{
-    encode, encoded_len, ByteStr, Connect, Disconnect, Packet, Properties, ProtocolVersion, PubAck,
-    Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, Unsubscribe,
+    encode, encode_publish_head, encoded_len, ByteStr, Connect, Disconnect, Packet, Properties,
+    ProtocolVersion, PubAck, Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, Unsubscribe,
 };
 
 /// Where an outgoing QoS 1/2 message is in its handshake.
@@ -53,6 +53,10 @@ struct OutMessage {
 /// A QoS 0 publish encoded into the write buffer: its mid and, if it was published
 /// with one, its completion (done once the bytes are written).
 pub type WrittenQos0 = (u16, Option<Arc<Completion>>);
+
+/// Payloads at least this large are written from their own buffer instead of being
+/// copied into the write buffer: below it, a copy costs less than a separate segment.
+const ZERO_COPY_PAYLOAD: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnState {
@@ -301,6 +305,10 @@ pub struct Session {
     /// connection has already been replaced.
     generation: u64,
     out: BytesMut,
+    /// Output that goes before `out`: packet bytes frozen when a large payload was
+    /// queued, and such payloads themselves, written from the publisher's own buffer
+    /// (no copy into `out`, no fresh memory for a queue of large messages).
+    segments: Vec<Bytes>,
     /// QoS 0 publishes encoded into `out` and not yet written.
     qos0_unwritten: Vec<WrittenQos0>,
     /// Messages published with a `Completion` are also reported as events.
@@ -341,6 +349,7 @@ impl Session {
             keepalive: KeepAlive::new(Duration::ZERO, Instant::now()),
             generation: 0,
             out: BytesMut::with_capacity(8192),
+            segments: Vec::new(),
             qos0_unwritten: Vec::new(),
             report_completed: false,
             events: Vec::new(),
@@ -438,9 +447,24 @@ impl Session {
         self.outgoing.len()
     }
 
-    /// Bytes waiting to be written.
+    /// Bytes waiting to be written after the segments (see `has_segments`).
     pub fn out(&self) -> &BytesMut {
         &self.out
+    }
+
+    /// Whether anything waits to be written.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty() || !self.segments.is_empty()
+    }
+
+    /// Whether output waits in segments (to be written before `out()`).
+    pub fn has_segments(&self) -> bool {
+        !self.segments.is_empty()
+    }
+
+    /// Moves the segments that go before `out()` to `segments`.
+    pub fn take_segments(&mut self, segments: &mut Vec<Bytes>) {
+        segments.append(&mut self.segments);
     }
 
     /// Drops the first `n` bytes of the write buffer (written directly); true when that
@@ -517,7 +541,16 @@ impl Session {
     fn send(&mut self, packet: &Packet) {
         // The packets the session builds are valid by construction except for sizes
         // that the face checks first; an encoding failure is reported, not sent.
-        if let Err(e) = encode(packet, self.version, &mut self.out) {
+        let result = match packet {
+            Packet::Publish(p) if p.payload.len() >= ZERO_COPY_PAYLOAD => {
+                encode_publish_head(p, self.version, &mut self.out).map(|()| {
+                    self.segments.push(self.out.split().freeze());
+                    self.segments.push(p.payload.clone());
+                })
+            }
+            _ => encode(packet, self.version, &mut self.out),
+        };
+        if let Err(e) = result {
             self.events.push(Event::Log {
                 level: log_level::ERR,
                 message: format!("failed to encode {:?}: {e}", packet.packet_type()),
@@ -907,6 +940,7 @@ impl Session {
         self.version = connect.protocol;
         self.clean_start = connect.clean_start;
         self.out.clear();
+        self.segments.clear();
         self.lose_unwritten_qos0();
         self.aliases_in.clear();
         self.server_receive_max = 0;
@@ -961,6 +995,7 @@ impl Session {
         self.state = ConnState::Disconnected;
         self.output_held = false;
         self.out.clear();
+        self.segments.clear();
         self.lose_unwritten_qos0();
         self.generation += 1;
         let mut in_use = Box::new(MidSet([0; 1024]));
@@ -1392,6 +1427,38 @@ mod tests {
             [Event::ConnAck { code: 5, .. }]
         ));
         assert!(!s.is_connected());
+    }
+
+    #[test]
+    fn large_payloads_are_written_from_their_own_buffer_in_order() {
+        let mut s = connected(ProtocolVersion::V5);
+        let big = Bytes::from(vec![7u8; ZERO_COPY_PAYLOAD]);
+        publish(&mut s, QoS::AtMostOnce);
+        s.publish("big".into(), big.clone(), QoS::AtLeastOnce, false, None);
+        publish(&mut s, QoS::AtMostOnce);
+        assert!(s.has_segments());
+        let mut segments = Vec::new();
+        s.take_segments(&mut segments);
+        assert!(
+            segments.iter().any(|seg| seg.as_ptr() == big.as_ptr()),
+            "the payload is not copied"
+        );
+        let mut wire = BytesMut::new();
+        for seg in &segments {
+            wire.extend_from_slice(seg);
+        }
+        wire.extend_from_slice(&sent(&mut s).iter().fold(BytesMut::new(), |mut b, p| {
+            encode(p, ProtocolVersion::V5, &mut b).unwrap();
+            b
+        }));
+        let mut d = Decoder::with_version(ProtocolVersion::V5, u32::MAX);
+        let mut sizes = Vec::new();
+        while let Some(Packet::Publish(p)) = d.decode(&mut wire).unwrap() {
+            sizes.push(p.payload.len());
+        }
+        assert_eq!(sizes.len(), 3);
+        assert_eq!(sizes[1], ZERO_COPY_PAYLOAD);
+        assert!(!s.has_output());
     }
 
     #[test]

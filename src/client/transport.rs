@@ -202,6 +202,35 @@ impl Writer {
         }
     }
 
+    /// Writes `segments`, then `tail`: vectored on plain TCP (one system call for many
+    /// segments), one after the other elsewhere.
+    pub async fn write_segments(&mut self, segments: &[Bytes], tail: &[u8]) -> io::Result<()> {
+        match self {
+            Writer::Tcp(w) => write_all_vectored(w, segments, tail).await,
+            Writer::Other(w) => {
+                for seg in segments {
+                    w.write_all(seg).await?;
+                }
+                w.write_all(tail).await?;
+                w.flush().await
+            }
+            Writer::Ws(w) => {
+                // One WebSocket message, as `write_all` sends (this copy is the
+                // WebSocket path's, which frames everything anyway).
+                let mut all = BytesMut::with_capacity(
+                    segments.iter().map(|s| s.len()).sum::<usize>() + tail.len(),
+                );
+                for seg in segments {
+                    all.extend_from_slice(seg);
+                }
+                all.extend_from_slice(tail);
+                w.send(WsMessage::Binary(all.freeze()))
+                    .await
+                    .map_err(io::Error::other)
+            }
+        }
+    }
+
     pub async fn shutdown(&mut self) {
         let _ = match self {
             Writer::Tcp(w) => w.shutdown().await,
@@ -209,6 +238,41 @@ impl Writer {
             Writer::Ws(w) => w.close().await.map_err(io::Error::other),
         };
     }
+}
+
+/// `write_all` for a list of buffers, with `writev`: a partial write resumes inside the
+/// buffer it stopped in.
+async fn write_all_vectored(
+    w: &mut OwnedWriteHalf,
+    segments: &[Bytes],
+    tail: &[u8],
+) -> io::Result<()> {
+    // At most this many buffers per call (IOV_MAX is 1024 on Linux).
+    const MAX_IOV: usize = 64;
+    let parts = || segments.iter().map(|b| &b[..]).chain(std::iter::once(tail));
+    let total: usize = parts().map(<[u8]>::len).sum();
+    let mut done = 0;
+    while done < total {
+        let mut skip = done;
+        let mut slices = Vec::with_capacity(MAX_IOV);
+        for part in parts() {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            slices.push(io::IoSlice::new(&part[skip..]));
+            skip = 0;
+            if slices.len() == MAX_IOV {
+                break;
+            }
+        }
+        let n = w.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        done += n;
+    }
+    Ok(())
 }
 
 async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ConnectError> {

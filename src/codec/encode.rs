@@ -26,6 +26,21 @@ pub fn encode(
     result
 }
 
+/// Appends a PUBLISH without its payload, which the caller writes after these bytes
+/// (zero-copy output of large payloads). On error `out` is left as it was.
+pub fn encode_publish_head(
+    p: &super::Publish,
+    version: ProtocolVersion,
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    let result = publish::write_head(p, version, out);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
 #[inline]
 fn write(packet: &Packet, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
     let v5 = version.is_v5();

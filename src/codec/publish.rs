@@ -129,6 +129,17 @@ pub(crate) fn write(
     version: ProtocolVersion,
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
+    write_head(p, version, out)?;
+    out.put_slice(&p.payload);
+    Ok(())
+}
+
+/// Everything of the PUBLISH but its payload (the fixed header counts the payload).
+pub(crate) fn write_head(
+    p: &Publish,
+    version: ProtocolVersion,
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
     if p.qos == QoS::AtMostOnce {
         if p.dup {
             return Err(EncodeError::Invalid("DUP flag set on a QoS 0 PUBLISH"));
@@ -160,6 +171,5 @@ pub(crate) fn write(
             None => out.put_u8(0),
         }
     }
-    out.put_slice(&p.payload);
     Ok(())
 }
