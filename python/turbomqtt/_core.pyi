@@ -146,9 +146,18 @@ class ClientCore:
         """Blocks (GIL released, Ctrl-C honoured) until events are pending (True), the
         timeout passes or ``wake()`` is called (False)."""
     def wake(self) -> None: ...
-    def drain(self, max_events: int = 0, max_bytes: int = 0) -> list[tuple[object, ...]]:
+    def drain(
+        self,
+        max_events: int = 0,
+        max_bytes: int = 0,
+        messages: tuple[bool, float] | None = None,
+    ) -> list[Any]:
         """Removes and returns pending events in arrival order (0 = all), stopping before
-        the message payloads taken exceed max_bytes (0 = no limit; at least one)."""
+        the message payloads taken exceed max_bytes (0 = no limit; at least one).
+        ``messages=(v5, now)``: messages come as MQTTMessage objects of the class given to
+        ``set_message_class`` instead of EV_MESSAGE tuples."""
+    def set_message_class(self, cls: type, undecoded: object, invalid_state: object) -> None:
+        """The paho facade's MQTTMessage class for ``drain(messages=...)``; set once."""
     def pause_reading(self, on: bool) -> None:
         """(asyncio face) While on, the connection reads nothing more from the socket;
         queued events stay drainable."""

@@ -535,7 +535,12 @@ def _props(packet_type: int, raw: bytes | None) -> Properties:
 
 def _new_core() -> Any:
     core_class = getattr(_core, "ClientCore", None)
-    return None if core_class is None else core_class()
+    if core_class is None:
+        return None
+    core = core_class()
+    # Incoming messages then come out of drain() as ready MQTTMessage objects.
+    core.set_message_class(MQTTMessage, _UNDECODED, mqtt_ms_invalid)
+    return core
 
 
 def _callback_property(name: str, doc: str) -> property:
@@ -1886,7 +1891,7 @@ class Client:
         """Dispatch queued core events in order; returns what paho's loop_read would."""
         events = self._backlog
         if events is None:
-            events = self._core.drain(0, _DRAIN_BYTES)
+            events = self._core.drain(0, _DRAIN_BYTES, (self._protocol == MQTTv5, time_func()))
             if not events:
                 return MQTT_ERR_SUCCESS
         else:
@@ -1894,8 +1899,6 @@ class Client:
         rc = MQTT_ERR_SUCCESS
         count = len(events)
         i = 0
-        now = time_func()
-        v5 = self._protocol == MQTTv5
         # Per-message work is kept to building the MQTTMessage and one call (the perf goal);
         # subclasses that override on_message as a method are looked up the slow way.
         plain = type(self).on_message is _ON_MESSAGE
@@ -1903,36 +1906,23 @@ class Client:
             while i < count:
                 ev = events[i]
                 i += 1
-                kind = ev[0]
-                if kind == _EV_MESSAGE:
-                    msg = _new_message(MQTTMessage)
-                    msg.timestamp = now
-                    msg.state = mqtt_ms_invalid
-                    msg._topic = ev[1]
-                    msg.payload = ev[2]
-                    msg.qos = ev[3]
-                    msg.retain = ev[4]
-                    msg.mid = ev[5]
-                    msg.dup = ev[6]
-                    msg._info = None
-                    if v5:
-                        msg._raw_properties = ev[7]
-                        msg._properties = _UNDECODED
-                    else:
-                        msg._properties = None
+                if ev.__class__ is MQTTMessage:
+                    # Built by the core (drain's messages=...), ready for the callback.
                     if self._filtered_count:
-                        self._handle_on_message(msg)
+                        self._handle_on_message(ev)
                         continue
                     on_message = self._on_message if plain else self.on_message
                     if on_message is not None:
                         try:
-                            on_message(self, self._userdata, msg)
+                            on_message(self, self._userdata, ev)
                         except Exception as err:
                             self._easy_log(MQTT_LOG_ERR, "Caught exception in on_message: %s",
                                            err)
                             if not self.suppress_exceptions:
                                 raise
-                elif kind == _EV_WRITTEN:
+                    continue
+                kind = ev[0]
+                if kind == _EV_WRITTEN:
                     self._ev_written(ev[1])
                 elif kind == _EV_PUBLISHED:
                     self._ev_published(ev)
@@ -1949,7 +1939,8 @@ class Client:
         except BaseException:
             # Events after the failing one are kept for the next loop call (a callback
             # exception ends the loop as in paho; nothing that arrived is dropped).
-            if i > 0 and events[i - 1][0] == _EV_WRITTEN and events[i - 1][1]:
+            prev = events[i - 1] if i > 0 else None
+            if prev.__class__ is tuple and prev[0] == _EV_WRITTEN and prev[1]:
                 i -= 1  # a callback failed part-way through a batch: keep the rest of it
             if i < count:
                 self._backlog = events[i:]
