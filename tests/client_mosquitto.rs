@@ -160,6 +160,7 @@ fn qos_0_1_2_round_trip_in_order_for_every_version() {
                 qos,
                 false,
                 None,
+                None,
             );
             assert_eq!(rc, 0);
         }
@@ -215,6 +216,7 @@ fn queued_while_disconnected_is_delivered_after_connack() {
         Bytes::from_static(b"later"),
         QoS::AtLeastOnce,
         false,
+        None,
         None,
     );
     assert_eq!(rc, 4);

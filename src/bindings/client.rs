@@ -494,13 +494,9 @@ impl ClientCore {
                 (!p.is_empty()).then(|| Box::new(p))
             }
         };
-        let payload = Bytes::from_owner(payload);
-        Ok(match done {
-            None => self.client.publish(topic, payload, q, retain, props),
-            Some(d) => self
-                .client
-                .publish_completing(topic, payload, q, retain, props, d),
-        })
+        Ok(self
+            .client
+            .publish(topic, Bytes::from_owner(payload), q, retain, props, done))
     }
 
     fn wait_connect(&self, py: Python<'_>, pending: crate::client::PendingConnect) -> PyResult<()> {

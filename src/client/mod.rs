@@ -308,6 +308,8 @@ impl Client {
         self.shared.flush_events(&mut s);
     }
 
+    /// `done`: a completion the core marks done itself instead of reporting an
+    /// `Event::Published` (see [`Completion`]).
     pub fn publish(
         &self,
         topic: ByteStr,
@@ -315,23 +317,9 @@ impl Client {
         qos: QoS,
         retain: bool,
         properties: Option<Box<Properties>>,
+        done: Option<Arc<Completion>>,
     ) -> (i32, u16) {
-        self.with_session(|s| s.publish(topic, payload, qos, retain, properties))
-    }
-
-    /// `publish` with a completion the core marks done itself (see [`Completion`]).
-    pub fn publish_completing(
-        &self,
-        topic: ByteStr,
-        payload: Bytes,
-        qos: QoS,
-        retain: bool,
-        properties: Option<Box<Properties>>,
-        done: Arc<Completion>,
-    ) -> (i32, u16) {
-        self.with_session(|s| {
-            s.publish_completing(topic, payload, qos, retain, properties, Some(done))
-        })
+        self.with_session(|s| s.publish_completing(topic, payload, qos, retain, properties, done))
     }
 
     /// See [`Session::set_report_completed`].
