@@ -1502,6 +1502,13 @@ class Client:
         properties: Properties | None = None,
     ) -> MQTTMessageInfo:
         """Publish a message; returns an MQTTMessageInfo (never blocks on the network)."""
+        core = self._core
+        if core is not None and properties is None:
+            # The common call, checked as below but in the core (None: not that call).
+            info = core.publish_fast(topic, payload, qos, retain, self._protocol,
+                                     self._on_publish is None)
+            if info is not None:
+                return info
         v5 = self._protocol == MQTTv5
         if not v5 and (topic is None or len(topic) == 0):
             raise ValueError("Invalid topic.")
