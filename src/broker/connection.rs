@@ -19,9 +19,10 @@ use crate::codec::{
 use super::auth::{Access, Credentials};
 use super::events::{AuthStep, Event, Level};
 use super::message::Message;
+use super::park::TcpConn;
 use super::router::{Control, Link, SessionCell, Signals};
 use super::session::{publish_for, Delivery, Resend};
-use super::shared::{ClientInfo, Shared, Stats};
+use super::shared::{ClientInfo, Shared, Stats, TaskGuard};
 
 /// Bytes encoded into the write buffer before it is flushed, so one wake-up never
 /// builds an unbounded buffer for a slow subscriber.
@@ -63,6 +64,8 @@ enum Close {
     /// A protocol problem: v5 DISCONNECT with this code, then close.
     Error(ReasonCode, String),
     Admin(ReasonCode),
+    /// Not a close: the connection is idle and asked to park (see `park.rs`).
+    Park,
 }
 
 pub struct ConnectionContext {
@@ -92,16 +95,37 @@ where
     let guard = ctx.shared.task_guard();
     let handshake = Box::pin(handshake(ctx, stream));
     async move {
-        let _guard = guard;
-        let Some((mut conn, stopping)) = handshake.await else {
+        let Some((conn, stopping)) = handshake.await else {
             return;
         };
-        let close = if stopping {
-            Close::Shutdown
-        } else {
-            conn.serve().await
-        };
+        if stopping {
+            Box::pin(conn.finish(Close::Shutdown)).await;
+            return;
+        }
+        serve_to_end(conn, guard).await;
+    }
+}
+
+/// Serves a connection until it ends or parks (then the task ends and the guard moves
+/// into the parked record: a parked connection still counts as live for `stop()`).
+async fn serve_to_end<S>(mut conn: Box<Connection<S>>, mut guard: TaskGuard)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    loop {
+        let close = conn.serve().await;
+        if let Close::Park = close {
+            match conn.park(guard) {
+                Ok(()) => return,
+                Err((c, g)) => {
+                    (conn, guard) = (c, g);
+                    continue;
+                }
+            }
+        }
         Box::pin(conn.finish(close)).await;
+        drop(guard);
+        return;
     }
 }
 
@@ -559,6 +583,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         signals
             .last_read_ms
             .store(shared.now_ms(), std::sync::atomic::Ordering::Relaxed);
+        if shared.parking.get().is_some() {
+            // A client that sends nothing after CONNECT parks at once (before the next
+            // connections allocate: freed task memory is reused by them rather than
+            // left as holes); one that goes on unparks once (see `park.rs`).
+            signals.want_park();
+        }
         let link = Link {
             conn_id,
             signals: signals.clone(),
@@ -766,6 +796,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 // Boxed: rare, and its timer would otherwise sit in every idle task.
                 Box::pin(self.wait_for_subscribers()).await;
             }
+            if read_size == READ_MIN && self.may_park() {
+                return Close::Park;
+            }
             let (n, spare) = match self.wait_for_input(read_size).await {
                 Ok(Some(read)) => read,
                 Ok(None) => continue,
@@ -817,6 +850,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             Err(c) => return Err(control_close(c)),
         };
         self.io.after_flush(n, cap);
+        self.signals.last_sent_ms.store(
+            self.io.shared.now_ms(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if flushed.is_err() {
             // A client that closes with our CONNACK or PUBACK unread resets the
             // connection, and writing fails while its last packets are still waiting
@@ -1441,6 +1478,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 Level::Info,
                 "disconnected by the broker".into(),
             ),
+            // `serve_to_end` parks instead; never here.
+            Close::Park => (None, Level::Debug, "closed while parking".into()),
         };
         shared.log(
             log_level,
@@ -1562,6 +1601,174 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 message,
             });
         }
+    }
+}
+
+/// The state of a parked connection (see `park.rs`): what `Connection` holds minus the
+/// socket, the buffers (empty when it parks), the decoder (rebuilt) and the per-burst
+/// scratch vectors. Rarely used parts stay boxed as they were, so for a typical idle
+/// client this is about a third of a `Connection`.
+pub struct Parked {
+    peer: Arc<str>,
+    conn_id: u64,
+    client_id: Arc<str>,
+    username: Option<String>,
+    cell: Arc<SessionCell>,
+    signals: Arc<Signals>,
+    keep_alive: u16,
+    version: ProtocolVersion,
+    problem_info: bool,
+    client_alias_max: u16,
+    session_expiry: u32,
+    client_max_packet: u32,
+    will: Option<Box<LastWill>>,
+    aliases: Option<Box<TopicAliases>>,
+    auth: Option<Box<EnhancedAuth>>,
+    /// Moved from the task: a parked connection counts as live for `stop()`.
+    guard: TaskGuard,
+}
+
+impl Parked {
+    pub fn conn_id(&self) -> u64 {
+        self.conn_id
+    }
+
+    pub fn signals(&self) -> &Arc<Signals> {
+        &self.signals
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
+    /// A re-authentication (MQTT 5 §4.12.1) is between steps: its connection must not
+    /// park (the exchange keeps its state in the task).
+    fn reauth_in_flight(&self) -> bool {
+        self.auth
+            .as_ref()
+            .is_some_and(|a| a.continuing || a.pending.is_some())
+    }
+
+    /// Whether the connection should park now: asked to (quiet for `idle_park_after`,
+    /// or just connected), a plain-TCP socket, and nothing in flight in this task:
+    /// nothing buffered either way, no publisher backpressure, no re-authentication.
+    /// Unacknowledged QoS 1/2 messages may stay in the session: their acknowledgements
+    /// arrive as reads, which unpark.
+    fn may_park(&self) -> bool {
+        (&self.io.stream as &dyn std::any::Any).is::<TcpConn>()
+            && self.signals.park_requested()
+            && self.io.rbuf.is_empty()
+            && self.io.wbuf.is_empty()
+            && !self.io.write_failed
+            && self.busy.is_empty()
+            && !self.reauth_in_flight()
+            && self.io.shared.parking.get().is_some()
+    }
+
+    /// Parks the connection: its task ends, its socket leaves tokio for the broker's
+    /// poller. `Err` gives the connection back to go on serving (the broker is
+    /// stopping, or it was woken meanwhile and must look first).
+    fn park(self: Box<Self>, guard: TaskGuard) -> Result<(), (Box<Self>, TaskGuard)> {
+        let mut me = self;
+        let Some(parking) = me.io.shared.parking.get().cloned() else {
+            me.signals.set_parked(false);
+            return Err((me, guard));
+        };
+        let Some(TcpConn::Open(tokio_stream)) = (&mut me.io.stream as &mut dyn std::any::Any)
+            .downcast_mut::<TcpConn>()
+            .map(|s| std::mem::replace(s, TcpConn::Closed))
+        else {
+            me.signals.set_parked(false);
+            return Err((me, guard));
+        };
+        // On failure the socket is closed: the connection goes on and reads the end of
+        // the stream (`TcpConn::Closed`), so it ends as lost, will and all.
+        let Ok(stream) = tokio_stream.into_std() else {
+            me.signals.set_parked(false);
+            return Err((me, guard));
+        };
+        let shared = me.io.shared.clone();
+        me.signals.set_parked(true);
+        let c = *me;
+        let state = Box::new(Parked {
+            peer: c.peer,
+            conn_id: c.conn_id,
+            client_id: c.client_id,
+            username: c.username,
+            cell: c.cell,
+            signals: c.signals,
+            keep_alive: c.keep_alive,
+            version: c.io.version,
+            problem_info: c.problem_info,
+            client_alias_max: c.client_alias_max,
+            session_expiry: c.session_expiry,
+            client_max_packet: c.client_max_packet,
+            will: c.will,
+            aliases: c.aliases,
+            auth: c.auth,
+            guard,
+        });
+        match parking.park(&shared, stream, state) {
+            Ok(()) => Ok(()),
+            Err((stream, state)) => {
+                // Back to a task at once (rare: the broker is stopping).
+                let fut = resume(shared.clone(), stream, state);
+                tokio::spawn(super::listener::reporting_panics(shared, fut));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Runs a parked connection again: the socket back in tokio, the `Connection` rebuilt
+/// as it was, then the ordinary serving loop (which may park it again).
+pub fn resume(
+    shared: Arc<Shared>,
+    stream: std::net::TcpStream,
+    p: Box<Parked>,
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let p = *p;
+        p.signals.set_parked(false);
+        // Registering with tokio can only fail when the process is out of resources:
+        // the connection then ends as lost.
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(s) => TcpConn::Open(s),
+            Err(_) => TcpConn::Closed,
+        };
+        let tcp_fd = match &stream {
+            TcpConn::Open(s) => crate::sockopt::tcp_fd(s),
+            TcpConn::Closed => None,
+        };
+        let mut decoder = Decoder::new(shared.config.max_packet_size);
+        decoder.set_version(p.version);
+        let conn = Box::new(Connection {
+            io: Io {
+                stream,
+                rbuf: BytesMut::new(),
+                wbuf: BytesMut::new(),
+                decoder,
+                shared,
+                version: p.version,
+                write_failed: false,
+                tcp_fd,
+            },
+            peer: p.peer,
+            conn_id: p.conn_id,
+            client_id: p.client_id,
+            username: p.username,
+            cell: p.cell,
+            signals: p.signals,
+            keep_alive: p.keep_alive,
+            will: p.will,
+            session_expiry: p.session_expiry,
+            aliases: p.aliases,
+            client_alias_max: p.client_alias_max,
+            client_max_packet: p.client_max_packet,
+            batch: Vec::new(),
+            problem_info: p.problem_info,
+            busy: Vec::new(),
+            auth: p.auth,
+        });
+        serve_to_end(conn, p.guard).await;
     }
 }
 

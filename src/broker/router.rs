@@ -45,7 +45,17 @@ pub struct Signals {
     /// When the connection last received bytes, in milliseconds since the broker
     /// started: read by the keep-alive check in the housekeeping task.
     pub last_read_ms: AtomicU64,
+    /// When the connection last wrote bytes (same clock): with `last_read_ms`, how
+    /// long it has been quiet, for parking (see `park.rs`).
+    pub last_sent_ms: AtomicU64,
+    /// `PARK_*`: whether the housekeeping task asked the connection to park, or it is
+    /// parked (then it is not asked again, which would wake it).
+    park: std::sync::atomic::AtomicU8,
 }
+
+const PARK_NONE: u8 = 0;
+const PARK_REQUESTED: u8 = 1;
+const PARK_PARKED: u8 = 2;
 
 impl Signals {
     /// The first command wins (a later one, such as a repeated keep-alive expiry, is
@@ -83,6 +93,49 @@ impl Signals {
 
     pub fn take(&self) -> Option<Control> {
         self.command.lock().take()
+    }
+
+    /// Asks a running connection to park when it is next idle (it is woken to look).
+    /// Nothing if it is parked or was asked already.
+    pub fn request_park(&self) {
+        if self
+            .park
+            .compare_exchange(
+                PARK_NONE,
+                PARK_REQUESTED,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            self.wake();
+        }
+    }
+
+    /// Asks for parking without a wake-up: for a connection that is about to look
+    /// (right after CONNACK).
+    pub fn want_park(&self) {
+        self.park.store(PARK_REQUESTED, Ordering::Release);
+    }
+
+    pub fn park_requested(&self) -> bool {
+        self.park.load(Ordering::Acquire) == PARK_REQUESTED
+    }
+
+    /// Marks the connection parked (true) or running again (false).
+    pub fn set_parked(&self, parked: bool) {
+        let v = if parked { PARK_PARKED } else { PARK_NONE };
+        self.park.store(v, Ordering::Release);
+    }
+
+    pub fn is_parked(&self) -> bool {
+        self.park.load(Ordering::Acquire) == PARK_PARKED
+    }
+
+    /// Sets the wake flag without calling the waker: a resumed connection looks at
+    /// its commands and session first.
+    pub fn rearm(&self) {
+        self.woken.store(true, Ordering::Release);
     }
 }
 

@@ -81,6 +81,8 @@ pub struct Shared {
     pub shutdown: watch::Sender<bool>,
     pub next_conn_id: AtomicU64,
     tasks: TaskCount,
+    /// The poller of parked connections (`park.rs`); unset: connections never park.
+    pub parking: std::sync::OnceLock<Arc<super::park::Parking>>,
 }
 
 impl Shared {
@@ -98,6 +100,7 @@ impl Shared {
             shutdown,
             next_conn_id: AtomicU64::new(1),
             tasks: TaskCount::default(),
+            parking: std::sync::OnceLock::new(),
         })
     }
 
