@@ -189,7 +189,7 @@ impl Broker {
     }
 
     pub fn clients(&self) -> Vec<ClientInfo> {
-        let mut v: Vec<ClientInfo> = self.shared.clients.lock().values().cloned().collect();
+        let mut v = self.shared.clients();
         v.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         v
     }
@@ -288,7 +288,7 @@ fn check_keep_alive(shared: &Shared) {
         (Some(_), Some(d)) => Some(d.as_millis() as u64),
         _ => None,
     };
-    for c in shared.clients.lock().values() {
+    shared.each_link(|c| {
         if let Some(after) = park_after {
             let last = c
                 .signals
@@ -300,14 +300,14 @@ fn check_keep_alive(shared: &Shared) {
             }
         }
         if c.keep_alive == 0 {
-            continue;
+            return;
         }
         let limit = u64::from(c.keep_alive) * 1500;
         let last = c.signals.last_read_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) > limit {
             c.signals.send(router::Control::KeepAlive);
         }
-    }
+    });
 }
 
 /// `$SYS/broker/...` like mosquitto's (retained, refreshed every `sys_interval`).

@@ -82,10 +82,11 @@ impl tokio::io::AsyncWrite for TcpConn {
     }
 }
 
-/// One parked connection: its socket, registered with the poller, and its state.
+/// One parked connection: its socket, registered with the poller, and its state (one
+/// allocation; the map holds a pointer).
 struct Entry {
     stream: mio::net::TcpStream,
-    state: Box<Parked>,
+    state: Parked,
 }
 
 /// The token of the poller's own waker (connection ids start at 1 and never reach it).
@@ -97,7 +98,7 @@ pub struct Parking {
     waker: mio::Waker,
     /// Keyed by connection id (also the mio token): an id is never reused, so a stale
     /// wake-up or readiness event can never unpark another connection.
-    parked: Mutex<HashMap<u64, Entry>>,
+    parked: Mutex<HashMap<u64, Box<Entry>>>,
     stopping: AtomicBool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -133,8 +134,8 @@ impl Parking {
         self: &Arc<Self>,
         shared: &Arc<Shared>,
         stream: std::net::TcpStream,
-        state: Box<Parked>,
-    ) -> Result<(), (std::net::TcpStream, Box<Parked>)> {
+        state: Parked,
+    ) -> Result<(), (std::net::TcpStream, Parked)> {
         let conn_id = state.conn_id();
         let signals = state.signals().clone();
         {
@@ -144,10 +145,10 @@ impl Parking {
             }
             parked.insert(
                 conn_id,
-                Entry {
+                Box::new(Entry {
                     stream: mio::net::TcpStream::from_std(stream),
                     state,
-                },
+                }),
             );
         }
         // From here a wake-up of the connection reaches the unparker. A wake-up that came
@@ -186,9 +187,10 @@ impl Parking {
     /// Takes a parked connection off the poller and runs it as a task again. Nothing
     /// if it is not parked (any more).
     pub fn unpark(&self, shared: &Arc<Shared>, conn_id: u64) {
-        let Some(mut e) = self.parked.lock().remove(&conn_id) else {
+        let Some(e) = self.parked.lock().remove(&conn_id) else {
             return;
         };
+        let mut e = *e;
         // Deregistering a socket that was never registered fails harmlessly.
         let _ = self.registry.deregister(&mut e.stream);
         // The resumed task looks at its commands and its session first, whatever

@@ -139,11 +139,19 @@ impl Signals {
     }
 }
 
-/// The connection currently attached to a session.
+/// The connection currently attached to a session. The session map is also the list
+/// of connected clients (`Broker::clients`, keep-alive, shutdown): a connection is
+/// listed while it is its session's link, so what `clients()` reports is kept here,
+/// inline in the session, rather than in a second map with an entry per connection.
 #[derive(Debug, Clone)]
 pub struct Link {
     pub conn_id: u64,
     pub signals: Arc<Signals>,
+    pub peer: Arc<str>,
+    pub listener: Arc<str>,
+    pub keep_alive: u16,
+    pub protocol: u8,
+    pub clean_start: bool,
 }
 
 #[derive(Debug)]
@@ -516,6 +524,11 @@ mod tests {
         Link {
             conn_id: id,
             signals: Arc::default(),
+            peer: Arc::from(""),
+            listener: Arc::from(""),
+            keep_alive: 0,
+            protocol: 4,
+            clean_start: true,
         }
     }
 
