@@ -585,10 +585,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             .next_conn_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let client_id: Arc<str> = Arc::from(client_id.as_str());
-        let signals = Arc::new(Signals::default());
-        signals
-            .last_read_ms
-            .store(shared.now_ms(), std::sync::atomic::Ordering::Relaxed);
+        let signals = Arc::new(Signals::new(conn_id, Arc::downgrade(&shared)));
+        signals.read_at(shared.now_ms());
         if shared.parking.get().is_some() {
             // A client that sends nothing after CONNECT parks at once (before the next
             // connections allocate: freed task memory is reused by them rather than
@@ -795,7 +793,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 // Boxed: rare, and its timer would otherwise sit in every idle task.
                 Box::pin(self.wait_for_subscribers()).await;
             }
-            if read_size == READ_MIN && self.may_park() {
+            if self.may_park() {
                 return Close::Park;
             }
             let (n, spare) = match self.wait_for_input(read_size).await {
@@ -849,10 +847,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             Err(c) => return Err(control_close(c)),
         };
         self.io.after_flush(n, cap);
-        self.signals.last_sent_ms.store(
-            self.io.shared.now_ms(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.signals.sent_at(self.io.shared.now_ms());
         if flushed.is_err() {
             // A client that closes with our CONNACK or PUBACK unread resets the
             // connection, and writing fails while its last packets are still waiting
@@ -891,10 +886,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             Some(Ok(0)) | Some(Err(_)) => Err(Close::Lost),
             Some(Ok(n)) => {
                 Stats::add(&self.io.shared.stats.bytes_received, n as u64);
-                self.signals.last_read_ms.store(
-                    self.io.shared.now_ms(),
-                    std::sync::atomic::Ordering::Relaxed,
-                );
+                self.signals.read_at(self.io.shared.now_ms());
                 Ok(Some((n, spare)))
             }
         }
@@ -1605,18 +1597,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
 /// scratch vectors; what most clients do not use (user name, will, aliases, enhanced
 /// authentication, v5 limits) in one box that a plain idle client does not have. About
 /// a quarter of a `Connection`.
+///
+/// The connection id is in the signals, the client id in the session; the task guard
+/// is dropped and taken again at unpark (`Parking::unpark`).
 pub struct Parked {
     peer: Arc<str>,
-    conn_id: u64,
-    client_id: Arc<str>,
     cell: Arc<SessionCell>,
     signals: Arc<Signals>,
     session_expiry: u32,
     keep_alive: u16,
     version: ProtocolVersion,
     rare: Option<Box<ParkedRare>>,
-    /// Moved from the task: a parked connection counts as live for `stop()`.
-    guard: TaskGuard,
 }
 
 struct ParkedRare {
@@ -1630,10 +1621,6 @@ struct ParkedRare {
 }
 
 impl Parked {
-    pub fn conn_id(&self) -> u64 {
-        self.conn_id
-    }
-
     pub fn signals(&self) -> &Arc<Signals> {
         &self.signals
     }
@@ -1707,21 +1694,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             && rare.problem_info;
         let state = Parked {
             peer: c.peer,
-            conn_id: c.conn_id,
-            client_id: c.client_id,
             cell: c.cell,
             signals: c.signals,
             session_expiry: c.session_expiry,
             keep_alive: c.keep_alive,
             version: c.io.version,
             rare: (!plain).then(|| Box::new(rare)),
-            guard,
         };
         match parking.park(&shared, stream, state) {
             Ok(()) => Ok(()),
             Err((stream, state)) => {
                 // Back to a task at once (rare: the broker is stopping).
-                let fut = resume(shared.clone(), stream, state);
+                let fut = resume(shared.clone(), stream, state, guard);
                 tokio::spawn(super::listener::reporting_panics(shared, fut));
                 Ok(())
             }
@@ -1735,6 +1719,7 @@ pub fn resume(
     shared: Arc<Shared>,
     stream: std::net::TcpStream,
     p: Parked,
+    guard: TaskGuard,
 ) -> impl std::future::Future<Output = ()> + Send {
     async move {
         p.signals.set_parked(false);
@@ -1760,6 +1745,7 @@ pub fn resume(
             TcpConn::Open(s) => crate::sockopt::tcp_fd(s),
             TcpConn::Closed => None,
         };
+        let client_id = p.cell.state.lock().session.client_id.clone();
         let mut decoder = Decoder::new(shared.config.max_packet_size);
         decoder.set_version(p.version);
         let conn = Box::new(Connection {
@@ -1774,8 +1760,8 @@ pub fn resume(
                 tcp_fd,
             },
             peer: p.peer,
-            conn_id: p.conn_id,
-            client_id: p.client_id,
+            conn_id: p.signals.conn_id,
+            client_id,
             username: rare.username,
             cell: p.cell,
             signals: p.signals,
@@ -1790,7 +1776,7 @@ pub fn resume(
             busy: Vec::new(),
             auth: rare.auth,
         });
-        serve_to_end(conn, p.guard).await;
+        serve_to_end(conn, guard).await;
     }
 }
 

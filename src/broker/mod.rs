@@ -290,12 +290,7 @@ fn check_keep_alive(shared: &Shared) {
     };
     shared.each_link(|c| {
         if let Some(after) = park_after {
-            let last = c
-                .signals
-                .last_read_ms
-                .load(Ordering::Relaxed)
-                .max(c.signals.last_sent_ms.load(Ordering::Relaxed));
-            if now.saturating_sub(last) >= after && !c.signals.is_parked() {
+            if c.signals.since_active(now) >= after && !c.signals.is_parked() {
                 c.signals.request_park();
             }
         }
@@ -303,8 +298,7 @@ fn check_keep_alive(shared: &Shared) {
             return;
         }
         let limit = u64::from(c.keep_alive) * 1500;
-        let last = c.signals.last_read_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) > limit {
+        if c.signals.since_read(now) > limit {
             c.signals.send(router::Control::KeepAlive);
         }
     });

@@ -6,7 +6,7 @@
 //! `ScheduledIo` (256 B, cache-line padded) and the full `Connection` (~330 B) were most
 //! of the broker's memory per connection. A parked connection keeps the socket in
 //! `mio` (no per-socket allocation of ours beyond the map entry), its state in
-//! `connection::Parked`, and a small waker (`Unparker`) in its `Signals`.
+//! `connection::Parked`, and its `Signals` serve as the waker that unparks it.
 //!
 //! A parked connection is unparked (the socket goes back to tokio and a new task runs
 //! the rebuilt `Connection`) when its socket becomes readable (a packet, or the peer
@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 
 use super::connection::Parked;
 use super::events::Level;
+use super::router::Signals;
 use super::shared::Shared;
 
 /// The stream of a plain-TCP connection: the tokio socket while the connection runs,
@@ -120,7 +121,7 @@ impl Parking {
         let weak = Arc::downgrade(shared);
         let p = parking.clone();
         let thread = std::thread::Builder::new()
-            .name("turbomqtt-broker-park".into())
+            .name("tmqtt-park".into())
             .spawn(move || poll_loop(poll, p, weak))
             .ok()?;
         *parking.thread.lock() = Some(thread);
@@ -136,8 +137,8 @@ impl Parking {
         stream: std::net::TcpStream,
         state: Parked,
     ) -> Result<(), (std::net::TcpStream, Parked)> {
-        let conn_id = state.conn_id();
         let signals = state.signals().clone();
+        let conn_id = signals.conn_id;
         {
             let mut parked = self.parked.lock();
             if self.stopping.load(Ordering::Acquire) {
@@ -151,12 +152,9 @@ impl Parking {
                 }),
             );
         }
-        // From here a wake-up of the connection reaches the unparker. A wake-up that came
-        // before (between the connection's last look and now) is seen here: unpark.
-        let waker = Waker::from(Arc::new(Unparker {
-            shared: Arc::downgrade(shared),
-            conn_id,
-        }));
+        // From here a wake-up of the connection unparks it. A wake-up that came before
+        // (between the connection's last look and now) is seen here: unpark.
+        let waker = Waker::from(signals.clone());
         let woken = signals
             .poll_woken(&mut std::task::Context::from_waker(&waker))
             .is_ready();
@@ -187,17 +185,26 @@ impl Parking {
     /// Takes a parked connection off the poller and runs it as a task again. Nothing
     /// if it is not parked (any more).
     pub fn unpark(&self, shared: &Arc<Shared>, conn_id: u64) {
-        let Some(e) = self.parked.lock().remove(&conn_id) else {
-            return;
+        // The task guard is taken with the entry, under the lock: `stop()` never sees
+        // a connection neither parked nor counted as a task.
+        let (e, guard) = {
+            let mut parked = self.parked.lock();
+            let Some(e) = parked.remove(&conn_id) else {
+                return;
+            };
+            (e, shared.task_guard())
         };
         let mut e = *e;
         // Deregistering a socket that was never registered fails harmlessly.
         let _ = self.registry.deregister(&mut e.stream);
+        let signals = e.state.signals();
+        // The waker left in the signals is the signals themselves: a cycle to break.
+        signals.clear_waker();
         // The resumed task looks at its commands and its session first, whatever
         // woke it.
-        e.state.signals().rearm();
+        signals.rearm();
         let stream = std::net::TcpStream::from(e.stream);
-        let task = super::connection::resume(shared.clone(), stream, e.state);
+        let task = super::connection::resume(shared.clone(), stream, e.state, guard);
         crate::runtime::handle().spawn(super::listener::reporting_panics(shared.clone(), task));
     }
 
@@ -223,13 +230,8 @@ impl Parking {
     }
 }
 
-/// The waker a parked connection leaves in its `Signals`: a wake-up unparks it.
-struct Unparker {
-    shared: Weak<Shared>,
-    conn_id: u64,
-}
-
-impl Wake for Unparker {
+/// A parked connection's waker is its own `Signals`: a wake-up unparks it.
+impl Wake for Signals {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }

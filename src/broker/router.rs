@@ -3,7 +3,7 @@
 //! awaits and never does I/O. Lock order: router, then a session cell; never the reverse.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -43,14 +43,54 @@ pub struct Signals {
     waker: AtomicWaker,
     command: Mutex<Option<Control>>,
     /// When the connection last received bytes, in milliseconds since the broker
-    /// started: read by the keep-alive check in the housekeeping task.
-    pub last_read_ms: AtomicU64,
+    /// started, modulo 2^32 (compared by wrapping difference: the longest gap that
+    /// matters, 1.5 x the largest keep-alive, is 27 hours, far below 49 days): read by
+    /// the keep-alive check in the housekeeping task.
+    last_read_ms: AtomicU32,
     /// When the connection last wrote bytes (same clock): with `last_read_ms`, how
     /// long it has been quiet, for parking (see `park.rs`).
-    pub last_sent_ms: AtomicU64,
+    last_sent_ms: AtomicU32,
     /// `PARK_*`: whether the housekeeping task asked the connection to park, or it is
     /// parked (then it is not asked again, which would wake it).
     park: std::sync::atomic::AtomicU8,
+    /// The connection's id. With `shared`, what a parked connection's wake-up needs to
+    /// unpark it: these signals are then its waker (`park.rs`), no allocation of its own.
+    pub conn_id: u64,
+    pub shared: std::sync::Weak<super::shared::Shared>,
+}
+
+impl Signals {
+    pub fn new(conn_id: u64, shared: std::sync::Weak<super::shared::Shared>) -> Self {
+        Self {
+            conn_id,
+            shared,
+            ..Default::default()
+        }
+    }
+
+    pub fn read_at(&self, now_ms: u64) {
+        self.last_read_ms.store(now_ms as u32, Ordering::Relaxed);
+    }
+
+    pub fn sent_at(&self, now_ms: u64) {
+        self.last_sent_ms.store(now_ms as u32, Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the connection last received bytes.
+    pub fn since_read(&self, now_ms: u64) -> u64 {
+        u64::from((now_ms as u32).wrapping_sub(self.last_read_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Milliseconds since the connection last received or sent bytes.
+    pub fn since_active(&self, now_ms: u64) -> u64 {
+        let sent = (now_ms as u32).wrapping_sub(self.last_sent_ms.load(Ordering::Relaxed));
+        self.since_read(now_ms).min(u64::from(sent))
+    }
+
+    /// Drops the waker (a parked connection's is its own signals: see `park.rs`).
+    pub fn clear_waker(&self) {
+        drop(self.waker.take());
+    }
 }
 
 const PARK_NONE: u8 = 0;
