@@ -1,7 +1,7 @@
 """enable_bridge_mode(), as paho-mqtt 2.2 does it: the CONNECT protocol level carries
 mosquitto's bridge bit 0x80 (every version). mosquitto treats a 3.1/3.1.1 bridge's
-subscriptions as no-local and retain-as-published; the embedded broker accepts the bit
-and serves the base protocol level."""
+subscriptions as no-local and retain-as-published, and so does the embedded broker
+(tests/test_broker_bridge*.py); a v5 level with the bit is served as plain v5."""
 
 from __future__ import annotations
 

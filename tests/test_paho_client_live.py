@@ -912,3 +912,43 @@ def test_on_publish_exception_keeps_the_remaining_qos0_callbacks(broker):
     assert raised == 1
     assert seen == mids
     c.disconnect()
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_without_on_publish_infos_complete_and_wait_for_publish_returns(broker, qos):
+    # With on_publish unset the core marks infos published itself (no event for the
+    # loop thread); what a user sees must be the same: wait_for_publish() returns, every
+    # info is published with rc 0, and loop_stop() waits for the last acknowledgement.
+    c = mqtt.Client(V2, client_id=f"quiet-pub-{qos}")
+    connected = threading.Event()
+    c.on_connect = lambda *a: connected.set()
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    assert connected.wait(WAIT)
+    infos = [c.publish("quiet/t", b"x" * 10, qos) for _ in range(500)]
+    infos[-1].wait_for_publish(WAIT)
+    assert all(i.rc == mqtt.MQTT_ERR_SUCCESS for i in infos)
+    if qos:
+        # Acknowledged in order, so every earlier one is done when the last one is.
+        assert all(i.is_published() for i in infos)
+    stop(c)
+    assert all(i.is_published() for i in infos)
+
+
+def test_on_publish_set_after_publishing_is_called_for_the_pending_messages(broker):
+    # Published while on_publish was unset (completed by the core), then the callback is
+    # set before the acknowledgement is handled: paho calls the callback in force when
+    # the loop handles it, so must we (with the QoS the message had).
+    rec = Recorder()
+    c = mqtt.Client(V2, client_id="late-on-publish", protocol=mqtt.MQTTv5)
+    early = [c.publish("late/t", b"m", qos) for qos in (1, 2)]
+    assert [i.rc for i in early] == [mqtt.MQTT_ERR_NO_CONN] * 2
+    c.on_publish = rec.hook("on_publish")
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    calls = rec.wait_for("on_publish", 2)
+    assert sorted(args[2] for args in calls) == sorted(i.mid for i in early)
+    by_mid = {args[2]: args[3] for args in calls}
+    assert by_mid[early[0].mid].packetType == PacketTypes.PUBACK
+    assert by_mid[early[1].mid].packetType == PacketTypes.PUBCOMP
+    stop(c)

@@ -14,7 +14,7 @@ def _codec_encode(fields: dict[str, object], version: int) -> bytes: ...
 EV_CONNACK: int  # (1, session_present: bool, reason_code: int, properties: bytes | None)
 EV_MESSAGE: int  # (2, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int,
 #                   dup: bool, properties: bytes | None)
-EV_PUBLISHED: int  # (3, mid: int, reason_code: int, properties: bytes | None, info: object | None)
+EV_PUBLISHED: int  # (3, mid: int, reason_code: int, properties: bytes | None, info: object | None, qos: int)
 EV_WRITTEN: int  # (9, infos: list): QoS 0 messages written, their publish_info() infos
 EV_SUBACK: int  # (4, mid: int, codes: list[int], properties: bytes | None)
 EV_UNSUBACK: int  # (5, mid: int, codes: list[int], properties: bytes | None)
@@ -112,12 +112,18 @@ class ClientCore:
         qos: int,
         retain: bool,
         properties: bytes | None = None,
+        completing: bool = False,
     ) -> MQTTMessageInfo:
-        """publish() returning the paho MQTTMessageInfo the core keeps until done."""
+        """publish() returning the paho MQTTMessageInfo the core keeps until done.
+        ``completing``: the core marks the info published itself (written / acknowledged)
+        and reports no event for it, unless ``set_report_completed(True)``."""
+    def set_report_completed(self, on: bool) -> None:
+        """Also report ``completing`` publishes as EV_PUBLISHED (info None, qos last)."""
     def take_infos(self, qos0_only: bool = False) -> list[object]:
         """Remove and return the publish_info() infos still waiting for EV_PUBLISHED."""
     def take_info(self, mid: int) -> object | None: ...
-    def pending_infos(self) -> int: ...
+    def pending_infos(self) -> int:
+        """Infos waiting for EV_PUBLISHED plus ``completing`` ones not done yet."""
     def subscribe(
         self, filters: list[tuple[str, int]], properties: bytes | None = None
     ) -> tuple[int, int]:

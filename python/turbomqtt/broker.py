@@ -159,7 +159,9 @@ class Broker:
       DISCONNECT with it after re-authentication. An exception counts as a failure.
 
     A client authenticated this way is not checked against ``users`` or
-    ``auth_callback``. A method with no hook is refused with 0x8C.
+    ``auth_callback``. A method with no hook is refused with 0x8C. While the hook
+    weighs a re-authentication the connection keeps working (MQTT 5 §4.12.1); an AUTH
+    sent before the hook answered the previous one is a protocol error (DISCONNECT 0x82).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 1883, **options: Any) -> None:

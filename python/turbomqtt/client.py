@@ -1523,8 +1523,10 @@ class Client:
         if core is None:
             core = self._require_core()
         # The core keeps the info until this message's EV_PUBLISHED / EV_WRITTEN (QoS>0
-        # without a connection is delivered after the next CONNACK, as with paho).
-        return core.publish_info(topic, data, qos, retain, packed)
+        # without a connection is delivered after the next CONNACK, as with paho). With
+        # no on_publish to call, the core marks the info published itself and the loop
+        # thread is not woken for the acknowledgement at all.
+        return core.publish_info(topic, data, qos, retain, packed, self._on_publish is None)
 
     @staticmethod
     def _filter_wildcard_len_check(sub: bytes) -> MQTTErrorCode:
@@ -1999,33 +2001,41 @@ class Client:
 
     def _ev_published(self, ev: tuple) -> None:
         info = ev[4]
-        if info is None:
-            return
-        mid = ev[1]
         on_publish = self.on_publish
+        if info is None:
+            if on_publish is not None and len(ev) > 5:
+                # Published while on_publish was unset and already completed by the
+                # core: only the callback is left to call.
+                self._call_on_publish(on_publish, ev, ev[5])
+            return
         if on_publish is None:
             info._set_as_published()
             return
         try:
-            if on_publish is not None:
-                if self._callback_api_version == CallbackAPIVersion.VERSION1:
-                    on_publish(self, self._userdata, mid)
-                else:
-                    qos = info._qos
-                    ptype = PacketTypes.PUBCOMP if qos == 2 else PacketTypes.PUBACK
-                    code = ev[2] if (qos and self._protocol == MQTTv5) else 0
-                    try:
-                        reason = _reason(ptype, code)
-                    except (KeyError, ValueError):
-                        reason = _reason(PacketTypes.PUBACK, code)
-                    raw = ev[3] if self._protocol == MQTTv5 else None
-                    on_publish(self, self._userdata, mid, reason, _props(ptype, raw))
+            self._call_on_publish(on_publish, ev, info._qos)
+        except BaseException:
+            info._set_as_published()
+            raise
+        info._set_as_published()
+
+    def _call_on_publish(self, on_publish: Callable[..., None], ev: tuple, qos: int) -> None:
+        mid = ev[1]
+        try:
+            if self._callback_api_version == CallbackAPIVersion.VERSION1:
+                on_publish(self, self._userdata, mid)
+            else:
+                ptype = PacketTypes.PUBCOMP if qos == 2 else PacketTypes.PUBACK
+                code = ev[2] if (qos and self._protocol == MQTTv5) else 0
+                try:
+                    reason = _reason(ptype, code)
+                except (KeyError, ValueError):
+                    reason = _reason(PacketTypes.PUBACK, code)
+                raw = ev[3] if self._protocol == MQTTv5 else None
+                on_publish(self, self._userdata, mid, reason, _props(ptype, raw))
         except Exception as err:
             self._easy_log(MQTT_LOG_ERR, "Caught exception in on_publish: %s", err)
             if not self.suppress_exceptions:
-                info._set_as_published()
                 raise
-        info._set_as_published()
 
     def _ev_connack(self, ev: tuple) -> MQTTErrorCode:
         _, session_present, code, raw_props = ev
@@ -2314,10 +2324,21 @@ class Client:
         "Called on SUBACK. VERSION2: (client, userdata, mid, reason_codes, properties).")
     on_message = _callback_property(
         "on_message", "Called as on_message(client, userdata, message) for each message.")
-    on_publish = _callback_property(
-        "on_publish",
-        "Called when a publish completes. VERSION2: (client, userdata, mid, reason_code,"
-        " properties).")
+    @property
+    def on_publish(self) -> CallbackOnPublish | None:
+        """Called when a publish completes. VERSION2: (client, userdata, mid, reason_code,
+        properties)."""
+        return self._on_publish
+
+    @on_publish.setter
+    def on_publish(self, func: CallbackOnPublish | None) -> None:
+        with self._callback_mutex:
+            self._on_publish = func
+            if self._core is not None:
+                # Messages published while it was unset complete in the core without an
+                # event; from now on those still pending are reported too (paho calls
+                # the callback set at the time the acknowledgement is handled).
+                self._core.set_report_completed(func is not None)
     on_unsubscribe = _callback_property(
         "on_unsubscribe",
         "Called on UNSUBACK. VERSION2: (client, userdata, mid, reason_codes, properties).")

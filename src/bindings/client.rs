@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -215,9 +216,9 @@ fn event_tuple<'py>(
         ],
         Event::Published {
             mid,
+            qos,
             code,
             properties,
-            ..
         } => vec![
             EV_PUBLISHED.into_pyobject(py)?.into_any(),
             mid.into_pyobject(py)?.into_any(),
@@ -227,6 +228,7 @@ fn event_tuple<'py>(
                 Some(i) => i.into_bound(py),
                 None => none(),
             },
+            qos.into_pyobject(py)?.into_any(),
         ],
         Event::SubAck {
             mid,
@@ -423,6 +425,7 @@ impl ClientCore {
         qos: u8,
         retain: bool,
         properties: Option<PyBackedBytes>,
+        done: Option<Arc<crate::client::Completion>>,
     ) -> PyResult<(i32, u16)> {
         let q = self::qos(qos)?;
         // SAFETY: a `PyBackedStr` is the UTF-8 form of a Python str, so the per-publish
@@ -435,9 +438,13 @@ impl ClientCore {
                 (!p.is_empty()).then(|| Box::new(p))
             }
         };
-        Ok(self
-            .client
-            .publish(topic, Bytes::from_owner(payload), q, retain, props))
+        let payload = Bytes::from_owner(payload);
+        Ok(match done {
+            None => self.client.publish(topic, payload, q, retain, props),
+            Some(d) => self
+                .client
+                .publish_completing(topic, payload, q, retain, props, d),
+        })
     }
 
     fn wait_connect(&self, py: Python<'_>, pending: crate::client::PendingConnect) -> PyResult<()> {
@@ -649,12 +656,16 @@ impl ClientCore {
         retain: bool,
         properties: Option<PyBackedBytes>,
     ) -> PyResult<(i32, u16)> {
-        self.publish_inner(topic, payload, qos, retain, properties)
+        self.publish_inner(topic, payload, qos, retain, properties, None)
     }
 
     /// publish() for the paho facade: returns its `MQTTMessageInfo` (rc as paho's
     /// `MQTTErrorCode`), which the core keeps until the message's EV_PUBLISHED/EV_WRITTEN.
-    #[pyo3(signature = (topic, payload, qos, retain, properties=None))]
+    /// `completing` (no `on_publish` to call): the core marks the info published itself
+    /// when the message is written or acknowledged, and reports no event for it (unless
+    /// `set_report_completed` is on): acknowledgements then never wake the loop thread.
+    #[pyo3(signature = (topic, payload, qos, retain, properties=None, completing=false))]
+    #[allow(clippy::too_many_arguments)]
     fn publish_info(
         &self,
         py: Python<'_>,
@@ -663,6 +674,7 @@ impl ClientCore {
         qos: u8,
         retain: bool,
         properties: Option<PyBackedBytes>,
+        completing: bool,
     ) -> PyResult<Py<MessageInfo>> {
         // Created before publishing: between the core taking the message and the info
         // being registered nothing may call into Python (an allocation can run the
@@ -674,9 +686,10 @@ impl ClientCore {
         // It holds no reference that could be part of a cycle (an int-like rc at most),
         // and untracking an object twice, as its deallocator will, is allowed.
         unsafe { pyo3::ffi::PyObject_GC_UnTrack(info.as_ptr().cast()) };
-        let (rc, mid) = self.publish_inner(topic, payload, qos, retain, properties)?;
+        let done = completing.then(|| info.get().completion());
+        let (rc, mid) = self.publish_inner(topic, payload, qos, retain, properties, done)?;
         info.get().set_mid(mid);
-        if rc == 0 || (rc == 4 && qos > 0) {
+        if !completing && (rc == 0 || (rc == 4 && qos > 0)) {
             self.infos
                 .lock()
                 .insert(mid, qos, info.clone_ref(py).into_any());
@@ -704,9 +717,15 @@ impl ClientCore {
         self.infos.lock().acked.remove(&mid)
     }
 
-    /// How many infos wait for their EV_PUBLISHED.
+    /// How many infos wait for their EV_PUBLISHED or their completion by the core.
     fn pending_infos(&self) -> usize {
-        self.infos.lock().len()
+        self.infos.lock().len() + self.client.pending_completions()
+    }
+
+    /// While on, messages published with `completing=True` are reported as EV_PUBLISHED
+    /// too (with no info; the QoS is the sixth item).
+    fn set_report_completed(&self, on: bool) {
+        self.client.set_report_completed(on);
     }
 
     /// `filters`: (filter, options byte) pairs; for 3.x the byte is just the QoS.

@@ -6,21 +6,17 @@
 //! all the infos still queued (seen as `gc_collect_main` under `__init__` in profiles of
 //! a publisher). This type holds no Python references the collector needs to see.
 
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyStopIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyTuple;
 
-/// Woken whenever any info becomes published; waiters re-check their own flag. One for
-/// the process, as paho's waits are rare and short-lived.
-static PUBLISHED: Condvar = Condvar::new();
-static PUBLISHED_LOCK: Mutex<()> = Mutex::new(());
-/// Threads in `wait_for_publish`: publishing wakes nobody (takes no lock) while zero.
-static WAITERS: AtomicUsize = AtomicUsize::new(0);
+use crate::client::Completion;
 
 const MQTT_ERR_AGAIN: i64 = -1;
 const MQTT_ERR_QUEUE_SIZE: i64 = 15;
@@ -51,7 +47,8 @@ pub fn error_code(py: Python<'_>, rc: i64) -> PyResult<Py<PyAny>> {
 }
 
 /// Returned by `Client.publish()`: the message id, the result code, and whether the
-/// message has been published (changes only when `on_publish` is dispatched by the loop).
+/// message has been published (set when `on_publish` has been dispatched by the loop, or
+/// by the core when the message was published with no `on_publish` to call).
 #[pyclass(
     name = "MQTTMessageInfo",
     module = "turbomqtt.client",
@@ -61,9 +58,12 @@ pub fn error_code(py: Python<'_>, rc: i64) -> PyResult<Py<PyAny>> {
 pub struct MessageInfo {
     mid: AtomicU16,
     qos: AtomicU8,
-    published: AtomicBool,
+    /// Whether it is published; the core completes it itself for messages published
+    /// without `on_publish` (see `Completion`), else the facade does after the callback.
+    done: Arc<Completion>,
     iterpos: AtomicU8,
-    /// None until an error code is set: reads then give `MQTT_ERR_SUCCESS`.
+    /// None until an error code is set: reads then give the completion's code
+    /// (`MQTT_ERR_SUCCESS` unless the core failed it).
     rc: Mutex<Option<Py<PyAny>>>,
 }
 
@@ -72,10 +72,15 @@ impl MessageInfo {
         Self {
             mid: AtomicU16::new(mid),
             qos: AtomicU8::new(qos),
-            published: AtomicBool::new(false),
+            done: Arc::default(),
             iterpos: AtomicU8::new(0),
             rc: Mutex::new(None),
         }
+    }
+
+    /// The completion to hand to the core with the message.
+    pub fn completion(&self) -> Arc<Completion> {
+        self.done.clone()
     }
 
     pub fn set_mid(&self, mid: u16) {
@@ -89,16 +94,9 @@ impl MessageInfo {
     /// Waits (GIL released) until published or `timeout` seconds pass (None: no limit);
     /// returns whether it was published. Ctrl-C raises KeyboardInterrupt.
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        WAITERS.fetch_add(1, Ordering::SeqCst);
-        let r = self.wait_counted(py, timeout);
-        WAITERS.fetch_sub(1, Ordering::SeqCst);
-        r
-    }
-
-    fn wait_counted(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
         loop {
-            if self.published.load(Ordering::Acquire) {
+            if self.done.is_done() {
                 return Ok(true);
             }
             let slice = match deadline {
@@ -111,12 +109,9 @@ impl MessageInfo {
                 }
                 None => SIGNAL_CHECK,
             };
-            py.detach(|| {
-                let mut guard = PUBLISHED_LOCK.lock();
-                if !self.published.load(Ordering::SeqCst) {
-                    PUBLISHED.wait_for(&mut guard, slice);
-                }
-            });
+            if py.detach(|| self.done.wait(slice)) {
+                return Ok(true);
+            }
             py.check_signals()?;
         }
     }
@@ -124,7 +119,7 @@ impl MessageInfo {
     fn rc_value(&self, py: Python<'_>) -> PyResult<i64> {
         match &*self.rc.lock() {
             Some(rc) => rc.bind(py).extract::<i64>(),
-            None => Ok(0),
+            None => Ok(i64::from(self.done.rc())),
         }
     }
 
@@ -163,7 +158,10 @@ impl MessageInfo {
     fn get_rc(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         match &*self.rc.lock() {
             Some(rc) => Ok(rc.clone_ref(py)),
-            None => Ok(success(py)?.clone_ref(py)),
+            None => match self.done.rc() {
+                0 => Ok(success(py)?.clone_ref(py)),
+                rc => error_code(py, i64::from(rc)),
+            },
         }
     }
 
@@ -184,14 +182,15 @@ impl MessageInfo {
 
     #[getter(_published)]
     fn get_published(&self) -> bool {
-        self.published.load(Ordering::Acquire)
+        self.done.is_done()
     }
 
     #[setter(_published)]
     fn set_published(&self, on: bool) {
-        self.published.store(on, Ordering::SeqCst);
         if on {
-            wake_waiters();
+            self.done.complete();
+        } else {
+            self.done.reset();
         }
     }
 
@@ -213,7 +212,7 @@ impl MessageInfo {
     /// True once the message has been published (see wait_for_publish for errors).
     fn is_published(&self, py: Python<'_>) -> PyResult<bool> {
         self._check_rc(py)?;
-        Ok(self.published.load(Ordering::Acquire))
+        Ok(self.done.is_done())
     }
 
     /// Block until the message is published or `timeout` seconds pass (None: no limit).
@@ -271,15 +270,6 @@ impl MessageInfo {
             _ => Err(PyIndexError::new_err("index out of range")),
         }
     }
-}
-
-fn wake_waiters() {
-    if WAITERS.load(Ordering::SeqCst) == 0 {
-        return;
-    }
-    // Taking the lock orders this wake after a waiter's check of its flag.
-    let _guard = PUBLISHED_LOCK.lock();
-    PUBLISHED.notify_all();
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

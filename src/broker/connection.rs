@@ -338,6 +338,10 @@ struct Connection<S> {
     batch: Vec<(u16, Delivery)>,
     /// v5 request problem information (§3.1.2.11.7): reason strings only if wanted.
     problem_info: bool,
+    /// A 3.1/3.1.1 bridge: CONNECT had mosquitto's bridge bit (0x80 on the protocol
+    /// level, "try_private"), so its subscriptions are no local and retain as
+    /// published, as in mosquitto (a v5 bridge asks for those options itself).
+    bridge: bool,
     /// Sessions this client's last publishes filled above their high-water mark.
     busy: Vec<Arc<SessionCell>>,
     /// Enhanced authentication agreed in CONNECT (MQTT 5 §4.12); boxed, as most
@@ -359,9 +363,58 @@ struct EnhancedAuth {
     method: String,
     /// We answered the client's last AUTH with 0x18 and wait for its next step.
     continuing: bool,
-    /// Data of a client AUTH waiting for the hook (set by `handle`, consumed by
-    /// `process_input`, which can await).
-    pending: Option<Option<Bytes>>,
+    /// The re-authentication step in flight: the hook's answer to the client's last
+    /// AUTH, which the connection waits for next to its socket and its signals, so
+    /// other packets keep flowing meanwhile (MQTT 5 §4.12.1).
+    in_flight: Option<HookAnswer>,
+}
+
+/// The pending answer of an enhanced authentication hook. No answer by the deadline
+/// (or a dropped request: the event queue was full or the broker is stopping) is a
+/// refusal.
+struct HookAnswer {
+    reply: oneshot::Receiver<AuthStep>,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl HookAnswer {
+    /// Asks the Python hook of `method` through the event queue (never from a tokio
+    /// worker).
+    fn ask(shared: &Shared, client_id: &str, method: &str, data: Option<Bytes>) -> Self {
+        let (tx, rx) = oneshot::channel();
+        shared.events.push(Event::EnhancedAuth {
+            client_id: client_id.to_string(),
+            method: method.to_string(),
+            data,
+            reply: tx,
+        });
+        HookAnswer {
+            reply: rx,
+            deadline: Box::pin(tokio::time::sleep(AUTH_HOOK_TIMEOUT)),
+        }
+    }
+
+    fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<AuthStep> {
+        let refused = || AuthStep::Failure(ReasonCode::NOT_AUTHORIZED.0);
+        if let std::task::Poll::Ready(r) =
+            std::future::Future::poll(std::pin::Pin::new(&mut self.reply), cx)
+        {
+            return std::task::Poll::Ready(r.unwrap_or_else(|_| refused()));
+        }
+        std::future::Future::poll(self.deadline.as_mut(), cx).map(|()| refused())
+    }
+}
+
+/// The hook's answer to a re-authentication step, once it is there (`Pending` when no
+/// step is in flight).
+fn poll_auth_answer(
+    auth: &mut Option<Box<EnhancedAuth>>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<AuthStep> {
+    match auth.as_mut().and_then(|a| a.in_flight.as_mut()) {
+        Some(answer) => answer.poll(cx),
+        None => std::task::Poll::Pending,
+    }
 }
 
 /// How long a publisher waits for a busy subscriber before treating it as stalled.
@@ -667,7 +720,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         shared.log(
             Level::Info,
             format!(
-                "client {client_id} connected from {} (MQTT {}, keepalive {keep_alive}, {}{})",
+                "{} {client_id} connected from {} (MQTT {}, keepalive {keep_alive}, {}{})",
+                if connect.bridge && !v5 {
+                    "bridge"
+                } else {
+                    "client"
+                },
                 ctx.peer,
                 match connect.protocol {
                     ProtocolVersion::V31 => "3.1",
@@ -712,12 +770,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             client_max_packet,
             batch: Vec::new(),
             problem_info: connect.properties.request_problem_information != Some(0),
+            bridge: connect.bridge && !v5,
             busy: Vec::new(),
             auth: auth_method.map(|method| {
                 Box::new(EnhancedAuth {
                     method,
                     continuing: false,
-                    pending: None,
+                    in_flight: None,
                 })
             }),
         };
@@ -757,7 +816,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         // client may write CONNECT, PUBLISH and DISCONNECT at once and close the socket,
         // and the next read then only sees the end of the stream.
         if !self.io.rbuf.is_empty() {
-            if let Some(close) = self.process_input().await {
+            if let Some(close) = self.handle_input() {
                 return close;
             }
         }
@@ -801,7 +860,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 Ok(None) => continue,
                 Err(close) => return close,
             };
-            if let Some(close) = self.process_input().await {
+            if let Some(close) = self.handle_input() {
                 return close;
             }
             unanswered_small_read = n < QUICKACK_BELOW;
@@ -860,7 +919,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
 
     /// Waits until bytes arrive (`Ok(Some((bytes read, spare room before)))`) or the
     /// connection is woken (`Ok(None)`). An idle connection waits on its socket and its
-    /// `Signals`, nothing else: keep-alive expiry and shutdown arrive as commands.
+    /// `Signals`, nothing else: keep-alive expiry and shutdown arrive as commands. A
+    /// connection with a re-authentication step in flight also waits for the hook's
+    /// answer (`Ok(None)` once it is handled).
     async fn wait_for_input(&mut self, read_size: usize) -> Result<Option<(usize, usize)>, Close> {
         let spare = self.io.rbuf.capacity() - self.io.rbuf.len();
         // A quiet connection with nothing buffered waits with no buffer at all (see
@@ -869,15 +930,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             self.io.rbuf.reserve(read_size);
         }
         let spare = self.io.rbuf.capacity() - self.io.rbuf.len();
-        let signals = &*self.signals;
-        let (stream, rbuf) = (&mut self.io.stream, &mut self.io.rbuf);
-        let read = std::future::poll_fn(|cx| {
-            if signals.poll_woken(cx).is_ready() {
+        // One pointer captured rather than one per field: this future is part of every
+        // idle connection's task.
+        let this = &mut *self;
+        let read = std::future::poll_fn(move |cx| {
+            if this.signals.poll_woken(cx).is_ready() {
                 return std::task::Poll::Ready(None);
             }
-            poll_read_on_demand(stream, rbuf, cx).map(Some)
+            if let std::task::Poll::Ready(step) = poll_auth_answer(&mut this.auth, cx) {
+                return std::task::Poll::Ready(Some(Err(step)));
+            }
+            poll_read_on_demand(&mut this.io.stream, &mut this.io.rbuf, cx).map(|r| Some(Ok(r)))
         })
         .await;
+        let read = match read {
+            Some(Err(step)) => {
+                return match self.on_auth_answer(step) {
+                    Some(close) => Err(close),
+                    None => Ok(None),
+                }
+            }
+            Some(Ok(r)) => Some(r),
+            None => None,
+        };
         match read {
             None => match self.signals.take() {
                 Some(c) => Err(control_close(c)),
@@ -934,47 +1009,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             if let Some(close) = self.handle(packet) {
                 return Some(close);
             }
-            if self.auth.as_ref().is_some_and(|a| a.pending.is_some()) {
-                // The hook must answer before the next packet (see `process_input`).
-                return None;
-            }
         }
     }
 
-    /// `handle_input`, plus the awaited step of a re-authentication when an AUTH
-    /// arrived; packets after it are handled once the hook answered.
-    async fn process_input(&mut self) -> Option<Close> {
-        loop {
-            if let Some(close) = self.handle_input() {
-                return Some(close);
-            }
-            let data = self.auth.as_mut().and_then(|a| a.pending.take())?;
-            if let Some(close) = Box::pin(self.reauthenticate(data)).await {
-                return Some(close);
-            }
-        }
-    }
-
-    /// One step of re-authentication (MQTT 5 §4.12.1): the hook's answer goes back
-    /// as AUTH 0x18 (continue) or 0x00 (success); a failure closes with DISCONNECT.
-    async fn reauthenticate(&mut self, data: Option<Bytes>) -> Option<Close> {
-        let method = self.auth.as_ref()?.method.clone();
-        let step = ask_auth_hook(&self.io.shared, &self.client_id, &method, data).await;
+    /// The hook's answer to a step of re-authentication (MQTT 5 §4.12.1) goes back as
+    /// AUTH 0x18 (continue) or 0x00 (success); a failure closes with DISCONNECT and the
+    /// hook's reason code.
+    fn on_auth_answer(&mut self, step: AuthStep) -> Option<Close> {
+        let auth = self.auth.as_mut()?;
+        auth.in_flight = None;
         let (code, data) = match step {
             AuthStep::Continue(d) => (ReasonCode::CONTINUE_AUTHENTICATION, d),
             AuthStep::Success(d) => (ReasonCode::SUCCESS, d),
             AuthStep::Failure(code) => {
                 return Some(Close::Error(
                     failure_code(code),
-                    format!("re-authentication ({method}) failed"),
+                    format!("re-authentication ({}) failed", auth.method),
                 ))
             }
         };
-        if let Some(a) = self.auth.as_mut() {
-            a.continuing = code == ReasonCode::CONTINUE_AUTHENTICATION;
-        }
+        auth.continuing = code == ReasonCode::CONTINUE_AUTHENTICATION;
         self.io
-            .send(&Packet::Auth(auth_packet(code, &method, data)));
+            .send(&Packet::Auth(auth_packet(code, &auth.method, data)));
         None
     }
 
@@ -1025,7 +1081,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     ));
                 };
                 // §4.12.1: re-authentication uses the method of CONNECT; 0x19 starts
-                // it, 0x18 answers our 0x18.
+                // it, 0x18 answers our 0x18. An AUTH before we answered the last one is
+                // out of sequence (§4.12: each side answers the other's AUTH).
+                if auth.in_flight.is_some() {
+                    return Some(Close::Error(
+                        ReasonCode::PROTOCOL_ERROR,
+                        format!(
+                            "AUTH 0x{:02X} before the answer to the previous AUTH",
+                            a.code.0
+                        ),
+                    ));
+                }
                 if a.properties.authentication_method.as_deref() != Some(auth.method.as_str()) {
                     return Some(Close::Error(
                         ReasonCode::PROTOCOL_ERROR,
@@ -1049,7 +1115,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                         ),
                     ));
                 }
-                auth.pending = Some(a.properties.authentication_data);
+                auth.in_flight = Some(HookAnswer::ask(
+                    &self.io.shared,
+                    &self.client_id,
+                    &auth.method,
+                    a.properties.authentication_data,
+                ));
             }
             other => {
                 return Some(Close::Error(
@@ -1249,6 +1320,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 continue;
             }
             let mut options = f.options;
+            if self.bridge {
+                // mosquitto (handle_subscribe.c): a bridge does not get its own
+                // messages back, and forwards the retain flag as the publisher set it.
+                options.no_local = true;
+                options.retain_as_published = true;
+            }
             if (options.qos as u8) > config.max_qos {
                 options.qos = QoS::from_u8(config.max_qos).unwrap_or(QoS::AtMostOnce);
             }
@@ -1834,7 +1911,9 @@ fn peek_connect_level(buf: &[u8]) -> Option<ProtocolVersion> {
         }
     }
     let name_len = usize::from(u16::from_be_bytes([*buf.get(i)?, *buf.get(i + 1)?]));
-    ProtocolVersion::from_level(*buf.get(i + 2 + name_len)?)
+    // Without mosquitto's bridge bit (0x83, 0x84, 0x85 from bridges and paho's
+    // `enable_bridge_mode()`).
+    ProtocolVersion::from_level(*buf.get(i + 2 + name_len)? & 0x7F)
 }
 
 fn control_close(c: Control) -> Close {
@@ -1846,25 +1925,16 @@ fn control_close(c: Control) -> Close {
     }
 }
 
-/// Asks the Python hook of `method` (through the event queue, never from this task);
-/// no answer in time, or a full queue, is a refusal.
+/// Asks the Python hook of `method` and waits for its answer (the exchange before
+/// CONNACK, where the client may send nothing else: MQTT 5 §4.12).
 async fn ask_auth_hook(
     shared: &Shared,
     client_id: &str,
     method: &str,
     data: Option<Bytes>,
 ) -> AuthStep {
-    let (tx, rx) = oneshot::channel();
-    shared.events.push(Event::EnhancedAuth {
-        client_id: client_id.to_string(),
-        method: method.to_string(),
-        data,
-        reply: tx,
-    });
-    match tokio::time::timeout(AUTH_HOOK_TIMEOUT, rx).await {
-        Ok(Ok(step)) => step,
-        _ => AuthStep::Failure(ReasonCode::NOT_AUTHORIZED.0),
-    }
+    let mut answer = HookAnswer::ask(shared, client_id, method, data);
+    std::future::poll_fn(|cx| answer.poll(cx)).await
 }
 
 /// A hook's failure code, kept to the error range (§2.4: 0x80 and above).
@@ -1952,11 +2022,10 @@ mod tests {
         }
         type C = Connection<tokio::io::DuplexStream>;
         eprintln!(
-            "serve {} flush {} wait {} process {}",
+            "serve {} flush {} wait {}",
             ret_size(&|c: &'static mut C| c.serve()),
             ret_size(&|c: &'static mut C| c.flush_unless_commanded()),
             ret_size(&|c: &'static mut C| c.wait_for_input(1)),
-            ret_size(&|c: &'static mut C| c.process_input()),
         );
         type I = Io<tokio::io::DuplexStream>;
         eprintln!(
@@ -1975,12 +2044,250 @@ mod tests {
         assert!(size <= 160, "{size}");
     }
 
+    /// A client on one end of an in-memory stream, the connection task on the other.
+    struct TestClient {
+        io: tokio::io::DuplexStream,
+        buf: BytesMut,
+        decoder: Decoder,
+        version: ProtocolVersion,
+    }
+
+    impl TestClient {
+        fn start(shared: &Arc<Shared>, version: ProtocolVersion) -> Self {
+            let (io, server) = tokio::io::duplex(64 * 1024);
+            let ctx = ConnectionContext {
+                shared: shared.clone(),
+                peer: Arc::from("test"),
+                listener: Arc::from("test"),
+                tcp_fd: None,
+            };
+            tokio::spawn(run(ctx, server));
+            TestClient {
+                io,
+                buf: BytesMut::new(),
+                decoder: Decoder::with_version(version, u32::MAX),
+                version,
+            }
+        }
+
+        async fn send(&mut self, packet: Packet) {
+            let mut out = BytesMut::new();
+            encode(&packet, self.version, &mut out).unwrap();
+            self.io.write_all(&out).await.unwrap();
+        }
+
+        /// The next packet; None once the broker closed the stream.
+        async fn next(&mut self) -> Option<Packet> {
+            let read = async {
+                loop {
+                    if let Some(p) = self.decoder.decode(&mut self.buf).unwrap() {
+                        return Some(p);
+                    }
+                    if self.io.read_buf(&mut self.buf).await.unwrap_or(0) == 0 {
+                        return None;
+                    }
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(5), read)
+                .await
+                .expect("no packet within 5 s")
+        }
+
+        async fn connect(&mut self, bridge: bool, properties: Properties) {
+            self.send(Packet::Connect(Box::new(Connect {
+                protocol: self.version,
+                clean_start: true,
+                keep_alive: 60,
+                client_id: "c".into(),
+                will: None,
+                username: None,
+                password: None,
+                properties,
+                bridge,
+            })))
+            .await;
+        }
+
+        async fn subscribe(&mut self, filter: &str) {
+            self.send(Packet::Subscribe(Subscribe {
+                pkid: 1,
+                filters: vec![crate::codec::SubscribeFilter {
+                    filter: filter.into(),
+                    options: Default::default(),
+                }],
+                ..Default::default()
+            }))
+            .await;
+            assert!(matches!(self.next().await, Some(Packet::SubAck(_))));
+        }
+    }
+
+    fn publish(topic: &str, payload: &'static [u8], qos: QoS, retain: bool) -> Packet {
+        Packet::Publish(Publish {
+            qos,
+            retain,
+            topic: ByteStr::from(topic),
+            pkid: if qos == QoS::AtMostOnce { 0 } else { 7 },
+            payload: Bytes::from_static(payload),
+            ..Default::default()
+        })
+    }
+
+    /// The Python side of enhanced authentication: every hook request, with the
+    /// sender for its answer, goes to the test.
+    fn hook_requests(
+        shared: &Arc<Shared>,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<(Option<Bytes>, oneshot::Sender<AuthStep>)> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let events = shared.events.clone();
+        std::thread::spawn(move || {
+            while let Some(batch) = events.wait(Duration::from_millis(20)) {
+                for event in batch {
+                    if let Event::EnhancedAuth { data, reply, .. } = event {
+                        let _ = tx.send((data, reply));
+                    }
+                }
+            }
+        });
+        rx
+    }
+
+    fn enhanced_auth_broker() -> Arc<Shared> {
+        let config = super::super::config::Config {
+            enhanced_auth_methods: vec!["M".into()],
+            ..Default::default()
+        };
+        let users = super::super::auth::Users {
+            allow_anonymous: true,
+            ..Default::default()
+        };
+        Shared::new(config, users, None)
+    }
+
+    /// Connected with method "M"; the CONNECT step already answered.
+    async fn authenticated(
+        shared: &Arc<Shared>,
+    ) -> (
+        TestClient,
+        tokio::sync::mpsc::UnboundedReceiver<(Option<Bytes>, oneshot::Sender<AuthStep>)>,
+    ) {
+        let mut hook = hook_requests(shared);
+        let mut client = TestClient::start(shared, ProtocolVersion::V5);
+        let props = Properties {
+            authentication_method: Some("M".into()),
+            ..Default::default()
+        };
+        client.connect(false, props).await;
+        let (_, reply) = hook.recv().await.unwrap();
+        reply.send(AuthStep::Success(None)).unwrap();
+        match client.next().await {
+            Some(Packet::ConnAck(a)) => assert_eq!(a.code, ReasonCode::SUCCESS),
+            other => panic!("{other:?}"),
+        }
+        (client, hook)
+    }
+
+    fn reauth(data: &'static [u8]) -> Packet {
+        Packet::Auth(auth_packet(
+            ReasonCode::RE_AUTHENTICATE,
+            "M",
+            Some(Bytes::from_static(data)),
+        ))
+    }
+
+    #[tokio::test]
+    async fn packets_flow_while_a_reauthentication_waits_for_the_hook() {
+        let shared = enhanced_auth_broker();
+        let (mut client, mut hook) = authenticated(&shared).await;
+        client.subscribe("t").await;
+        client.send(reauth(b"again")).await;
+        let (data, reply) = hook.recv().await.unwrap();
+        assert_eq!(data.as_deref(), Some(&b"again"[..]));
+        // MQTT 5 §4.12.1: other packets keep flowing meanwhile.
+        client
+            .send(publish("t", b"x", QoS::AtMostOnce, false))
+            .await;
+        assert!(matches!(client.next().await, Some(Packet::Publish(p)) if p.payload == "x"));
+        client.send(Packet::PingReq).await;
+        assert_eq!(client.next().await, Some(Packet::PingResp));
+        reply
+            .send(AuthStep::Success(Some(Bytes::from_static(b"ok"))))
+            .unwrap();
+        match client.next().await {
+            Some(Packet::Auth(a)) => {
+                assert_eq!(a.code, ReasonCode::SUCCESS);
+                assert_eq!(a.properties.authentication_method.as_deref(), Some("M"));
+                assert_eq!(
+                    a.properties.authentication_data.as_deref(),
+                    Some(&b"ok"[..])
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        shared.events.close();
+    }
+
+    #[tokio::test]
+    async fn an_auth_before_the_hooks_answer_is_a_protocol_error() {
+        let shared = enhanced_auth_broker();
+        let (mut client, mut hook) = authenticated(&shared).await;
+        client.send(reauth(b"one")).await;
+        let (_, reply) = hook.recv().await.unwrap();
+        client.send(reauth(b"two")).await;
+        match client.next().await {
+            Some(Packet::Disconnect(d)) => assert_eq!(d.code, ReasonCode::PROTOCOL_ERROR),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(client.next().await, None);
+        // The late answer goes nowhere.
+        let _ = reply.send(AuthStep::Success(None));
+        shared.events.close();
+    }
+
+    #[tokio::test]
+    async fn a_v311_bridge_gets_no_local_and_retain_as_published() {
+        let shared = enhanced_auth_broker();
+        let mut client = TestClient::start(&shared, ProtocolVersion::V311);
+        client.connect(true, Properties::default()).await;
+        assert!(
+            matches!(client.next().await, Some(Packet::ConnAck(a)) if a.code == ReasonCode::SUCCESS)
+        );
+        client.subscribe("t").await;
+        client
+            .send(publish("t", b"own", QoS::AtLeastOnce, false))
+            .await;
+        assert!(matches!(client.next().await, Some(Packet::PubAck(_))));
+        // Its own message did not come back: the next delivery is the broker's.
+        let mut m = Message::new(
+            ByteStr::from("t"),
+            Bytes::from_static(b"kept"),
+            QoS::AtMostOnce,
+            true,
+        );
+        m.origin = Some(Arc::from("someone"));
+        shared.route(m);
+        match client.next().await {
+            Some(Packet::Publish(p)) => {
+                assert_eq!(p.payload, "kept");
+                assert!(p.retain, "retain as published");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn peeks_the_protocol_level_of_a_connect() {
         let v5 = [0x10, 10, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60];
         assert_eq!(peek_connect_level(&v5), Some(ProtocolVersion::V5));
         let v31 = [0x10, 12, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3];
         assert_eq!(peek_connect_level(&v31), Some(ProtocolVersion::V31));
+        let bridge_v5 = [0x10, 10, 0, 4, b'M', b'Q', b'T', b'T', 0x85, 2, 0, 60];
+        assert_eq!(peek_connect_level(&bridge_v5), Some(ProtocolVersion::V5));
+        let bridge_v311 = [0x10, 10, 0, 4, b'M', b'Q', b'T', b'T', 0x84, 2, 0, 60];
+        assert_eq!(
+            peek_connect_level(&bridge_v311),
+            Some(ProtocolVersion::V311)
+        );
         assert_eq!(peek_connect_level(&[0x30, 0]), None);
         assert_eq!(peek_connect_level(&[0x10]), None);
     }

@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use tokio::time::sleep_until;
 
 use super::event::{rc, Event};
-use super::session::{Close, ConnState, Session};
+use super::session::{Close, ConnState, Session, WrittenQos0};
 use super::transport::{Reader, Stream, Writer};
 use super::Shared;
 use crate::codec::{Decoder, Packet, ProtocolVersion};
@@ -243,7 +243,7 @@ async fn write_loop(shared: &Shared, generation: u64, mut writer: Writer) -> Clo
             spare.clear();
             let mut s = shared.session.lock();
             s.keepalive.on_sent(Instant::now());
-            shared.report_written(&mut qos0);
+            shared.report_written(&mut qos0, s.report_completed());
             drop(s);
             // More may have been queued while writing: check before sleeping.
             continue;
@@ -270,7 +270,7 @@ impl Shared {
         if !s.out().is_empty() && self.direct.try_write(s) {
             let mut qos0 = Vec::new();
             s.take_written_qos0(&mut qos0);
-            self.report_written(&mut qos0);
+            self.report_written(&mut qos0, s.report_completed());
         }
         self.flush_events(s);
         if !s.out().is_empty() {
@@ -281,16 +281,30 @@ impl Shared {
         }
     }
 
-    /// The QoS 0 publishes `mids` are on the wire: their EV_PUBLISHED (drains `mids`).
-    fn report_written(&self, mids: &mut Vec<u16>) {
-        if !mids.is_empty() {
+    /// The QoS 0 publishes `written` are on the wire: their completions are done, the
+    /// others get their EV_PUBLISHED (drains `written`). Called with the session locked
+    /// (`report` is its `report_completed()`), so completions stay in order with acks.
+    fn report_written(&self, written: &mut Vec<WrittenQos0>, report: bool) {
+        if written.is_empty() {
+            return;
+        }
+        let mut events = written.drain(..).filter_map(|(mid, done)| {
+            if let Some(d) = done {
+                d.complete();
+                if !report {
+                    return None;
+                }
+            }
+            Some(Event::Published {
+                mid,
+                qos: 0,
+                code: 0,
+                properties: None,
+            })
+        });
+        if let Some(first) = events.next() {
             self.events
-                .extend_written(mids.drain(..).map(|mid| Event::Published {
-                    mid,
-                    qos: 0,
-                    code: 0,
-                    properties: None,
-                }));
+                .extend_written(std::iter::once(first).chain(events));
         }
     }
 

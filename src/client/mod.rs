@@ -9,6 +9,7 @@
 //! Lock order: `task` before `session` before the event queue's lock; no lock is ever
 //! held across an `.await` or while Python code runs.
 
+pub mod completion;
 mod connection;
 pub mod event;
 mod notifier;
@@ -27,6 +28,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+pub use completion::Completion;
 pub use connection::MAX_PACKET_SIZE;
 pub use event::{Event, EventQueue, Message, Wait, DEFAULT_EVENT_LIMIT};
 pub use session::Session;
@@ -315,6 +317,31 @@ impl Client {
         properties: Option<Box<Properties>>,
     ) -> (i32, u16) {
         self.with_session(|s| s.publish(topic, payload, qos, retain, properties))
+    }
+
+    /// `publish` with a completion the core marks done itself (see [`Completion`]).
+    pub fn publish_completing(
+        &self,
+        topic: ByteStr,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        properties: Option<Box<Properties>>,
+        done: Arc<Completion>,
+    ) -> (i32, u16) {
+        self.with_session(|s| {
+            s.publish_completing(topic, payload, qos, retain, properties, Some(done))
+        })
+    }
+
+    /// See [`Session::set_report_completed`].
+    pub fn set_report_completed(&self, on: bool) {
+        self.shared.session.lock().set_report_completed(on);
+    }
+
+    /// Messages published with a completion that is not done yet.
+    pub fn pending_completions(&self) -> usize {
+        self.shared.session.lock().pending_completions()
     }
 
     pub fn subscribe(&self, filters: Vec<SubscribeFilter>, properties: Properties) -> (i32, u16) {

@@ -10,10 +10,12 @@
 //! 2.2.0 does it (`_messages_reconnect_reset` then `_handle_connack`).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use super::completion::Completion;
 use super::event::{log_level, rc, Event, Message};
 use super::props;
 use crate::codec::{
@@ -44,7 +46,13 @@ struct OutMessage {
     payload: Bytes,
     properties: Option<Box<Properties>>,
     state: OutState,
+    /// Completed by the session itself instead of reporting an event (see `Completion`).
+    done: Option<Arc<Completion>>,
 }
+
+/// A QoS 0 publish encoded into the write buffer: its mid and, if it was published
+/// with one, its completion (done once the bytes are written).
+pub type WrittenQos0 = (u16, Option<Arc<Completion>>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnState {
@@ -293,8 +301,10 @@ pub struct Session {
     /// connection has already been replaced.
     generation: u64,
     out: BytesMut,
-    /// mids of QoS 0 publishes encoded into `out` and not yet written.
-    qos0_unwritten: Vec<u16>,
+    /// QoS 0 publishes encoded into `out` and not yet written.
+    qos0_unwritten: Vec<WrittenQos0>,
+    /// Messages published with a `Completion` are also reported as events.
+    report_completed: bool,
     events: Vec<Event>,
 }
 
@@ -332,6 +342,7 @@ impl Session {
             generation: 0,
             out: BytesMut::with_capacity(8192),
             qos0_unwritten: Vec::new(),
+            report_completed: false,
             events: Vec::new(),
         }
     }
@@ -441,15 +452,54 @@ impl Session {
 
     /// After the whole write buffer was written directly: the mids of the QoS 0
     /// publishes it held, for their EV_PUBLISHED.
-    pub fn take_written_qos0(&mut self, qos0: &mut Vec<u16>) {
+    pub fn take_written_qos0(&mut self, qos0: &mut Vec<WrittenQos0>) {
         qos0.append(&mut self.qos0_unwritten);
     }
 
     /// Swaps the write buffer with `spare` (cleared by the caller after writing), and
     /// moves the mids of QoS 0 publishes it contains into `qos0`.
-    pub fn take_output(&mut self, spare: &mut BytesMut, qos0: &mut Vec<u16>) {
+    pub fn take_output(&mut self, spare: &mut BytesMut, qos0: &mut Vec<WrittenQos0>) {
         std::mem::swap(&mut self.out, spare);
         std::mem::swap(&mut self.qos0_unwritten, qos0);
+    }
+
+    /// Completes `done`, if any; returns whether the message is to be reported as an
+    /// event (it had no completion, or completed ones are reported).
+    fn completed(&self, done: Option<Arc<Completion>>) -> bool {
+        match done {
+            Some(d) => {
+                d.complete();
+                self.report_completed
+            }
+            None => true,
+        }
+    }
+
+    /// While on, messages published with a completion are reported as events too (the
+    /// paho facade turns it on when `on_publish` is set while such messages are pending).
+    pub fn set_report_completed(&mut self, on: bool) {
+        self.report_completed = on;
+    }
+
+    pub fn report_completed(&self) -> bool {
+        self.report_completed
+    }
+
+    /// Messages published with a completion that is not done yet.
+    pub fn pending_completions(&self) -> usize {
+        self.outgoing.iter().filter(|m| m.done.is_some()).count()
+            + self.qos0_unwritten.iter().filter(|w| w.1.is_some()).count()
+    }
+
+    /// QoS 0 publishes not written when their connection ends are lost: their
+    /// completions fail with `MQTT_ERR_CONN_LOST` (paho marks such infos published with
+    /// that code, so waiters wake up and raise).
+    fn lose_unwritten_qos0(&mut self) {
+        for (_, done) in self.qos0_unwritten.drain(..) {
+            if let Some(d) = done {
+                d.fail(rc::CONN_LOST);
+            }
+        }
     }
 
     /// Events recorded since the last call.
@@ -586,12 +636,14 @@ impl Session {
                     // as a failed delivery (paho-mqtt has no code for it; 0x80).
                     let m = self.outgoing.remove(i).expect("index in range");
                     self.in_use.remove(m.mid);
-                    self.events.push(Event::Published {
-                        mid: m.mid,
-                        qos: m.qos as u8,
-                        code: ReasonCode::UNSPECIFIED_ERROR.0,
-                        properties: None,
-                    });
+                    if self.completed(m.done) {
+                        self.events.push(Event::Published {
+                            mid: m.mid,
+                            qos: m.qos as u8,
+                            code: ReasonCode::UNSPECIFIED_ERROR.0,
+                            properties: None,
+                        });
+                    }
                     continue;
                 }
                 OutState::Queued => {
@@ -623,6 +675,22 @@ impl Session {
         qos: QoS,
         retain: bool,
         properties: Option<Box<Properties>>,
+    ) -> (i32, u16) {
+        self.publish_completing(topic, payload, qos, retain, properties, None)
+    }
+
+    /// [`publish`](Self::publish) with a completion the session marks done when the
+    /// message is written (QoS 0) or acknowledged (QoS 1/2), instead of an
+    /// `Event::Published` (also reported while `set_report_completed` is on). A refused
+    /// publish (rc other than SUCCESS, and NO_CONN for QoS 0) never completes it.
+    pub fn publish_completing(
+        &mut self,
+        topic: ByteStr,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        properties: Option<Box<Properties>>,
+        done: Option<Arc<Completion>>,
     ) -> (i32, u16) {
         if qos != QoS::AtMostOnce && self.max_queued > 0 && self.outgoing.len() >= self.max_queued {
             // paho allocates the mid before refusing, so the counter still moves.
@@ -681,7 +749,7 @@ impl Session {
                 }
             }
             self.send(&packet);
-            self.qos0_unwritten.push(mid);
+            self.qos0_unwritten.push((mid, done));
             return (rc::SUCCESS, mid);
         }
         self.in_use.insert(mid);
@@ -694,6 +762,7 @@ impl Session {
             payload,
             properties,
             state: OutState::Queued,
+            done,
         });
         if !self.transport_open() {
             // Kept and sent after the next CONNACK (paho returns NO_CONN here too).
@@ -838,7 +907,7 @@ impl Session {
         self.version = connect.protocol;
         self.clean_start = connect.clean_start;
         self.out.clear();
-        self.qos0_unwritten.clear();
+        self.lose_unwritten_qos0();
         self.aliases_in.clear();
         self.server_receive_max = 0;
         self.server_max_packet = 0;
@@ -892,7 +961,7 @@ impl Session {
         self.state = ConnState::Disconnected;
         self.output_held = false;
         self.out.clear();
-        self.qos0_unwritten.clear();
+        self.lose_unwritten_qos0();
         self.generation += 1;
         let mut in_use = Box::new(MidSet([0; 1024]));
         for m in &self.outgoing {
@@ -1081,15 +1150,17 @@ impl Session {
         else {
             return;
         };
-        let qos = self.outgoing.remove(i).map_or(0, |m| m.qos as u8);
+        let m = self.outgoing.remove(i).expect("index in range");
         self.inflight = self.inflight.saturating_sub(1);
         self.in_use.remove(mid);
-        self.events.push(Event::Published {
-            mid,
-            qos,
-            code: code.0,
-            properties: props::to_wire_opt(p),
-        });
+        if self.completed(m.done) {
+            self.events.push(Event::Published {
+                mid,
+                qos: m.qos as u8,
+                code: code.0,
+                properties: props::to_wire_opt(p),
+            });
+        }
         if self.state == ConnState::Connected {
             self.fill_window();
         }
@@ -1324,6 +1395,62 @@ mod tests {
     }
 
     #[test]
+    fn a_completion_is_done_on_puback_without_an_event_unless_reported() {
+        let mut s = connected(ProtocolVersion::V311);
+        let quiet = Arc::new(Completion::default());
+        let (rc, mid) = s.publish_completing(
+            "t".into(),
+            Bytes::new(),
+            QoS::AtLeastOnce,
+            false,
+            None,
+            Some(quiet.clone()),
+        );
+        assert_eq!(rc, 0);
+        sent(&mut s);
+        assert_eq!(s.pending_completions(), 1);
+        s.handle(Packet::PubAck(ack(mid))).unwrap();
+        assert!(quiet.is_done());
+        assert_eq!(s.pending_completions(), 0);
+        assert_eq!(events(&mut s), vec![]);
+
+        let reported = Arc::new(Completion::default());
+        let (_, mid) = s.publish_completing(
+            "t".into(),
+            Bytes::new(),
+            QoS::AtLeastOnce,
+            false,
+            None,
+            Some(reported.clone()),
+        );
+        s.set_report_completed(true);
+        s.handle(Packet::PubAck(ack(mid))).unwrap();
+        assert!(reported.is_done());
+        assert!(
+            matches!(&events(&mut s)[..], [Event::Published { mid: m, qos: 1, .. }] if *m == mid)
+        );
+    }
+
+    #[test]
+    fn unwritten_qos0_completions_fail_with_conn_lost_when_the_connection_ends() {
+        let mut s = connected(ProtocolVersion::V311);
+        let done = Arc::new(Completion::default());
+        s.publish_completing(
+            "t".into(),
+            Bytes::new(),
+            QoS::AtMostOnce,
+            false,
+            None,
+            Some(done.clone()),
+        );
+        assert_eq!(s.pending_completions(), 1);
+        s.on_connection_lost();
+        assert!(done.is_done());
+        assert_eq!(done.rc(), rc::CONN_LOST);
+        assert_eq!(s.pending_completions(), 0);
+    }
+
+    #[test]
     fn qos1_publish_completes_on_puback() {
         let mut s = connected(ProtocolVersion::V311);
         assert_eq!(publish(&mut s, QoS::AtLeastOnce), (0, 1));
@@ -1386,7 +1513,7 @@ mod tests {
         let mut spare = BytesMut::new();
         let mut qos0 = Vec::new();
         s.take_output(&mut spare, &mut qos0);
-        assert_eq!(qos0, vec![1]);
+        assert_eq!(qos0.iter().map(|w| w.0).collect::<Vec<_>>(), vec![1]);
     }
 
     #[test]
