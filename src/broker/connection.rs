@@ -1695,6 +1695,7 @@ struct ParkedRare {
     client_max_packet: u32,
     client_alias_max: u16,
     problem_info: bool,
+    bridge: bool,
 }
 
 impl Parked {
@@ -1705,11 +1706,11 @@ impl Parked {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
     /// A re-authentication (MQTT 5 §4.12.1) is between steps: its connection must not
-    /// park (the exchange keeps its state in the task).
+    /// park (the hook's pending answer is waited for by the task).
     fn reauth_in_flight(&self) -> bool {
         self.auth
             .as_ref()
-            .is_some_and(|a| a.continuing || a.pending.is_some())
+            .is_some_and(|a| a.continuing || a.in_flight.is_some())
     }
 
     /// Whether the connection should park now: asked to (quiet for `idle_park_after`,
@@ -1761,6 +1762,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             client_max_packet: c.client_max_packet,
             client_alias_max: c.client_alias_max,
             problem_info: c.problem_info,
+            bridge: c.bridge,
         };
         let plain = rare.username.is_none()
             && rare.will.is_none()
@@ -1768,7 +1770,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             && rare.auth.is_none()
             && rare.client_max_packet == u32::MAX
             && rare.client_alias_max == 0
-            && rare.problem_info;
+            && rare.problem_info
+            && !rare.bridge;
         let state = Parked {
             peer: c.peer,
             cell: c.cell,
@@ -1810,6 +1813,7 @@ pub fn resume(
                 client_max_packet: u32::MAX,
                 client_alias_max: 0,
                 problem_info: true,
+                bridge: false,
             },
         };
         // Registering with tokio can only fail when the process is out of resources:
@@ -1850,6 +1854,7 @@ pub fn resume(
             client_max_packet: rare.client_max_packet,
             batch: Vec::new(),
             problem_info: rare.problem_info,
+            bridge: rare.bridge,
             busy: Vec::new(),
             auth: rare.auth,
         });
