@@ -29,13 +29,20 @@ use super::shared::{Shared, Stats, TaskGuard};
 const WRITE_BATCH: usize = 64 * 1024;
 /// Idle memory per connection (`benches/run.py --only idle`: 10,000 idle MQTT 3.1.1
 /// connections, broker RSS delta / N, release build): 4.6 KiB at the start of session
-/// 2, 1.63 KiB after it (mosquitto 2.0.11 in the same run: 0.72 KiB). Where it goes
-/// (heaptrack): the task (tokio header + the `run` future: 256 B, it was 2.7 KiB),
-/// tokio's socket registration (256 B), the boxed `Connection` (~330 B), the session
-/// (~250 B), the entries in `Shared::clients` and the router's session map (~200 B),
-/// `Signals`, the client id and the peer address. Next steps: fold `Shared::clients`
-/// into the session map, share the username, and keep the rarely used parts of
-/// `Connection` (batch, busy list, will, aliases) in one lazily allocated box.
+/// 2, 1.63 KiB after it, 0.87 KiB after session 3 (mosquitto 2.0.11 in the same run:
+/// 0.72 KiB). Session 3: a quiet plain-TCP connection parks (`park.rs`): no task, no
+/// tokio registration, no `Connection`; `Shared::clients` is gone (the session map
+/// lists clients). What a parked connection holds (glibc chunk sizes): its session
+/// cell (256 B), `Signals` (80 B, also its waker), the parked record with its socket
+/// (64 B), the client id and the peer address (~48 B each), its entries in the
+/// router's session map (~41 B) and the poller's map (~28 B): ~565 B, of which
+/// mallinfo2 counts ~590 B in use per connection. The rest of the RSS delta is free
+/// heap: the peak of connections in their CONNECT phase (a boxed handshake of 2.5 KiB,
+/// the decoded CONNECT, a 1 KiB read buffer, the task and registration, ~5 KiB each,
+/// a few hundred at once under the load generator), the hash tables' growth, and the
+/// fragments glibc 2.36 leaves around tokio's 128-byte aligned allocations. Next
+/// steps: a smaller CONNECT phase (box the refusal paths and the CONNACK being built;
+/// a read buffer sized to the CONNECT), then the peer address inline.
 ///
 /// Read buffer sizing: idle connections keep a small buffer (memory per connection
 /// matters with thousands of them); a connection whose reads fill the buffer doubles it
@@ -430,7 +437,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         let shared = ctx.shared.clone();
         let config = &shared.config;
         let v5 = connect.protocol.is_v5();
-        let mut ack = ConnAck::default();
+        // Boxed: it is built across the await points below (see `refuse`).
+        let mut ack = Box::<ConnAck>::default();
 
         // Client identifier (MQTT 3.1.1 §3.1.3.1, MQTT 5 §3.1.3.1).
         let mut client_id = connect.client_id.clone();
@@ -473,7 +481,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             }
             let mut data = connect.properties.authentication_data.clone();
             loop {
-                match ask_auth_hook(&shared, &client_id, &method, data.take()).await {
+                // Boxed, like the other waits of this rare path (see `refuse`).
+                match Box::pin(ask_auth_hook(&shared, &client_id, &method, data.take())).await {
                     AuthStep::Success(d) => {
                         auth_data = d;
                         break;
@@ -491,8 +500,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                         if io.flush().await.is_err() {
                             return None;
                         }
-                        let next =
-                            tokio::time::timeout(config.connect_timeout, io.read_packet()).await;
+                        let next = Box::pin(tokio::time::timeout(
+                            config.connect_timeout,
+                            io.read_packet(),
+                        ))
+                        .await;
                         let (code, what) = match next {
                             Ok(Ok(Packet::Auth(a)))
                                 if a.code == ReasonCode::CONTINUE_AUTHENTICATION
@@ -554,7 +566,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 reply: tx,
             });
             let ok = matches!(
-                tokio::time::timeout(Duration::from_secs(10), rx).await,
+                Box::pin(tokio::time::timeout(Duration::from_secs(10), rx)).await,
                 Ok(Ok(true))
             );
             if !ok {
@@ -703,7 +715,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 p.response_information = Some(format!("response/{client_id}"));
             }
         }
-        io.send(&Packet::ConnAck(ack));
+        io.send(&Packet::ConnAck(*ack));
 
         let username = connect.username.clone();
         // Counted until `finish` (a taken-over connection still counts while it closes).
@@ -940,7 +952,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             if let std::task::Poll::Ready(step) = poll_auth_answer(&mut this.auth, cx) {
                 return std::task::Poll::Ready(Some(Err(step)));
             }
-            poll_read_on_demand(&mut this.io.stream, &mut this.io.rbuf, cx).map(|r| Some(Ok(r)))
+            poll_read_on_demand(&mut this.io.stream, &mut this.io.rbuf, READ_MIN, cx)
+                .map(|r| Some(Ok(r)))
         })
         .await;
         let read = match read {
@@ -1865,17 +1878,21 @@ pub fn resume(
 /// Reads into `buf`. When `buf` has no spare capacity (an idle connection), the read
 /// goes through a stack buffer and only the bytes that arrived are copied to the heap:
 /// a connection waiting for input holds no read buffer (`read_buf` would reserve one
-/// before every wait).
+/// before every wait). This one is for the CONNECT phase: the buffer is as large as
+/// what arrived (a connection in that phase is short-lived, and hundreds may be in it
+/// at once when clients connect in a burst).
 async fn read_on_demand<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
 ) -> std::io::Result<usize> {
-    std::future::poll_fn(|cx| poll_read_on_demand(rd, buf, cx)).await
+    std::future::poll_fn(|cx| poll_read_on_demand(rd, buf, 0, cx)).await
 }
 
+/// `read_on_demand`, reserving at least `min` bytes when bytes arrive.
 fn poll_read_on_demand<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
+    min: usize,
     cx: &mut std::task::Context<'_>,
 ) -> std::task::Poll<std::io::Result<usize>> {
     if buf.capacity() > buf.len() {
@@ -1891,7 +1908,7 @@ fn poll_read_on_demand<R: AsyncRead + Unpin>(
         std::task::Poll::Ready(Ok(())) => {
             let got = rb.filled();
             if !got.is_empty() {
-                buf.reserve(got.len().max(READ_MIN));
+                buf.reserve(got.len().max(min));
                 buf.extend_from_slice(got);
             }
             std::task::Poll::Ready(Ok(got.len()))
@@ -1962,15 +1979,18 @@ fn auth_packet(code: ReasonCode, method: &str, data: Option<Bytes>) -> Auth {
     }
 }
 
-/// Sends a refusing CONNACK and closes; logs why.
-async fn refuse<S, T>(
+/// Sends a refusing CONNACK and closes; logs why. The flush is a boxed future: it sits
+/// at several await points of `Connection::accept`, whose state is part of every
+/// connection in its CONNECT phase, and refusals are rare.
+fn refuse<'a, S, T>(
     mut io: Io<S>,
     ctx: &ConnectionContext,
     code: ReasonCode,
     what: &str,
-) -> Option<T>
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<T>> + Send + 'a>>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'a,
+    T: 'a,
 {
     ctx.shared.log(
         Level::Warning,
@@ -1988,12 +2008,14 @@ where
         ack.properties.reason_string = Some(what.to_string());
     }
     io.send(&Packet::ConnAck(ack));
-    let _ = tokio::time::timeout(CLOSE_FLUSH, async {
-        let _ = io.flush().await;
-        let _ = io.stream.shutdown().await;
+    Box::pin(async move {
+        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+            let _ = io.flush().await;
+            let _ = io.stream.shutdown().await;
+        })
+        .await;
+        None
     })
-    .await;
-    None
 }
 
 /// A message injected from Python (`Broker.publish`).
@@ -2298,20 +2320,32 @@ mod tests {
     }
 }
 #[cfg(test)]
-mod size_probe {
+mod parked_size {
+    use super::*;
+
+    /// What a parked idle connection keeps (see `park.rs`): each of these is one
+    /// allocation per connection, sized to stay in the allocator's size class (glibc:
+    /// the request plus 8, rounded up to 16; an `Arc` adds 16 bytes of counts).
     #[test]
-    fn sizes() {
-        use super::*;
-        eprintln!(
-            "Parked {} Link {} SessionState {} Session {} SessionCell {} Signals {} Conn {} Notify {} Inflight? ",
-            std::mem::size_of::<Parked>(),
-            std::mem::size_of::<Link>(),
-            std::mem::size_of::<super::super::router::SessionState>(),
-            std::mem::size_of::<super::super::session::Session>(),
-            std::mem::size_of::<SessionCell>(),
-            std::mem::size_of::<Signals>(),
-            std::mem::size_of::<Connection<TcpConn>>(),
-            std::mem::size_of::<tokio::sync::Notify>(),
-        );
+    fn parked_state_stays_small() {
+        let parked = std::mem::size_of::<Parked>();
+        let cell = std::mem::size_of::<SessionCell>();
+        let signals = std::mem::size_of::<Signals>();
+        eprintln!("Parked {parked} B, SessionCell {cell} B, Signals {signals} B");
+        let shared = Shared::new(Default::default(), Default::default(), None);
+        let (stream, _peer) = tokio::io::duplex(16);
+        let ctx = ConnectionContext {
+            shared,
+            peer: Arc::from(""),
+            listener: Arc::from(""),
+            tcp_fd: None,
+        };
+        let h = handshake(ctx, stream);
+        eprintln!("handshake future {} B", std::mem::size_of_val(&h));
+        // The parked entry (with its 4-byte socket) in a 64-byte chunk.
+        assert!(parked <= 48, "{parked}");
+        // The session cell in a 256-byte chunk, the signals in an 80-byte one.
+        assert!(cell <= 232, "{cell}");
+        assert!(signals <= 56, "{signals}");
     }
 }

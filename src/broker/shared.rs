@@ -164,7 +164,9 @@ impl Shared {
     }
 
     pub fn log(&self, level: Level, message: String) {
-        if level == Level::Debug && !self.config.log_debug {
+        if (level == Level::Debug && !self.config.log_debug)
+            || (level == Level::Info && !self.config.log_info)
+        {
             return;
         }
         self.events.log(level, message);
