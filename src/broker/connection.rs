@@ -659,7 +659,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             signals.want_park();
         }
         let link = Link {
-            conn_id,
             signals: signals.clone(),
             peer: ctx.peer.clone(),
             listener: ctx.listener.clone(),
@@ -818,7 +817,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             .lock()
             .link
             .as_ref()
-            .is_some_and(|l| l.conn_id == self.conn_id)
+            .is_some_and(|l| l.signals.conn_id == self.conn_id)
     }
 
     /// Serves the connection until it ends. Every wait is its own small future (one
@@ -1429,7 +1428,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         let more;
         {
             let mut st = self.cell.state.lock();
-            if st.link.as_ref().is_none_or(|l| l.conn_id != self.conn_id) {
+            if st
+                .link
+                .as_ref()
+                .is_none_or(|l| l.signals.conn_id != self.conn_id)
+            {
                 return false;
             }
             let mut budget = WRITE_BATCH.saturating_sub(self.io.wbuf.len());
@@ -2344,8 +2347,8 @@ mod parked_size {
         eprintln!("handshake future {} B", std::mem::size_of_val(&h));
         // The parked entry (with its 4-byte socket) in a 64-byte chunk.
         assert!(parked <= 48, "{parked}");
-        // The session cell in a 256-byte chunk, the signals in an 80-byte one.
-        assert!(cell <= 232, "{cell}");
+        // The session cell in a 240-byte chunk, the signals in an 80-byte one.
+        assert!(cell <= 216, "{cell}");
         assert!(signals <= 56, "{signals}");
     }
 }

@@ -183,9 +183,10 @@ impl Signals {
 /// of connected clients (`Broker::clients`, keep-alive, shutdown): a connection is
 /// listed while it is its session's link, so what `clients()` reports is kept here,
 /// inline in the session, rather than in a second map with an entry per connection.
+/// The connection id is `signals.conn_id` (not repeated here: 8 bytes more would take
+/// the session cell into the next allocation size class).
 #[derive(Debug, Clone)]
 pub struct Link {
-    pub conn_id: u64,
     pub signals: Arc<Signals>,
     pub peer: Arc<str>,
     pub listener: Arc<str>,
@@ -562,8 +563,7 @@ mod tests {
 
     fn link(id: u64) -> Link {
         Link {
-            conn_id: id,
-            signals: Arc::default(),
+            signals: Arc::new(Signals::new(id, std::sync::Weak::new())),
             peer: Arc::from(""),
             listener: Arc::from(""),
             keep_alive: 0,
@@ -598,7 +598,7 @@ mod tests {
         let b = r.attach(&id, false, link(2), 10);
         assert!(b.session_present);
         assert_eq!(
-            b.previous.unwrap().conn_id,
+            b.previous.unwrap().signals.conn_id,
             1,
             "takeover reports the old link"
         );
