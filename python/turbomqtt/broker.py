@@ -218,7 +218,6 @@ class Broker:
         config["enhanced_auth_methods"] = list(self._enhanced_auth)
         config["message_observer"] = self._on_message is not None
         config["log_debug"] = logger.isEnabledFor(logging.DEBUG)
-        config["log_info"] = logger.isEnabledFor(logging.INFO)
         return config
 
     def start(self) -> Broker:

@@ -112,7 +112,6 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<Config> {
     opt!(max_qos);
     opt!(retain_available);
     opt!(log_debug);
-    opt!(log_info);
     c.password_file = get::<String>(d, "password_file")?.map(PathBuf::from);
     c.acl_file = get::<String>(d, "acl_file")?.map(PathBuf::from);
     c.max_session_expiry = get(d, "max_session_expiry")?;

@@ -82,10 +82,6 @@ pub struct Config {
     /// $SYS publish interval; zero disables $SYS topics.
     pub sys_interval: Duration,
     pub log_debug: bool,
-    /// Whether Python's logger takes INFO lines: if not, the per-connection lines
-    /// (connected, disconnected) are not even formatted (each was a string and a queue
-    /// slot per connection, for Python to drop).
-    pub log_info: bool,
     /// A plain-TCP connection quiet (nothing read or written) for this long parks:
     /// its task ends and its socket waits on the broker's shared poller until
     /// something happens (`park.rs`). A new connection parks right after CONNACK if
@@ -118,7 +114,6 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             sys_interval: Duration::from_secs(10),
             log_debug: false,
-            log_info: true,
             idle_park_after: Some(Duration::from_secs(5)),
         }
     }

@@ -658,9 +658,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             // left as holes); one that goes on unparks once (see `park.rs`).
             signals.want_park();
         }
+        // The listener formats it from a `SocketAddr`: it parses back.
+        let peer_addr: std::net::SocketAddr = ctx
+            .peer
+            .parse()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
         let link = Link {
             signals: signals.clone(),
-            peer: ctx.peer.clone(),
+            peer_ip: peer_addr.ip(),
+            peer_port: peer_addr.port(),
             listener: ctx.listener.clone(),
             keep_alive,
             protocol: connect.protocol as u8,
@@ -1691,10 +1697,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
 /// authentication, v5 limits) in one box that a plain idle client does not have. About
 /// a quarter of a `Connection`.
 ///
-/// The connection id is in the signals, the client id in the session; the task guard
-/// is dropped and taken again at unpark (`Parking::unpark`).
+/// The connection id is in the signals, the client id in the session, the peer address
+/// in the session's link (or the socket); the task guard is dropped and taken again at
+/// unpark (`Parking::unpark`).
 pub struct Parked {
-    peer: Arc<str>,
     cell: Arc<SessionCell>,
     signals: Arc<Signals>,
     session_expiry: u32,
@@ -1789,7 +1795,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             && rare.problem_info
             && !rare.bridge;
         let state = Parked {
-            peer: c.peer,
             cell: c.cell,
             signals: c.signals,
             session_expiry: c.session_expiry,
@@ -1842,7 +1847,21 @@ pub fn resume(
             TcpConn::Open(s) => crate::sockopt::tcp_fd(s),
             TcpConn::Closed => None,
         };
-        let client_id = p.cell.state.lock().session.client_id.clone();
+        let (client_id, peer) = {
+            let st = p.cell.state.lock();
+            let peer = match &st.link {
+                Some(l) if Arc::ptr_eq(&l.signals, &p.signals) => Some(l.peer()),
+                // Taken over meanwhile (it is closing): the socket knows.
+                _ => None,
+            };
+            (st.session.client_id.clone(), peer)
+        };
+        let peer = peer
+            .or_else(|| match &stream {
+                TcpConn::Open(s) => s.peer_addr().ok(),
+                TcpConn::Closed => None,
+            })
+            .map_or_else(|| Arc::from("(unknown)"), |a| Arc::from(a.to_string()));
         let mut decoder = Decoder::new(shared.config.max_packet_size);
         decoder.set_version(p.version);
         let conn = Box::new(Connection {
@@ -1856,7 +1875,7 @@ pub fn resume(
                 write_failed: false,
                 tcp_fd,
             },
-            peer: p.peer,
+            peer,
             conn_id: p.signals.conn_id,
             client_id,
             username: rare.username,
@@ -2345,10 +2364,11 @@ mod parked_size {
         };
         let h = handshake(ctx, stream);
         eprintln!("handshake future {} B", std::mem::size_of_val(&h));
-        // The parked entry (with its 4-byte socket) in a 64-byte chunk.
-        assert!(parked <= 48, "{parked}");
+        // The parked entry (with its 4-byte socket) in a 48-byte chunk.
+        assert!(parked <= 32, "{parked}");
         // The session cell in a 240-byte chunk, the signals in an 80-byte one.
         assert!(cell <= 216, "{cell}");
+        assert!(std::mem::size_of::<Link>() <= 48);
         assert!(signals <= 56, "{signals}");
     }
 }

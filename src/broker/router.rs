@@ -59,6 +59,12 @@ pub struct Signals {
     pub shared: std::sync::Weak<super::shared::Shared>,
 }
 
+impl Link {
+    pub fn peer(&self) -> std::net::SocketAddr {
+        (self.peer_ip, self.peer_port).into()
+    }
+}
+
 impl Signals {
     pub fn new(conn_id: u64, shared: std::sync::Weak<super::shared::Shared>) -> Self {
         Self {
@@ -188,7 +194,11 @@ impl Signals {
 #[derive(Debug, Clone)]
 pub struct Link {
     pub signals: Arc<Signals>,
-    pub peer: Arc<str>,
+    /// The peer address inline rather than the connection's formatted `Arc<str>` (a
+    /// 48-byte allocation per connection, kept while parked); as address and port
+    /// rather than a `SocketAddr` (32 bytes), so the link packs into 48.
+    pub peer_ip: std::net::IpAddr,
+    pub peer_port: u16,
     pub listener: Arc<str>,
     pub keep_alive: u16,
     pub protocol: u8,
@@ -220,8 +230,8 @@ pub struct SessionCell {
 /// Backpressure marks on an online session's queue, as fractions of `max_queued`:
 /// above `high` publishers pause reading their sockets until it drains below `low`,
 /// so a QoS 0 burst is slowed down rather than dropped while the subscriber keeps up.
-pub fn water_marks(max_queued: usize) -> (usize, usize) {
-    let high = (max_queued / 2).max(1);
+pub fn water_marks(max_queued: u32) -> (usize, usize) {
+    let high = (max_queued as usize / 2).max(1);
     (high, high / 2)
 }
 
@@ -333,7 +343,7 @@ impl Router {
             if !clean_start {
                 st.link = Some(link);
                 st.session.online = true;
-                st.session.max_queued = max_queued;
+                st.session.max_queued = super::session::queue_bound(max_queued);
                 st.expires_at = None;
                 drop(st);
                 return Attached {
@@ -564,7 +574,8 @@ mod tests {
     fn link(id: u64) -> Link {
         Link {
             signals: Arc::new(Signals::new(id, std::sync::Weak::new())),
-            peer: Arc::from(""),
+            peer_ip: [127, 0, 0, 1].into(),
+            peer_port: 1883,
             listener: Arc::from(""),
             keep_alive: 0,
             protocol: 4,

@@ -124,6 +124,11 @@ pub enum Enqueued {
     Skipped,
 }
 
+/// `max_queued_messages` as stored in a session (larger bounds are the same as no bound).
+pub fn queue_bound(max_queued: usize) -> u32 {
+    u32::try_from(max_queued).unwrap_or(u32::MAX)
+}
+
 /// The queue of a session, allocated with its first message: an idle session carries
 /// only the empty pointer (8 bytes instead of 32; with the other fields this keeps a
 /// session cell within a 256-byte allocation).
@@ -172,9 +177,11 @@ pub struct Session {
     incoming_qos2: Option<Box<HashSet<u16>>>,
     /// Outgoing inflight window: the client's receive maximum (MQTT 5 §4.9).
     pub send_quota: u16,
-    pub max_queued: usize,
+    /// u32 (not usize) with `dropped`: together they keep a session cell within a
+    /// 240-byte allocation.
+    pub max_queued: u32,
     dropping: bool,
-    pub dropped: u64,
+    pub dropped: u32,
     pub online: bool,
 }
 
@@ -188,7 +195,7 @@ impl Session {
             next_pkid: 1,
             incoming_qos2: None,
             send_quota: 65535,
-            max_queued,
+            max_queued: queue_bound(max_queued),
             dropping: false,
             dropped: 0,
             online: false,
@@ -209,7 +216,7 @@ impl Session {
         if !self.online && delivery.qos == QoS::AtMostOnce {
             return Enqueued::Skipped;
         }
-        if self.queue.len() >= self.max_queued {
+        if self.queue.len() >= self.max_queued as usize {
             self.dropped += 1;
             let first = !self.dropping;
             self.dropping = true;
@@ -245,7 +252,7 @@ impl Session {
                 return None;
             }
             let delivery = self.queue.pop_front()?;
-            if self.queue.len() < self.max_queued / 2 + 1 {
+            if self.queue.len() < self.max_queued as usize / 2 + 1 {
                 self.dropping = false;
             }
             if delivery.qos == QoS::AtMostOnce {

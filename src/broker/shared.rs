@@ -129,7 +129,7 @@ impl Shared {
                 v.push(ClientInfo {
                     client_id: st.session.client_id.clone(),
                     username: st.username.as_deref().map(str::to_string),
-                    peer: l.peer.clone(),
+                    peer: Arc::from(l.peer().to_string()),
                     protocol: l.protocol,
                     keep_alive: l.keep_alive,
                     clean_start: l.clean_start,
@@ -164,9 +164,7 @@ impl Shared {
     }
 
     pub fn log(&self, level: Level, message: String) {
-        if (level == Level::Debug && !self.config.log_debug)
-            || (level == Level::Info && !self.config.log_info)
-        {
+        if level == Level::Debug && !self.config.log_debug {
             return;
         }
         self.events.log(level, message);
