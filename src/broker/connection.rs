@@ -1816,85 +1816,78 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
 
 /// Runs a parked connection again: the socket back in tokio, the `Connection` rebuilt
 /// as it was, then the ordinary serving loop (which may park it again).
-pub fn resume(
-    shared: Arc<Shared>,
-    stream: std::net::TcpStream,
-    p: Parked,
-    guard: TaskGuard,
-) -> impl std::future::Future<Output = ()> + Send {
-    async move {
-        p.signals.set_parked(false);
-        let rare = match p.rare {
-            Some(r) => *r,
-            None => ParkedRare {
-                username: None,
-                will: None,
-                aliases: None,
-                auth: None,
-                client_max_packet: u32::MAX,
-                client_alias_max: 0,
-                problem_info: true,
-                bridge: false,
-            },
+pub async fn resume(shared: Arc<Shared>, stream: std::net::TcpStream, p: Parked, guard: TaskGuard) {
+    p.signals.set_parked(false);
+    let rare = match p.rare {
+        Some(r) => *r,
+        None => ParkedRare {
+            username: None,
+            will: None,
+            aliases: None,
+            auth: None,
+            client_max_packet: u32::MAX,
+            client_alias_max: 0,
+            problem_info: true,
+            bridge: false,
+        },
+    };
+    // Registering with tokio can only fail when the process is out of resources:
+    // the connection then ends as lost.
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(s) => TcpConn::Open(s),
+        Err(_) => TcpConn::Closed,
+    };
+    let tcp_fd = match &stream {
+        TcpConn::Open(s) => crate::sockopt::tcp_fd(s),
+        TcpConn::Closed => None,
+    };
+    let (client_id, peer) = {
+        let st = p.cell.state.lock();
+        let peer = match &st.link {
+            Some(l) if Arc::ptr_eq(&l.signals, &p.signals) => Some(l.peer()),
+            // Taken over meanwhile (it is closing): the socket knows.
+            _ => None,
         };
-        // Registering with tokio can only fail when the process is out of resources:
-        // the connection then ends as lost.
-        let stream = match tokio::net::TcpStream::from_std(stream) {
-            Ok(s) => TcpConn::Open(s),
-            Err(_) => TcpConn::Closed,
-        };
-        let tcp_fd = match &stream {
-            TcpConn::Open(s) => crate::sockopt::tcp_fd(s),
+        (st.session.client_id.clone(), peer)
+    };
+    let peer = peer
+        .or_else(|| match &stream {
+            TcpConn::Open(s) => s.peer_addr().ok(),
             TcpConn::Closed => None,
-        };
-        let (client_id, peer) = {
-            let st = p.cell.state.lock();
-            let peer = match &st.link {
-                Some(l) if Arc::ptr_eq(&l.signals, &p.signals) => Some(l.peer()),
-                // Taken over meanwhile (it is closing): the socket knows.
-                _ => None,
-            };
-            (st.session.client_id.clone(), peer)
-        };
-        let peer = peer
-            .or_else(|| match &stream {
-                TcpConn::Open(s) => s.peer_addr().ok(),
-                TcpConn::Closed => None,
-            })
-            .map_or_else(|| Arc::from("(unknown)"), |a| Arc::from(a.to_string()));
-        let mut decoder = Decoder::new(shared.config.max_packet_size);
-        decoder.set_version(p.version);
-        let conn = Box::new(Connection {
-            io: Io {
-                stream,
-                rbuf: BytesMut::new(),
-                wbuf: BytesMut::new(),
-                decoder,
-                shared,
-                version: p.version,
-                write_failed: false,
-                tcp_fd,
-            },
-            peer,
-            conn_id: p.signals.conn_id,
-            client_id,
-            username: rare.username,
-            cell: p.cell,
-            signals: p.signals,
-            keep_alive: p.keep_alive,
-            will: rare.will,
-            session_expiry: p.session_expiry,
-            aliases: rare.aliases,
-            client_alias_max: rare.client_alias_max,
-            client_max_packet: rare.client_max_packet,
-            batch: Vec::new(),
-            problem_info: rare.problem_info,
-            bridge: rare.bridge,
-            busy: Vec::new(),
-            auth: rare.auth,
-        });
-        serve_to_end(conn, guard).await;
-    }
+        })
+        .map_or_else(|| Arc::from("(unknown)"), |a| Arc::from(a.to_string()));
+    let mut decoder = Decoder::new(shared.config.max_packet_size);
+    decoder.set_version(p.version);
+    let conn = Box::new(Connection {
+        io: Io {
+            stream,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            decoder,
+            shared,
+            version: p.version,
+            write_failed: false,
+            tcp_fd,
+        },
+        peer,
+        conn_id: p.signals.conn_id,
+        client_id,
+        username: rare.username,
+        cell: p.cell,
+        signals: p.signals,
+        keep_alive: p.keep_alive,
+        will: rare.will,
+        session_expiry: p.session_expiry,
+        aliases: rare.aliases,
+        client_alias_max: rare.client_alias_max,
+        client_max_packet: rare.client_max_packet,
+        batch: Vec::new(),
+        problem_info: rare.problem_info,
+        bridge: rare.bridge,
+        busy: Vec::new(),
+        auth: rare.auth,
+    });
+    serve_to_end(conn, guard).await;
 }
 
 /// Reads into `buf`. When `buf` has no spare capacity (an idle connection), the read

@@ -133,6 +133,7 @@ pub fn queue_bound(max_queued: usize) -> u32 {
 /// only the empty pointer (8 bytes instead of 32; with the other fields this keeps a
 /// session cell within a 256-byte allocation).
 #[derive(Debug, Default)]
+#[allow(clippy::box_collection)]
 struct Queue(Option<Box<VecDeque<Delivery>>>);
 
 impl Queue {
