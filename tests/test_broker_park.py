@@ -210,15 +210,20 @@ def _park_threads() -> int:
 
 def test_never_parks_when_disabled(mqtt_broker_factory):
     broker = mqtt_broker_factory(sys_interval=0, idle_park_after=None)
-    p = Peer(broker.port, "steady", V311).connect()
+    quiet = RawPeer(broker.port)
+    p = Peer(broker.port, "steady", V311)
     try:
+        # With parking on, a client that sends nothing after CONNECT parks at once.
+        quiet.connect(client_id="quiet", version=4)
+        p.connect()
         p.subscribe("s/t", 1)
-        # A round trip through the broker after the housekeeping sweep had its chance.
         p.publish("s/t", b"x", 1)
         assert p.get().payload == b"x"
         assert parked(broker) == 0
+        assert sorted(c["client_id"] for c in broker.clients()) == ["quiet", "steady"]
     finally:
         p.disconnect()
+        quiet.close()
 
 
 def test_a_client_busy_right_after_connect_is_served(broker, raw):

@@ -29,20 +29,21 @@ use super::shared::{Shared, Stats, TaskGuard};
 const WRITE_BATCH: usize = 64 * 1024;
 /// Idle memory per connection (`benches/run.py --only idle`: 10,000 idle MQTT 3.1.1
 /// connections, broker RSS delta / N, release build): 4.6 KiB at the start of session
-/// 2, 1.63 KiB after it, 0.87 KiB after session 3 (mosquitto 2.0.11 in the same run:
-/// 0.72 KiB). Session 3: a quiet plain-TCP connection parks (`park.rs`): no task, no
-/// tokio registration, no `Connection`; `Shared::clients` is gone (the session map
-/// lists clients). What a parked connection holds (glibc chunk sizes): its session
-/// cell (256 B), `Signals` (80 B, also its waker), the parked record with its socket
-/// (64 B), the client id and the peer address (~48 B each), its entries in the
-/// router's session map (~41 B) and the poller's map (~28 B): ~565 B, of which
-/// mallinfo2 counts ~590 B in use per connection. The rest of the RSS delta is free
-/// heap: the peak of connections in their CONNECT phase (a boxed handshake of 2.5 KiB,
-/// the decoded CONNECT, a 1 KiB read buffer, the task and registration, ~5 KiB each,
-/// a few hundred at once under the load generator), the hash tables' growth, and the
-/// fragments glibc 2.36 leaves around tokio's 128-byte aligned allocations. Next
-/// steps: a smaller CONNECT phase (box the refusal paths and the CONNACK being built;
-/// a read buffer sized to the CONNECT), then the peer address inline.
+/// 2, 1.63 KiB after it, 0.58 KiB after session 3 (mosquitto 2.0.11 in the same run:
+/// 0.72 KiB, rumqttd 0.20: 43.9). Session 3: a quiet plain-TCP connection parks
+/// (`park.rs`): no task, no tokio registration, no `Connection` (those were 256 + 256 +
+/// ~330 B); `Shared::clients` is gone (the session map lists the clients). What a
+/// parked connection holds (glibc chunk sizes, request + 8 rounded up to 16): its
+/// session cell (240 B: the link with the peer address inline, an empty queue and
+/// subscription map without allocations), `Signals` (80 B, also its waker), the parked
+/// record with its socket (48 B), the client id (~48 B), its entries in the router's
+/// session map (~41 B at 10,000) and in the poller's map (~28 B): ~485 B. The rest of
+/// the RSS delta is free heap left by the burst of connections in their CONNECT phase
+/// (the task, the registration, a boxed handshake of 1.4 KiB, the decoded CONNECT of
+/// 0.8 KiB each, a few hundred at once under the load generator), by the hash tables'
+/// growth, and the fragments glibc 2.36 leaves around tokio's 128-byte aligned
+/// allocations. Next steps, if needed: a smaller decoded CONNECT (codec), the client
+/// id inline in the session.
 ///
 /// Read buffer sizing: idle connections keep a small buffer (memory per connection
 /// matters with thousands of them); a connection whose reads fill the buffer doubles it
