@@ -1,6 +1,8 @@
 //! One task per client connection: it owns the socket, frames and decodes what arrives,
 //! runs the QoS handshakes against the session, and writes everything pending in one
-//! coalesced buffer per wake-up.
+//! coalesced buffer per wake-up. A quiet plain-TCP connection parks instead (its task
+//! ends, `park.rs` holds its socket and a compact `Parked` record) and is resumed as a
+//! new task when anything happens.
 
 use std::collections::HashMap;
 use std::sync::Arc;
