@@ -926,7 +926,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             Err(c) => return Err(control_close(c)),
         };
         self.io.after_flush(n, cap);
-        self.signals.sent_at(self.io.shared.now_ms());
+        self.signals.mark_sent();
         if flushed.is_err() {
             // A client that closes with our CONNACK or PUBACK unread resets the
             // connection, and writing fails while its last packets are still waiting

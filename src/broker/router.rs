@@ -47,9 +47,12 @@ pub struct Signals {
     /// matters, 1.5 x the largest keep-alive, is 27 hours, far below 49 days): read by
     /// the keep-alive check in the housekeeping task.
     last_read_ms: AtomicU32,
-    /// When the connection last wrote bytes (same clock): with `last_read_ms`, how
-    /// long it has been quiet, for parking (see `park.rs`).
+    /// When the housekeeping sweep last saw `sent` set (same clock): with
+    /// `last_read_ms`, how long the connection has been quiet, for parking (`park.rs`).
     last_sent_ms: AtomicU32,
+    /// Set by every flush: a flag rather than a time, so writing costs no clock read
+    /// (parking needs seconds, not the exact moment).
+    sent: AtomicBool,
     /// `PARK_*`: whether the housekeeping task asked the connection to park, or it is
     /// parked (then it is not asked again, which would wake it).
     park: std::sync::atomic::AtomicU8,
@@ -78,8 +81,8 @@ impl Signals {
         self.last_read_ms.store(now_ms as u32, Ordering::Relaxed);
     }
 
-    pub fn sent_at(&self, now_ms: u64) {
-        self.last_sent_ms.store(now_ms as u32, Ordering::Relaxed);
+    pub fn mark_sent(&self) {
+        self.sent.store(true, Ordering::Relaxed);
     }
 
     /// Milliseconds since the connection last received bytes.
@@ -87,8 +90,12 @@ impl Signals {
         u64::from((now_ms as u32).wrapping_sub(self.last_read_ms.load(Ordering::Relaxed)))
     }
 
-    /// Milliseconds since the connection last received or sent bytes.
+    /// Milliseconds since the connection last received or sent bytes (sends as seen
+    /// by these sweeps: the caller sweeps every connection periodically).
     pub fn since_active(&self, now_ms: u64) -> u64 {
+        if self.sent.swap(false, Ordering::Relaxed) {
+            self.last_sent_ms.store(now_ms as u32, Ordering::Relaxed);
+        }
         let sent = (now_ms as u32).wrapping_sub(self.last_sent_ms.load(Ordering::Relaxed));
         self.since_read(now_ms).min(u64::from(sent))
     }
