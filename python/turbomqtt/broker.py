@@ -73,6 +73,14 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "max_session_expiry": (None, "cap on session expiry in seconds (None: no cap)"),
     "connect_timeout": (10.0, "seconds a new connection has to send CONNECT"),
     "sys_interval": (10.0, "seconds between $SYS/broker/... updates; 0 disables them"),
+    "idle_park_after": (
+        5.0,
+        (
+            "seconds a plain-TCP connection stays quiet before it is parked (its task ends, "
+            "its socket waits on one shared poller: less memory per idle client); None: "
+            "never park"
+        ),
+    ),
 }
 
 _STOP_TIMEOUT = 5.0
@@ -204,6 +212,8 @@ class Broker:
                 if key == "users":
                     value = {str(k): str(v) for k, v in dict(value).items()}
                 config[key] = value
+        if "idle_park_after" in o and o["idle_park_after"] is None:
+            config["idle_park_after"] = -1.0  # never park
         config["auth_callback"] = self._auth_callback is not None
         config["enhanced_auth_methods"] = list(self._enhanced_auth)
         config["message_observer"] = self._on_message is not None

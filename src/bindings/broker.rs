@@ -121,6 +121,10 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<Config> {
     if let Some(s) = get::<f64>(d, "sys_interval")? {
         c.sys_interval = Duration::from_secs_f64(s.max(0.0));
     }
+    if let Some(s) = get::<f64>(d, "idle_park_after")? {
+        // Negative (Python's None): never park.
+        c.idle_park_after = (s >= 0.0).then(|| Duration::from_secs_f64(s));
+    }
     if c.max_qos > 2 {
         return Err(PyValueError::new_err("max_qos must be 0, 1 or 2"));
     }
@@ -348,6 +352,7 @@ impl BrokerCore {
         d.set_item("bytes_received", s.bytes_received)?;
         d.set_item("bytes_sent", s.bytes_sent)?;
         d.set_item("events_dropped", s.events_dropped)?;
+        d.set_item("connections_parked", s.connections_parked)?;
         Ok(d)
     }
 

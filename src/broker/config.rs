@@ -82,6 +82,11 @@ pub struct Config {
     /// $SYS publish interval; zero disables $SYS topics.
     pub sys_interval: Duration,
     pub log_debug: bool,
+    /// A plain-TCP connection quiet (nothing read or written) for this long parks:
+    /// its task ends and its socket waits on the broker's shared poller until
+    /// something happens (`park.rs`). A new connection parks right after CONNACK if
+    /// the client sends nothing more. None: never park.
+    pub idle_park_after: Option<Duration>,
 }
 
 impl Default for Config {
@@ -109,6 +114,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             sys_interval: Duration::from_secs(10),
             log_debug: false,
+            idle_park_after: Some(Duration::from_secs(5)),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! One task per client connection: it owns the socket, frames and decodes what arrives,
 //! runs the QoS handshakes against the session, and writes everything pending in one
-//! coalesced buffer per wake-up.
+//! coalesced buffer per wake-up. A quiet plain-TCP connection parks instead (its task
+//! ends, `park.rs` holds its socket and a compact `Parked` record) and is resumed as a
+//! new task when anything happens.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,22 +21,31 @@ use crate::codec::{
 use super::auth::{Access, Credentials};
 use super::events::{AuthStep, Event, Level};
 use super::message::Message;
+use super::park::TcpConn;
 use super::router::{Control, Link, SessionCell, Signals};
 use super::session::{publish_for, Delivery, Resend};
-use super::shared::{ClientInfo, Shared, Stats};
+use super::shared::{Shared, Stats, TaskGuard};
 
 /// Bytes encoded into the write buffer before it is flushed, so one wake-up never
 /// builds an unbounded buffer for a slow subscriber.
 const WRITE_BATCH: usize = 64 * 1024;
 /// Idle memory per connection (`benches/run.py --only idle`: 10,000 idle MQTT 3.1.1
 /// connections, broker RSS delta / N, release build): 4.6 KiB at the start of session
-/// 2, 1.63 KiB after it (mosquitto 2.0.11 in the same run: 0.72 KiB). Where it goes
-/// (heaptrack): the task (tokio header + the `run` future: 256 B, it was 2.7 KiB),
-/// tokio's socket registration (256 B), the boxed `Connection` (~330 B), the session
-/// (~250 B), the entries in `Shared::clients` and the router's session map (~200 B),
-/// `Signals`, the client id and the peer address. Next steps: fold `Shared::clients`
-/// into the session map, share the username, and keep the rarely used parts of
-/// `Connection` (batch, busy list, will, aliases) in one lazily allocated box.
+/// 2, 1.63 KiB after it, 0.58 KiB after session 3 (mosquitto 2.0.11 in the same run:
+/// 0.72 KiB, rumqttd 0.20: 43.9). Session 3: a quiet plain-TCP connection parks
+/// (`park.rs`): no task, no tokio registration, no `Connection` (those were 256 + 256 +
+/// ~330 B); `Shared::clients` is gone (the session map lists the clients). What a
+/// parked connection holds (glibc chunk sizes, request + 8 rounded up to 16): its
+/// session cell (240 B: the link with the peer address inline, an empty queue and
+/// subscription map without allocations), `Signals` (80 B, also its waker), the parked
+/// record with its socket (48 B), the client id (~48 B), its entries in the router's
+/// session map (~41 B at 10,000) and in the poller's map (~28 B): ~485 B. The rest of
+/// the RSS delta is free heap left by the burst of connections in their CONNECT phase
+/// (the task, the registration, a boxed handshake of 1.4 KiB, the decoded CONNECT of
+/// 0.8 KiB each, a few hundred at once under the load generator), by the hash tables'
+/// growth, and the fragments glibc 2.36 leaves around tokio's 128-byte aligned
+/// allocations. Next steps, if needed: a smaller decoded CONNECT (codec), the client
+/// id inline in the session.
 ///
 /// Read buffer sizing: idle connections keep a small buffer (memory per connection
 /// matters with thousands of them); a connection whose reads fill the buffer doubles it
@@ -63,6 +74,8 @@ enum Close {
     /// A protocol problem: v5 DISCONNECT with this code, then close.
     Error(ReasonCode, String),
     Admin(ReasonCode),
+    /// Not a close: the connection is idle and asked to park (see `park.rs`).
+    Park,
 }
 
 pub struct ConnectionContext {
@@ -92,16 +105,37 @@ where
     let guard = ctx.shared.task_guard();
     let handshake = Box::pin(handshake(ctx, stream));
     async move {
-        let _guard = guard;
-        let Some((mut conn, stopping)) = handshake.await else {
+        let Some((conn, stopping)) = handshake.await else {
             return;
         };
-        let close = if stopping {
-            Close::Shutdown
-        } else {
-            conn.serve().await
-        };
+        if stopping {
+            Box::pin(conn.finish(Close::Shutdown)).await;
+            return;
+        }
+        serve_to_end(conn, guard).await;
+    }
+}
+
+/// Serves a connection until it ends or parks (then the task ends and the guard moves
+/// into the parked record: a parked connection still counts as live for `stop()`).
+async fn serve_to_end<S>(mut conn: Box<Connection<S>>, mut guard: TaskGuard)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    loop {
+        let close = conn.serve().await;
+        if let Close::Park = close {
+            match conn.park(guard) {
+                Ok(()) => return,
+                Err((c, g)) => {
+                    (conn, guard) = (c, g);
+                    continue;
+                }
+            }
+        }
         Box::pin(conn.finish(close)).await;
+        drop(guard);
+        return;
     }
 }
 
@@ -406,7 +440,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         let shared = ctx.shared.clone();
         let config = &shared.config;
         let v5 = connect.protocol.is_v5();
-        let mut ack = ConnAck::default();
+        // Boxed: it is built across the await points below (see `refuse`).
+        let mut ack = Box::<ConnAck>::default();
 
         // Client identifier (MQTT 3.1.1 §3.1.3.1, MQTT 5 §3.1.3.1).
         let mut client_id = connect.client_id.clone();
@@ -449,7 +484,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             }
             let mut data = connect.properties.authentication_data.clone();
             loop {
-                match ask_auth_hook(&shared, &client_id, &method, data.take()).await {
+                // Boxed, like the other waits of this rare path (see `refuse`).
+                match Box::pin(ask_auth_hook(&shared, &client_id, &method, data.take())).await {
                     AuthStep::Success(d) => {
                         auth_data = d;
                         break;
@@ -467,8 +503,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                         if io.flush().await.is_err() {
                             return None;
                         }
-                        let next =
-                            tokio::time::timeout(config.connect_timeout, io.read_packet()).await;
+                        let next = Box::pin(tokio::time::timeout(
+                            config.connect_timeout,
+                            io.read_packet(),
+                        ))
+                        .await;
                         let (code, what) = match next {
                             Ok(Ok(Packet::Auth(a)))
                                 if a.code == ReasonCode::CONTINUE_AUTHENTICATION
@@ -530,7 +569,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 reply: tx,
             });
             let ok = matches!(
-                tokio::time::timeout(Duration::from_secs(10), rx).await,
+                Box::pin(tokio::time::timeout(Duration::from_secs(10), rx)).await,
                 Ok(Ok(true))
             );
             if !ok {
@@ -552,7 +591,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             }
         }
 
-        if config.max_connections > 0 && shared.clients.lock().len() >= config.max_connections {
+        if config.max_connections > 0
+            && shared
+                .stats
+                .clients_connected
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= config.max_connections as u64
+        {
             let code = if v5 {
                 ReasonCode::QUOTA_EXCEEDED
             } else {
@@ -608,13 +653,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             .next_conn_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let client_id: Arc<str> = Arc::from(client_id.as_str());
-        let signals = Arc::new(Signals::default());
-        signals
-            .last_read_ms
-            .store(shared.now_ms(), std::sync::atomic::Ordering::Relaxed);
+        let signals = Arc::new(Signals::new(conn_id, Arc::downgrade(&shared)));
+        signals.read_at(shared.now_ms());
+        if shared.parking.get().is_some() {
+            // A client that sends nothing after CONNECT parks at once (before the next
+            // connections allocate: freed task memory is reused by them rather than
+            // left as holes); one that goes on unparks once (see `park.rs`).
+            signals.want_park();
+        }
+        // The listener formats it from a `SocketAddr`: it parses back.
+        let peer_addr: std::net::SocketAddr = ctx
+            .peer
+            .parse()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
         let link = Link {
-            conn_id,
             signals: signals.clone(),
+            peer_ip: peer_addr.ip(),
+            peer_port: peer_addr.port(),
+            listener: ctx.listener.clone(),
+            keep_alive,
+            protocol: connect.protocol as u8,
+            clean_start: connect.clean_start,
         };
         let attached = shared.router.lock().attach(
             &client_id,
@@ -664,27 +723,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 p.response_information = Some(format!("response/{client_id}"));
             }
         }
-        io.send(&Packet::ConnAck(ack));
+        io.send(&Packet::ConnAck(*ack));
 
         let username = connect.username.clone();
-        shared.clients.lock().insert(
-            conn_id,
-            ClientInfo {
-                client_id: client_id.clone(),
-                username: username.clone(),
-                peer: ctx.peer.clone(),
-                protocol: connect.protocol as u8,
-                keep_alive,
-                clean_start: connect.clean_start,
-                listener: ctx.listener.clone(),
-                signals: signals.clone(),
-            },
-        );
-        let n = shared.clients.lock().len() as u64;
-        shared
+        // Counted until `finish` (a taken-over connection still counts while it closes).
+        let n = shared
             .stats
             .clients_connected
-            .store(n, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         shared
             .stats
             .clients_maximum
@@ -779,7 +826,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             .lock()
             .link
             .as_ref()
-            .is_some_and(|l| l.conn_id == self.conn_id)
+            .is_some_and(|l| l.signals.conn_id == self.conn_id)
     }
 
     /// Serves the connection until it ends. Every wait is its own small future (one
@@ -824,6 +871,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             if !self.busy.is_empty() {
                 // Boxed: rare, and its timer would otherwise sit in every idle task.
                 Box::pin(self.wait_for_subscribers()).await;
+            }
+            if self.may_park() {
+                return Close::Park;
             }
             let (n, spare) = match self.wait_for_input(read_size).await {
                 Ok(Some(read)) => read,
@@ -876,6 +926,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             Err(c) => return Err(control_close(c)),
         };
         self.io.after_flush(n, cap);
+        self.signals.mark_sent();
         if flushed.is_err() {
             // A client that closes with our CONNACK or PUBACK unread resets the
             // connection, and writing fails while its last packets are still waiting
@@ -909,7 +960,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             if let std::task::Poll::Ready(step) = poll_auth_answer(&mut this.auth, cx) {
                 return std::task::Poll::Ready(Some(Err(step)));
             }
-            poll_read_on_demand(&mut this.io.stream, &mut this.io.rbuf, cx).map(|r| Some(Ok(r)))
+            poll_read_on_demand(&mut this.io.stream, &mut this.io.rbuf, READ_MIN, cx)
+                .map(|r| Some(Ok(r)))
         })
         .await;
         let read = match read {
@@ -930,10 +982,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             Some(Ok(0)) | Some(Err(_)) => Err(Close::Lost),
             Some(Ok(n)) => {
                 Stats::add(&self.io.shared.stats.bytes_received, n as u64);
-                self.signals.last_read_ms.store(
-                    self.io.shared.now_ms(),
-                    std::sync::atomic::Ordering::Relaxed,
-                );
+                self.signals.read_at(self.io.shared.now_ms());
                 Ok(Some((n, spare)))
             }
         }
@@ -1388,7 +1437,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         let more;
         {
             let mut st = self.cell.state.lock();
-            if st.link.as_ref().is_none_or(|l| l.conn_id != self.conn_id) {
+            if st
+                .link
+                .as_ref()
+                .is_none_or(|l| l.signals.conn_id != self.conn_id)
+            {
                 return false;
             }
             let mut budget = WRITE_BATCH.saturating_sub(self.io.wbuf.len());
@@ -1518,6 +1571,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 Level::Info,
                 "disconnected by the broker".into(),
             ),
+            // `serve_to_end` parks instead; never here.
+            Close::Park => (None, Level::Debug, "closed while parking".into()),
         };
         shared.log(
             log_level,
@@ -1585,13 +1640,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 self.publish_will(*w, 0);
             }
         }
-        // Last, so that once a client is gone from `clients()` its session is detached.
-        shared.clients.lock().remove(&self.conn_id);
-        let n = shared.clients.lock().len() as u64;
         shared
             .stats
             .clients_connected
-            .store(n, std::sync::atomic::Ordering::Relaxed);
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn publish_will(&self, w: LastWill, delay: u32) {
@@ -1642,20 +1694,223 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
     }
 }
 
+/// The state of a parked connection (see `park.rs`): what `Connection` holds minus the
+/// socket, the buffers (empty when it parks), the decoder (rebuilt) and the per-burst
+/// scratch vectors; what most clients do not use (user name, will, aliases, enhanced
+/// authentication, v5 limits) in one box that a plain idle client does not have. About
+/// a quarter of a `Connection`.
+///
+/// The connection id is in the signals, the client id in the session, the peer address
+/// in the session's link (or the socket); the task guard is dropped and taken again at
+/// unpark (`Parking::unpark`).
+pub struct Parked {
+    cell: Arc<SessionCell>,
+    signals: Arc<Signals>,
+    session_expiry: u32,
+    keep_alive: u16,
+    version: ProtocolVersion,
+    rare: Option<Box<ParkedRare>>,
+}
+
+struct ParkedRare {
+    username: Option<String>,
+    will: Option<Box<LastWill>>,
+    aliases: Option<Box<TopicAliases>>,
+    auth: Option<Box<EnhancedAuth>>,
+    client_max_packet: u32,
+    client_alias_max: u16,
+    problem_info: bool,
+    bridge: bool,
+}
+
+impl Parked {
+    pub fn signals(&self) -> &Arc<Signals> {
+        &self.signals
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
+    /// A re-authentication (MQTT 5 §4.12.1) is between steps: its connection must not
+    /// park (the hook's pending answer is waited for by the task).
+    fn reauth_in_flight(&self) -> bool {
+        self.auth
+            .as_ref()
+            .is_some_and(|a| a.continuing || a.in_flight.is_some())
+    }
+
+    /// Whether the connection should park now: asked to (quiet for `idle_park_after`,
+    /// or just connected), a plain-TCP socket, and nothing in flight in this task:
+    /// nothing buffered either way, no publisher backpressure, no re-authentication.
+    /// Unacknowledged QoS 1/2 messages may stay in the session: their acknowledgements
+    /// arrive as reads, which unpark.
+    fn may_park(&self) -> bool {
+        (&self.io.stream as &dyn std::any::Any).is::<TcpConn>()
+            && self.signals.park_requested()
+            && self.io.rbuf.is_empty()
+            && self.io.wbuf.is_empty()
+            && !self.io.write_failed
+            && self.busy.is_empty()
+            && !self.reauth_in_flight()
+            && self.io.shared.parking.get().is_some()
+    }
+
+    /// Parks the connection: its task ends, its socket leaves tokio for the broker's
+    /// poller. `Err` gives the connection back to go on serving (the broker is
+    /// stopping, or it was woken meanwhile and must look first).
+    fn park(self: Box<Self>, guard: TaskGuard) -> Result<(), (Box<Self>, TaskGuard)> {
+        let mut me = self;
+        let Some(parking) = me.io.shared.parking.get().cloned() else {
+            me.signals.set_parked(false);
+            return Err((me, guard));
+        };
+        let Some(TcpConn::Open(tokio_stream)) = (&mut me.io.stream as &mut dyn std::any::Any)
+            .downcast_mut::<TcpConn>()
+            .map(|s| std::mem::replace(s, TcpConn::Closed))
+        else {
+            me.signals.set_parked(false);
+            return Err((me, guard));
+        };
+        // On failure the socket is closed: the connection goes on and reads the end of
+        // the stream (`TcpConn::Closed`), so it ends as lost, will and all.
+        let Ok(stream) = tokio_stream.into_std() else {
+            me.signals.set_parked(false);
+            return Err((me, guard));
+        };
+        let shared = me.io.shared.clone();
+        me.signals.set_parked(true);
+        let c = *me;
+        let rare = ParkedRare {
+            username: c.username,
+            will: c.will,
+            aliases: c.aliases,
+            auth: c.auth,
+            client_max_packet: c.client_max_packet,
+            client_alias_max: c.client_alias_max,
+            problem_info: c.problem_info,
+            bridge: c.bridge,
+        };
+        let plain = rare.username.is_none()
+            && rare.will.is_none()
+            && rare.aliases.is_none()
+            && rare.auth.is_none()
+            && rare.client_max_packet == u32::MAX
+            && rare.client_alias_max == 0
+            && rare.problem_info
+            && !rare.bridge;
+        let state = Parked {
+            cell: c.cell,
+            signals: c.signals,
+            session_expiry: c.session_expiry,
+            keep_alive: c.keep_alive,
+            version: c.io.version,
+            rare: (!plain).then(|| Box::new(rare)),
+        };
+        match parking.park(&shared, stream, state) {
+            Ok(()) => Ok(()),
+            Err((stream, state)) => {
+                // Back to a task at once (rare: the broker is stopping).
+                let fut = resume(shared.clone(), stream, state, guard);
+                tokio::spawn(super::listener::reporting_panics(shared, fut));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Runs a parked connection again: the socket back in tokio, the `Connection` rebuilt
+/// as it was, then the ordinary serving loop (which may park it again).
+pub async fn resume(shared: Arc<Shared>, stream: std::net::TcpStream, p: Parked, guard: TaskGuard) {
+    p.signals.set_parked(false);
+    let rare = match p.rare {
+        Some(r) => *r,
+        None => ParkedRare {
+            username: None,
+            will: None,
+            aliases: None,
+            auth: None,
+            client_max_packet: u32::MAX,
+            client_alias_max: 0,
+            problem_info: true,
+            bridge: false,
+        },
+    };
+    // Registering with tokio can only fail when the process is out of resources:
+    // the connection then ends as lost.
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(s) => TcpConn::Open(s),
+        Err(_) => TcpConn::Closed,
+    };
+    let tcp_fd = match &stream {
+        TcpConn::Open(s) => crate::sockopt::tcp_fd(s),
+        TcpConn::Closed => None,
+    };
+    let (client_id, peer) = {
+        let st = p.cell.state.lock();
+        let peer = match &st.link {
+            Some(l) if Arc::ptr_eq(&l.signals, &p.signals) => Some(l.peer()),
+            // Taken over meanwhile (it is closing): the socket knows.
+            _ => None,
+        };
+        (st.session.client_id.clone(), peer)
+    };
+    let peer = peer
+        .or_else(|| match &stream {
+            TcpConn::Open(s) => s.peer_addr().ok(),
+            TcpConn::Closed => None,
+        })
+        .map_or_else(|| Arc::from("(unknown)"), |a| Arc::from(a.to_string()));
+    let mut decoder = Decoder::new(shared.config.max_packet_size);
+    decoder.set_version(p.version);
+    let conn = Box::new(Connection {
+        io: Io {
+            stream,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            decoder,
+            shared,
+            version: p.version,
+            write_failed: false,
+            tcp_fd,
+        },
+        peer,
+        conn_id: p.signals.conn_id,
+        client_id,
+        username: rare.username,
+        cell: p.cell,
+        signals: p.signals,
+        keep_alive: p.keep_alive,
+        will: rare.will,
+        session_expiry: p.session_expiry,
+        aliases: rare.aliases,
+        client_alias_max: rare.client_alias_max,
+        client_max_packet: rare.client_max_packet,
+        batch: Vec::new(),
+        problem_info: rare.problem_info,
+        bridge: rare.bridge,
+        busy: Vec::new(),
+        auth: rare.auth,
+    });
+    serve_to_end(conn, guard).await;
+}
+
 /// Reads into `buf`. When `buf` has no spare capacity (an idle connection), the read
 /// goes through a stack buffer and only the bytes that arrived are copied to the heap:
 /// a connection waiting for input holds no read buffer (`read_buf` would reserve one
-/// before every wait).
+/// before every wait). This one is for the CONNECT phase: the buffer is as large as
+/// what arrived (a connection in that phase is short-lived, and hundreds may be in it
+/// at once when clients connect in a burst).
 async fn read_on_demand<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
 ) -> std::io::Result<usize> {
-    std::future::poll_fn(|cx| poll_read_on_demand(rd, buf, cx)).await
+    std::future::poll_fn(|cx| poll_read_on_demand(rd, buf, 0, cx)).await
 }
 
+/// `read_on_demand`, reserving at least `min` bytes when bytes arrive.
 fn poll_read_on_demand<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
+    min: usize,
     cx: &mut std::task::Context<'_>,
 ) -> std::task::Poll<std::io::Result<usize>> {
     if buf.capacity() > buf.len() {
@@ -1671,7 +1926,7 @@ fn poll_read_on_demand<R: AsyncRead + Unpin>(
         std::task::Poll::Ready(Ok(())) => {
             let got = rb.filled();
             if !got.is_empty() {
-                buf.reserve(got.len().max(READ_MIN));
+                buf.reserve(got.len().max(min));
                 buf.extend_from_slice(got);
             }
             std::task::Poll::Ready(Ok(got.len()))
@@ -1742,15 +1997,18 @@ fn auth_packet(code: ReasonCode, method: &str, data: Option<Bytes>) -> Auth {
     }
 }
 
-/// Sends a refusing CONNACK and closes; logs why.
-async fn refuse<S, T>(
+/// Sends a refusing CONNACK and closes; logs why. The flush is a boxed future: it sits
+/// at several await points of `Connection::accept`, whose state is part of every
+/// connection in its CONNECT phase, and refusals are rare.
+fn refuse<'a, S, T>(
     mut io: Io<S>,
     ctx: &ConnectionContext,
     code: ReasonCode,
     what: &str,
-) -> Option<T>
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<T>> + Send + 'a>>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'a,
+    T: 'a,
 {
     ctx.shared.log(
         Level::Warning,
@@ -1768,12 +2026,14 @@ where
         ack.properties.reason_string = Some(what.to_string());
     }
     io.send(&Packet::ConnAck(ack));
-    let _ = tokio::time::timeout(CLOSE_FLUSH, async {
-        let _ = io.flush().await;
-        let _ = io.stream.shutdown().await;
+    Box::pin(async move {
+        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+            let _ = io.flush().await;
+            let _ = io.stream.shutdown().await;
+        })
+        .await;
+        None
     })
-    .await;
-    None
 }
 
 /// A message injected from Python (`Broker.publish`).
@@ -2075,5 +2335,36 @@ mod tests {
         );
         assert_eq!(peek_connect_level(&[0x30, 0]), None);
         assert_eq!(peek_connect_level(&[0x10]), None);
+    }
+}
+#[cfg(test)]
+mod parked_size {
+    use super::*;
+
+    /// What a parked idle connection keeps (see `park.rs`): each of these is one
+    /// allocation per connection, sized to stay in the allocator's size class (glibc:
+    /// the request plus 8, rounded up to 16; an `Arc` adds 16 bytes of counts).
+    #[test]
+    fn parked_state_stays_small() {
+        let parked = std::mem::size_of::<Parked>();
+        let cell = std::mem::size_of::<SessionCell>();
+        let signals = std::mem::size_of::<Signals>();
+        eprintln!("Parked {parked} B, SessionCell {cell} B, Signals {signals} B");
+        let shared = Shared::new(Default::default(), Default::default(), None);
+        let (stream, _peer) = tokio::io::duplex(16);
+        let ctx = ConnectionContext {
+            shared,
+            peer: Arc::from(""),
+            listener: Arc::from(""),
+            tcp_fd: None,
+        };
+        let h = handshake(ctx, stream);
+        eprintln!("handshake future {} B", std::mem::size_of_val(&h));
+        // The parked entry (with its 4-byte socket) in a 48-byte chunk.
+        assert!(parked <= 32, "{parked}");
+        // The session cell in a 240-byte chunk, the signals in an 80-byte one.
+        assert!(cell <= 216, "{cell}");
+        assert!(std::mem::size_of::<Link>() <= 48);
+        assert!(signals <= 56, "{signals}");
     }
 }

@@ -182,7 +182,7 @@ pub fn spawn(
                     if tls.is_none() && ws_path.is_none() {
                         tokio::spawn(reporting_panics(
                             shared.clone(),
-                            connection::run(ctx, stream),
+                            connection::run(ctx, super::park::TcpConn::Open(stream)),
                         ));
                     } else {
                         let task = upgrade(ctx, stream, tls.clone(), ws_path.clone());
@@ -204,7 +204,7 @@ pub fn spawn(
 /// never unwinding into the runtime unnoticed. A combinator rather than an `async fn`:
 /// an `async fn` that awaits a future argument stores it twice (the argument and the
 /// awaited copy), and this wraps every connection's future for its whole life.
-fn reporting_panics(
+pub(super) fn reporting_panics(
     shared: Arc<Shared>,
     task: impl std::future::Future<Output = ()>,
 ) -> impl std::future::Future<Output = ()> {

@@ -12,6 +12,7 @@ mod connection;
 pub mod events;
 mod listener;
 pub mod message;
+mod park;
 pub mod passwd;
 pub mod router;
 pub mod session;
@@ -90,6 +91,8 @@ pub struct StatsSnapshot {
     pub bytes_received: u64,
     pub bytes_sent: u64,
     pub events_dropped: u64,
+    /// Idle connections parked on the shared poller (`park.rs`).
+    pub connections_parked: u64,
 }
 
 impl Broker {
@@ -123,7 +126,13 @@ impl Broker {
         for l in &config.listeners {
             prepared.push(listener::prepare(l)?);
         }
+        let parks = config.idle_park_after.is_some();
         let shared = Shared::new(config, users, acl);
+        if parks {
+            if let Some(p) = park::Parking::start(&shared) {
+                let _ = shared.parking.set(p);
+            }
+        }
         let handle = crate::runtime::handle();
         let mut listeners = Vec::new();
         for p in prepared {
@@ -154,6 +163,9 @@ impl Broker {
         }
         self.stopped = true;
         self.shared.begin_shutdown();
+        if let Some(p) = self.shared.parking.get() {
+            p.stop(&self.shared, true);
+        }
         let done = self.shared.wait_tasks(timeout);
         self.shared.events.close();
         done
@@ -177,7 +189,7 @@ impl Broker {
     }
 
     pub fn clients(&self) -> Vec<ClientInfo> {
-        let mut v: Vec<ClientInfo> = self.shared.clients.lock().values().cloned().collect();
+        let mut v = self.shared.clients();
         v.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         v
     }
@@ -193,6 +205,9 @@ impl Drop for Broker {
             // Without waiting: the tasks see the signal and end on their own.
             self.stopped = true;
             self.shared.begin_shutdown();
+            if let Some(p) = self.shared.parking.get() {
+                p.stop(&self.shared, false);
+            }
             self.shared.events.close();
         }
     }
@@ -227,6 +242,7 @@ fn snapshot(shared: &Shared) -> StatsSnapshot {
         bytes_received: s.bytes_received.load(Ordering::Relaxed),
         bytes_sent: s.bytes_sent.load(Ordering::Relaxed),
         events_dropped: shared.events.dropped.load(Ordering::Relaxed),
+        connections_parked: shared.parking.get().map_or(0, |p| p.parked_count() as u64),
     }
 }
 
@@ -266,16 +282,26 @@ async fn housekeeping(shared: Arc<Shared>, _guard: shared::TaskGuard) {
 /// and every wake-up a re-arm); a client is closed at most one tick late.
 fn check_keep_alive(shared: &Shared) {
     let now = shared.now_ms();
-    for c in shared.clients.lock().values() {
+    // Parking (`park.rs`) rides on the same sweep: a connection quiet for
+    // `idle_park_after` is asked to park.
+    let park_after = match (shared.parking.get(), shared.config.idle_park_after) {
+        (Some(_), Some(d)) => Some(d.as_millis() as u64),
+        _ => None,
+    };
+    shared.each_link(|c| {
+        if let Some(after) = park_after {
+            if c.signals.since_active(now) >= after && !c.signals.is_parked() {
+                c.signals.request_park();
+            }
+        }
         if c.keep_alive == 0 {
-            continue;
+            return;
         }
         let limit = u64::from(c.keep_alive) * 1500;
-        let last = c.signals.last_read_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) > limit {
+        if c.signals.since_read(now) > limit {
             c.signals.send(router::Control::KeepAlive);
         }
-    }
+    });
 }
 
 /// `$SYS/broker/...` like mosquitto's (retained, refreshed every `sys_interval`).

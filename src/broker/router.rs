@@ -3,7 +3,7 @@
 //! awaits and never does I/O. Lock order: router, then a session cell; never the reverse.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -43,9 +43,72 @@ pub struct Signals {
     waker: AtomicWaker,
     command: Mutex<Option<Control>>,
     /// When the connection last received bytes, in milliseconds since the broker
-    /// started: read by the keep-alive check in the housekeeping task.
-    pub last_read_ms: AtomicU64,
+    /// started, modulo 2^32 (compared by wrapping difference: the longest gap that
+    /// matters, 1.5 x the largest keep-alive, is 27 hours, far below 49 days): read by
+    /// the keep-alive check in the housekeeping task.
+    last_read_ms: AtomicU32,
+    /// When the housekeeping sweep last saw `sent` set (same clock): with
+    /// `last_read_ms`, how long the connection has been quiet, for parking (`park.rs`).
+    last_sent_ms: AtomicU32,
+    /// Set by every flush: a flag rather than a time, so writing costs no clock read
+    /// (parking needs seconds, not the exact moment).
+    sent: AtomicBool,
+    /// `PARK_*`: whether the housekeeping task asked the connection to park, or it is
+    /// parked (then it is not asked again, which would wake it).
+    park: std::sync::atomic::AtomicU8,
+    /// The connection's id. With `shared`, what a parked connection's wake-up needs to
+    /// unpark it: these signals are then its waker (`park.rs`), no allocation of its own.
+    pub conn_id: u64,
+    pub shared: std::sync::Weak<super::shared::Shared>,
 }
+
+impl Link {
+    pub fn peer(&self) -> std::net::SocketAddr {
+        (self.peer_ip, self.peer_port).into()
+    }
+}
+
+impl Signals {
+    pub fn new(conn_id: u64, shared: std::sync::Weak<super::shared::Shared>) -> Self {
+        Self {
+            conn_id,
+            shared,
+            ..Default::default()
+        }
+    }
+
+    pub fn read_at(&self, now_ms: u64) {
+        self.last_read_ms.store(now_ms as u32, Ordering::Relaxed);
+    }
+
+    pub fn mark_sent(&self) {
+        self.sent.store(true, Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the connection last received bytes.
+    pub fn since_read(&self, now_ms: u64) -> u64 {
+        u64::from((now_ms as u32).wrapping_sub(self.last_read_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Milliseconds since the connection last received or sent bytes (sends as seen
+    /// by these sweeps: the caller sweeps every connection periodically).
+    pub fn since_active(&self, now_ms: u64) -> u64 {
+        if self.sent.swap(false, Ordering::Relaxed) {
+            self.last_sent_ms.store(now_ms as u32, Ordering::Relaxed);
+        }
+        let sent = (now_ms as u32).wrapping_sub(self.last_sent_ms.load(Ordering::Relaxed));
+        self.since_read(now_ms).min(u64::from(sent))
+    }
+
+    /// Drops the waker (a parked connection's is its own signals: see `park.rs`).
+    pub fn clear_waker(&self) {
+        drop(self.waker.take());
+    }
+}
+
+const PARK_NONE: u8 = 0;
+const PARK_REQUESTED: u8 = 1;
+const PARK_PARKED: u8 = 2;
 
 impl Signals {
     /// The first command wins (a later one, such as a repeated keep-alive expiry, is
@@ -84,13 +147,69 @@ impl Signals {
     pub fn take(&self) -> Option<Control> {
         self.command.lock().take()
     }
+
+    /// Asks a running connection to park when it is next idle (it is woken to look).
+    /// Nothing if it is parked or was asked already.
+    pub fn request_park(&self) {
+        if self
+            .park
+            .compare_exchange(
+                PARK_NONE,
+                PARK_REQUESTED,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            self.wake();
+        }
+    }
+
+    /// Asks for parking without a wake-up: for a connection that is about to look
+    /// (right after CONNACK).
+    pub fn want_park(&self) {
+        self.park.store(PARK_REQUESTED, Ordering::Release);
+    }
+
+    pub fn park_requested(&self) -> bool {
+        self.park.load(Ordering::Acquire) == PARK_REQUESTED
+    }
+
+    /// Marks the connection parked (true) or running again (false).
+    pub fn set_parked(&self, parked: bool) {
+        let v = if parked { PARK_PARKED } else { PARK_NONE };
+        self.park.store(v, Ordering::Release);
+    }
+
+    pub fn is_parked(&self) -> bool {
+        self.park.load(Ordering::Acquire) == PARK_PARKED
+    }
+
+    /// Sets the wake flag without calling the waker: a resumed connection looks at
+    /// its commands and session first.
+    pub fn rearm(&self) {
+        self.woken.store(true, Ordering::Release);
+    }
 }
 
-/// The connection currently attached to a session.
+/// The connection currently attached to a session. The session map is also the list
+/// of connected clients (`Broker::clients`, keep-alive, shutdown): a connection is
+/// listed while it is its session's link, so what `clients()` reports is kept here,
+/// inline in the session, rather than in a second map with an entry per connection.
+/// The connection id is `signals.conn_id` (not repeated here: 8 bytes more would take
+/// the session cell into the next allocation size class).
 #[derive(Debug, Clone)]
 pub struct Link {
-    pub conn_id: u64,
     pub signals: Arc<Signals>,
+    /// The peer address inline rather than the connection's formatted `Arc<str>` (a
+    /// 48-byte allocation per connection, kept while parked); as address and port
+    /// rather than a `SocketAddr` (32 bytes), so the link packs into 48.
+    pub peer_ip: std::net::IpAddr,
+    pub peer_port: u16,
+    pub listener: Arc<str>,
+    pub keep_alive: u16,
+    pub protocol: u8,
+    pub clean_start: bool,
 }
 
 #[derive(Debug)]
@@ -118,8 +237,8 @@ pub struct SessionCell {
 /// Backpressure marks on an online session's queue, as fractions of `max_queued`:
 /// above `high` publishers pause reading their sockets until it drains below `low`,
 /// so a QoS 0 burst is slowed down rather than dropped while the subscriber keeps up.
-pub fn water_marks(max_queued: usize) -> (usize, usize) {
-    let high = (max_queued / 2).max(1);
+pub fn water_marks(max_queued: u32) -> (usize, usize) {
+    let high = (max_queued as usize / 2).max(1);
     (high, high / 2)
 }
 
@@ -231,7 +350,7 @@ impl Router {
             if !clean_start {
                 st.link = Some(link);
                 st.session.online = true;
-                st.session.max_queued = max_queued;
+                st.session.max_queued = super::session::queue_bound(max_queued);
                 st.expires_at = None;
                 drop(st);
                 return Attached {
@@ -461,8 +580,13 @@ mod tests {
 
     fn link(id: u64) -> Link {
         Link {
-            conn_id: id,
-            signals: Arc::default(),
+            signals: Arc::new(Signals::new(id, std::sync::Weak::new())),
+            peer_ip: [127, 0, 0, 1].into(),
+            peer_port: 1883,
+            listener: Arc::from(""),
+            keep_alive: 0,
+            protocol: 4,
+            clean_start: true,
         }
     }
 
@@ -492,7 +616,7 @@ mod tests {
         let b = r.attach(&id, false, link(2), 10);
         assert!(b.session_present);
         assert_eq!(
-            b.previous.unwrap().conn_id,
+            b.previous.unwrap().signals.conn_id,
             1,
             "takeover reports the old link"
         );

@@ -1,7 +1,6 @@
 //! State shared by every task of one broker: configuration, router, security, stats,
 //! the Python event queue, and task tracking for `stop()`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,10 +34,9 @@ impl Stats {
     }
 }
 
-/// One connected client, for `Broker.clients()`.
+/// One connected client, for `Broker.clients()` (built from the session's `Link`).
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
-    // Shared with the connection task, not copied: one entry per connected client.
     pub client_id: Arc<str>,
     pub username: Option<String>,
     pub peer: Arc<str>,
@@ -46,8 +44,6 @@ pub struct ClientInfo {
     pub keep_alive: u16,
     pub clean_start: bool,
     pub listener: Arc<str>,
-    /// The connection task's signals: keep-alive expiry and shutdown are sent here.
-    pub signals: Arc<super::router::Signals>,
 }
 
 /// Counts live tasks so `stop()` can wait until every one has ended.
@@ -76,11 +72,12 @@ pub struct Shared {
     pub acl: Option<Acl>,
     pub events: Arc<EventQueue>,
     pub stats: Stats,
-    pub clients: Mutex<HashMap<u64, ClientInfo>>,
     pub started: Instant,
     pub shutdown: watch::Sender<bool>,
     pub next_conn_id: AtomicU64,
     tasks: TaskCount,
+    /// The poller of parked connections (`park.rs`); unset: connections never park.
+    pub parking: std::sync::OnceLock<Arc<super::park::Parking>>,
 }
 
 impl Shared {
@@ -93,11 +90,11 @@ impl Shared {
             acl,
             events: Arc::new(EventQueue::default()),
             stats: Stats::default(),
-            clients: Mutex::new(HashMap::new()),
             started: Instant::now(),
             shutdown,
             next_conn_id: AtomicU64::new(1),
             tasks: TaskCount::default(),
+            parking: std::sync::OnceLock::new(),
         })
     }
 
@@ -106,9 +103,41 @@ impl Shared {
     /// so a client that connects meanwhile sees the flag instead).
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
-        for c in self.clients.lock().values() {
-            c.signals.send(super::router::Control::Shutdown);
+        self.each_link(|l| l.signals.send(super::router::Control::Shutdown));
+    }
+
+    /// Calls `f` with the link of every connected client (under the router lock and
+    /// the session's lock: `f` must be short and take no other lock but `Signals`').
+    /// A connection taken over is no longer its session's link: it was told so and
+    /// is closing.
+    pub fn each_link(&self, mut f: impl FnMut(&super::router::Link)) {
+        let r = self.router.lock();
+        for cell in r.sessions.values() {
+            if let Some(l) = &cell.state.lock().link {
+                f(l);
+            }
         }
+    }
+
+    /// `clients()`: every connected client.
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        let r = self.router.lock();
+        let mut v = Vec::new();
+        for cell in r.sessions.values() {
+            let st = cell.state.lock();
+            if let Some(l) = &st.link {
+                v.push(ClientInfo {
+                    client_id: st.session.client_id.clone(),
+                    username: st.username.as_deref().map(str::to_string),
+                    peer: Arc::from(l.peer().to_string()),
+                    protocol: l.protocol,
+                    keep_alive: l.keep_alive,
+                    clean_start: l.clean_start,
+                    listener: l.listener.clone(),
+                });
+            }
+        }
+        v
     }
 
     /// Milliseconds since the broker started (the clock of `Signals::last_read_ms`).
