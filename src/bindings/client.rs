@@ -799,7 +799,6 @@ impl ClientCore {
             Some(t) => Some(Instant::now() + Duration::from_secs_f64(t.min(1e9))),
             None => None,
         };
-        let events = self.client.events();
         loop {
             let slice = match deadline {
                 Some(d) => d
@@ -807,7 +806,7 @@ impl ClientCore {
                     .min(SIGNAL_CHECK),
                 None => SIGNAL_CHECK,
             };
-            match py.detach(|| events.wait(slice)) {
+            match py.detach(|| self.client.wait(slice)) {
                 Wait::Events => return Ok(true),
                 Wait::Woken => return Ok(false),
                 Wait::TimedOut => {}

@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tokio::time::sleep_until;
 
+use super::direct_read::{DetachOnDrop, ReadState};
 use super::event::{rc, Event};
 use super::session::{Close, ConnState, Session};
 use super::transport::{Reader, Stream, Writer};
 use super::Shared;
-use crate::codec::{Decoder, Packet, ProtocolVersion};
+use crate::codec::ProtocolVersion;
+use tokio::net::tcp::OwnedReadHalf;
 
 /// Largest MQTT packet: 1 type byte, 4 length bytes, 268,435,455 remaining (§2.2.3).
 pub const MAX_PACKET_SIZE: u32 = 268_435_460;
@@ -33,14 +35,34 @@ pub(crate) async fn run(
             shared.direct.attach(fd);
         }
     }
+    // Declared after the socket's halves, so dropped before them also when this task is
+    // aborted: no waiting thread may read from the fd once it may be closed.
+    let mut read_attached = None;
+    if let (Some(fd), Reader::Tcp(_)) = (direct_fd, &reader) {
+        let invalid = shared.session.lock().accept_invalid_topics();
+        let state = ReadState::new(version, max_packet_size, invalid);
+        shared.direct_read.attach(generation, fd, state);
+        read_attached = Some(DetachOnDrop {
+            shared: &shared,
+            generation,
+        });
+    }
     // CONNECT is already waiting in the write buffer.
     shared.wake_writer.notify_one();
     let mut writing = std::pin::pin!(write_loop(&shared, generation, writer));
-    let ended = tokio::select! {
-        c = read_loop(&shared, generation, &mut reader, version, max_packet_size) => Ended::Reader(c),
-        c = &mut writing => Ended::Writer(c),
+    let ended = match (&read_attached, &mut reader) {
+        (Some(_), Reader::Tcp(r)) => tokio::select! {
+            c = tcp_read_loop(&shared, generation, r) => Ended::Reader(c),
+            c = &mut writing => Ended::Writer(c),
+        },
+        _ => tokio::select! {
+            c = read_loop(&shared, generation, &mut reader, version, max_packet_size) => Ended::Reader(c),
+            c = &mut writing => Ended::Writer(c),
+        },
     };
-    // Before anything of the socket is dropped: no direct write may use its fd again.
+    // Before anything of the socket is dropped: no direct write or read may use its fd
+    // again.
+    drop(read_attached);
     if direct_fd.is_some() {
         let _s = shared.session.lock();
         shared.direct.detach();
@@ -100,9 +122,6 @@ enum Ended {
     Writer(Close),
 }
 
-/// Frames from this size on are read into a buffer of their own (see `read_loop`).
-const LARGE_FRAME: usize = 16 * 1024;
-
 async fn read_loop(
     shared: &Shared,
     generation: u64,
@@ -110,100 +129,84 @@ async fn read_loop(
     version: ProtocolVersion,
     max_packet_size: u32,
 ) -> Close {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut decoder = Decoder::with_version(version, max_packet_size);
     let accept_invalid_topics = shared.session.lock().accept_invalid_topics();
-    decoder.set_accept_invalid_topics(accept_invalid_topics);
-    let mut packets = Vec::new();
+    let mut state = ReadState::new(version, max_packet_size, accept_invalid_topics);
     loop {
         // Backpressure: while the face is behind, stop reading (see EventQueue).
         shared.events.wait_for_room().await;
-        match Decoder::frame_len(&buf) {
-            // A large frame gets a buffer of exactly its size, read into with no
-            // reallocation; its payload then owns just its own bytes. Growing the shared
-            // buffer instead re-allocated and copied once per message, above glibc's mmap
-            // threshold, at the cost of a page fault per 4 KiB (20 per 64 KiB message).
-            Some(total) if total >= LARGE_FRAME && buf.capacity() < total => {
-                let mut exact = BytesMut::with_capacity(total);
-                exact.extend_from_slice(&buf);
-                buf = exact;
-            }
-            _ if buf.capacity() - buf.len() < 4096 => buf.reserve(64 * 1024),
-            _ => {}
-        }
-        let ended = match reader.read(&mut buf).await {
+        state.reserve();
+        let ended = match reader.read(&mut state.buf).await {
             Ok(0) => Some("connection closed by the broker".to_string()),
             Ok(_) => None,
             Err(e) => Some(e.to_string()),
         };
         if let Some(error) = ended {
-            // After our DISCONNECT the broker may close before the writer reports.
-            if shared.session.lock().state() == ConnState::Disconnecting {
-                return Close::by_us();
-            }
-            return Close::lost(error);
+            return end_of_stream(shared, error);
         }
-        let mut decode_error = None;
-        let mut disconnect_len = 0;
-        loop {
-            let head = disconnect_remaining_len(&buf);
-            match decoder.decode(&mut buf) {
-                Ok(Some(p)) => {
-                    if let (Packet::Disconnect(_), Some(n)) = (&p, head) {
-                        disconnect_len = n;
-                    }
-                    packets.push((p, decoder.take_invalid_topic()))
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    decode_error = Some(e);
-                    break;
-                }
-            }
-        }
-        let now = Instant::now();
-        let mut s = shared.session.lock();
-        if s.generation() != generation {
-            return Close::lost("connection replaced");
-        }
-        s.keepalive.on_received(now);
-        let mut result = Ok(());
-        for (p, invalid_topic) in packets.drain(..) {
-            let is_disconnect = matches!(p, Packet::Disconnect(_));
-            let handled = match invalid_topic {
-                None => s.handle(p),
-                Some(raw) => s.handle_with_invalid_topic(p, raw),
-            };
-            if let Err(mut c) = handled {
-                if is_disconnect {
-                    s.shape_server_disconnect(&mut c, disconnect_len);
-                }
-                result = Err(c);
-                break;
-            }
-        }
-        shared.flush(&mut s);
-        drop(s);
+        let result = state.process(shared, generation);
         reader.quickack();
         if let Err(c) = result {
             return c;
         }
-        if let Some(e) = decode_error {
-            return Close::protocol_with(e.reason_code(), e.to_string());
-        }
     }
 }
 
-/// The remaining length of a DISCONNECT at the head of `buf`, capped at 2 (only 0, 1 and
-/// "2 or more" matter: reason code and properties present or not, MQTT 5 §3.14.2).
-fn disconnect_remaining_len(buf: &[u8]) -> Option<usize> {
-    match buf {
-        [0xE0, len, ..] => Some(if len & 0x80 != 0 {
-            2
-        } else {
-            (*len as usize).min(2)
-        }),
-        _ => None,
+/// The read side ended (`error` says how).
+fn end_of_stream(shared: &Shared, error: String) -> Close {
+    // After our DISCONNECT the broker may close before the writer reports.
+    if shared.session.lock().state() == ConnState::Disconnecting {
+        return Close::by_us();
+    }
+    Close::lost(error)
+}
+
+/// `read_loop` for a plain TCP connection that waiting threads may read from too (see
+/// `direct_read`): the buffer and decoder live in `shared.direct_read`, and each read
+/// happens under its lock.
+async fn tcp_read_loop(shared: &Shared, generation: u64, r: &OwnedReadHalf) -> Close {
+    enum Step {
+        Read,
+        Nothing,
+        Ended(String),
+    }
+    loop {
+        shared.events.wait_for_room().await;
+        tokio::select! {
+            biased;
+            _ = shared.direct_read.nudge.notified() => {}
+            ready = r.readable() => {
+                if let Err(e) = ready {
+                    return end_of_stream(shared, e.to_string());
+                }
+            }
+        }
+        let step = {
+            let mut slot = shared.direct_read.slot.lock();
+            let Some(a) = slot.as_mut().filter(|a| a.generation == generation) else {
+                return Close::lost("connection replaced");
+            };
+            if let Some(c) = a.ended.take() {
+                return c;
+            }
+            a.state.reserve();
+            match r.try_read_buf(&mut a.state.buf) {
+                Ok(0) => Step::Ended("connection closed by the broker".to_string()),
+                Ok(_) => {
+                    if let Err(c) = a.state.process(shared, generation) {
+                        return c;
+                    }
+                    crate::sockopt::quickack(a.fd);
+                    Step::Read
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Step::Nothing,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Step::Nothing,
+                Err(e) => Step::Ended(e.to_string()),
+            }
+        };
+        match step {
+            Step::Read | Step::Nothing => {}
+            Step::Ended(error) => return end_of_stream(shared, error),
+        }
     }
 }
 

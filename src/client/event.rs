@@ -137,6 +137,16 @@ struct Pending {
     armed: bool,
     /// See [`EventQueue::set_quiet_written`].
     quiet_written: bool,
+    /// Threads polling the notifier fd from `Client::wait` (see `direct_read`): the
+    /// notifier is kept readable for them too while events wait.
+    pollers: usize,
+}
+
+impl Pending {
+    /// Whoever may be watching the notifier fd.
+    fn watched(&self) -> bool {
+        self.armed || self.pollers > 0
+    }
 }
 
 /// Events waiting for the face to drain them, in arrival order.
@@ -167,6 +177,7 @@ impl EventQueue {
                 signalled: false,
                 armed: false,
                 quiet_written: false,
+                pollers: 0,
             }),
             ready: Condvar::new(),
             room: Notify::new(),
@@ -200,7 +211,7 @@ impl EventQueue {
         if p.events.is_empty() {
             return;
         }
-        if p.armed && !p.signalled {
+        if p.watched() && !p.signalled {
             self.notifier.signal();
             p.signalled = true;
         }
@@ -218,7 +229,7 @@ impl EventQueue {
         if p.events.is_empty() || quiet {
             return;
         }
-        if p.armed && !p.signalled {
+        if p.watched() && !p.signalled {
             self.notifier.signal();
             p.signalled = true;
         }
@@ -237,7 +248,7 @@ impl EventQueue {
         if on || p.events.is_empty() {
             return;
         }
-        if p.armed && !p.signalled {
+        if p.watched() && !p.signalled {
             self.notifier.signal();
             p.signalled = true;
         }
@@ -312,8 +323,64 @@ impl EventQueue {
 
     /// Makes a blocked (or the next) `wait` return without events.
     pub fn wake(&self) {
-        self.pending.lock().woken = true;
+        let mut p = self.pending.lock();
+        p.woken = true;
+        if p.pollers > 0 && !p.signalled {
+            self.notifier.signal();
+            p.signalled = true;
+        }
+        drop(p);
         self.ready.notify_all();
+    }
+
+    /// Before a thread polls the notifier fd (with its socket, see `direct_read`): how
+    /// the wait ends at once (events pending, or `wake()` called), else None and the
+    /// notifier is made readable by the next event until [`end_poll`](Self::end_poll).
+    pub(crate) fn begin_poll(&self) -> Option<Wait> {
+        let mut p = self.pending.lock();
+        if !p.events.is_empty() {
+            return Some(Wait::Events);
+        }
+        if std::mem::take(&mut p.woken) {
+            return Some(Wait::Woken);
+        }
+        p.pollers += 1;
+        None
+    }
+
+    /// After the poll begun by `begin_poll`. A byte written only for pollers is taken out
+    /// again, so an unwatched notifier is empty as before.
+    pub(crate) fn end_poll(&self) {
+        let mut p = self.pending.lock();
+        p.pollers -= 1;
+        if p.signalled && !p.watched() {
+            self.notifier.clear();
+            p.signalled = false;
+        }
+    }
+
+    /// The notifier's fd for pollers (without arming it for the face).
+    pub(crate) fn notifier_fd(&self) -> i64 {
+        self.notifier.fileno()
+    }
+
+    /// How a `wait` that found no events ends without blocking: `Woken` once after
+    /// `wake()`, else None.
+    pub(crate) fn take_woken(&self) -> Option<Wait> {
+        let mut p = self.pending.lock();
+        if !p.events.is_empty() {
+            Some(Wait::Events)
+        } else if std::mem::take(&mut p.woken) {
+            Some(Wait::Woken)
+        } else {
+            None
+        }
+    }
+
+    /// True when the connection may read more now: not over the limit, not paused (the
+    /// condition [`wait_for_room`](Self::wait_for_room) waits for).
+    pub(crate) fn has_room(&self) -> bool {
+        self.len() <= self.limit.load(Ordering::Relaxed) && !self.paused.load(Ordering::Acquire)
     }
 
     /// Removes queued events matching `f` (used to forget the end of a connection that

@@ -10,6 +10,7 @@
 //! held across an `.await` or while Python code runs.
 
 mod connection;
+mod direct_read;
 pub mod event;
 mod notifier;
 pub mod props;
@@ -57,6 +58,8 @@ pub(crate) struct Shared {
     last: Mutex<Option<ConnectOptions>>,
     /// Direct writes, see `Shared::flush`. Read and written only with `session` locked.
     pub(crate) direct: connection::DirectWrite,
+    /// Direct reads by waiting threads, see `Client::wait`.
+    pub(crate) direct_read: direct_read::DirectRead,
 }
 
 /// Ends a task when dropped (a plain `JoinHandle` would detach it).
@@ -111,12 +114,44 @@ impl Client {
                 quiet_end: AtomicU64::new(u64::MAX),
                 last: Mutex::new(None),
                 direct: connection::DirectWrite::default(),
+                direct_read: direct_read::DirectRead::default(),
             }),
         })
     }
 
     pub fn events(&self) -> &EventQueue {
         &self.shared.events
+    }
+
+    /// Blocks the calling (non-runtime) thread until an event is pending, `wake()` is
+    /// called or `timeout` passes, like [`EventQueue::wait`]. On a plain TCP connection
+    /// this thread meanwhile reads and handles what arrives on the socket itself (see
+    /// `direct_read`): an incoming message then wakes only this thread, not a runtime
+    /// worker that would wake this thread in turn.
+    pub fn wait(&self, timeout: Duration) -> Wait {
+        let events = &self.shared.events;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(w) = events.take_woken() {
+                return w;
+            }
+            let fd = match self.shared.read_direct() {
+                direct_read::Direct::Read => continue,
+                direct_read::Direct::Idle(fd) => fd,
+                direct_read::Direct::Unavailable => {
+                    return events.wait(deadline.saturating_duration_since(Instant::now()));
+                }
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Wait::TimedOut;
+            }
+            if let Some(w) = events.begin_poll() {
+                return w;
+            }
+            direct_read::poll_socket_and_notifier(fd, events.notifier_fd(), left);
+            events.end_poll();
+        }
     }
 
     /// Runs `f` on the session, then hands its events to the queue and wakes the writer.

@@ -1,0 +1,241 @@
+//! Reading from the calling thread: the receive-side mirror of the direct write.
+//!
+//! A face that waits for events (`Client::wait`, the paho facade's loop thread) would
+//! otherwise sleep until the connection task has read, decoded and queued a message and
+//! then woken it: two cross-thread wake-ups per incoming message after the broker's
+//! (the runtime worker's and the face's). On a plain TCP connection the waiting thread
+//! instead polls the socket itself (with the event notifier, so events produced by the
+//! runtime still wake it) and reads, decodes and handles what arrives, under the same
+//! lock the connection task reads under: whoever of the two comes first reads, so bytes
+//! are consumed, decoded and handed to the session in order. The connection task stays
+//! the reader whenever nobody waits (and stays the one that ends the connection).
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::session::Close;
+use super::Shared;
+use crate::codec::{Decoder, Packet, ProtocolVersion};
+
+/// Frames from this size on are read into a buffer of their own (see `ReadState::reserve`).
+const LARGE_FRAME: usize = 16 * 1024;
+
+/// One connection's receive side between reads: the bytes not yet decoded and the decoder.
+pub(crate) struct ReadState {
+    pub(crate) buf: BytesMut,
+    decoder: Decoder,
+    packets: Vec<(Packet, Option<Bytes>)>,
+}
+
+impl ReadState {
+    pub(crate) fn new(version: ProtocolVersion, max_packet_size: u32, invalid: bool) -> Self {
+        let mut decoder = Decoder::with_version(version, max_packet_size);
+        decoder.set_accept_invalid_topics(invalid);
+        Self {
+            buf: BytesMut::with_capacity(64 * 1024),
+            decoder,
+            packets: Vec::new(),
+        }
+    }
+
+    /// Makes room for the next read.
+    pub(crate) fn reserve(&mut self) {
+        match Decoder::frame_len(&self.buf) {
+            // A large frame gets a buffer of exactly its size, read into with no
+            // reallocation; its payload then owns just its own bytes. Growing the shared
+            // buffer instead re-allocated and copied once per message, above glibc's mmap
+            // threshold, at the cost of a page fault per 4 KiB (20 per 64 KiB message).
+            Some(total) if total >= LARGE_FRAME && self.buf.capacity() < total => {
+                let mut exact = BytesMut::with_capacity(total);
+                exact.extend_from_slice(&self.buf);
+                self.buf = exact;
+            }
+            _ if self.buf.capacity() - self.buf.len() < 4096 => self.buf.reserve(64 * 1024),
+            _ => {}
+        }
+    }
+
+    /// Decodes every complete packet in the buffer and hands them to the session of
+    /// connection `generation`; `Err` when the connection must end.
+    pub(crate) fn process(&mut self, shared: &Shared, generation: u64) -> Result<(), Close> {
+        let mut decode_error = None;
+        let mut disconnect_len = 0;
+        loop {
+            let head = disconnect_remaining_len(&self.buf);
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(p)) => {
+                    if let (Packet::Disconnect(_), Some(n)) = (&p, head) {
+                        disconnect_len = n;
+                    }
+                    let invalid = self.decoder.take_invalid_topic();
+                    self.packets.push((p, invalid))
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    decode_error = Some(e);
+                    break;
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut s = shared.session.lock();
+        if s.generation() != generation {
+            self.packets.clear();
+            return Err(Close::lost("connection replaced"));
+        }
+        s.keepalive.on_received(now);
+        let mut result = Ok(());
+        for (p, invalid_topic) in self.packets.drain(..) {
+            if result.is_err() {
+                continue;
+            }
+            let is_disconnect = matches!(p, Packet::Disconnect(_));
+            let handled = match invalid_topic {
+                None => s.handle(p),
+                Some(raw) => s.handle_with_invalid_topic(p, raw),
+            };
+            if let Err(mut c) = handled {
+                if is_disconnect {
+                    s.shape_server_disconnect(&mut c, disconnect_len);
+                }
+                result = Err(c);
+            }
+        }
+        shared.flush(&mut s);
+        drop(s);
+        result?;
+        match decode_error {
+            Some(e) => Err(Close::protocol_with(e.reason_code(), e.to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The remaining length of a DISCONNECT at the head of `buf`, capped at 2 (only 0, 1 and
+/// "2 or more" matter: reason code and properties present or not, MQTT 5 §3.14.2).
+fn disconnect_remaining_len(buf: &[u8]) -> Option<usize> {
+    match buf {
+        [0xE0, len, ..] => Some(if len & 0x80 != 0 {
+            2
+        } else {
+            (*len as usize).min(2)
+        }),
+        _ => None,
+    }
+}
+
+/// The receive side of the current plain-TCP connection, shared by its connection task
+/// and waiting threads.
+pub(crate) struct Attached {
+    pub(crate) generation: u64,
+    /// The socket; valid while this is attached (the connection task detaches before
+    /// anything of the socket is dropped).
+    pub(crate) fd: i32,
+    pub(crate) state: ReadState,
+    /// A waiting thread found the end of the connection (a protocol error): the
+    /// connection task ends it with this.
+    pub(crate) ended: Option<Close>,
+    /// End of stream, an error or `ended` was seen by a waiting thread: only the
+    /// connection task reads from now on.
+    stalled: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct DirectRead {
+    /// Lock order: before the session's lock.
+    pub(crate) slot: Mutex<Option<Attached>>,
+    /// Tells the connection task to look at `ended` (or just to read again).
+    pub(crate) nudge: Notify,
+}
+
+/// What one read from a waiting thread did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direct {
+    /// No direct reading now (no plain-TCP connection, the queue is full, the stream
+    /// ended): wait for the connection task instead.
+    Unavailable,
+    /// Nothing to read: poll this socket.
+    Idle(i32),
+    /// Bytes were read and handled.
+    Read,
+}
+
+impl DirectRead {
+    pub(crate) fn attach(&self, generation: u64, fd: i32, state: ReadState) {
+        *self.slot.lock() = Some(Attached {
+            generation,
+            fd,
+            state,
+            ended: None,
+            stalled: false,
+        });
+    }
+
+    /// Ends direct reading of connection `generation` (no-op for another one).
+    pub(crate) fn detach(&self, generation: u64) {
+        let mut slot = self.slot.lock();
+        if slot.as_ref().is_some_and(|a| a.generation == generation) {
+            *slot = None;
+        }
+    }
+}
+
+/// Detaches when dropped, also when the connection task is aborted: the socket is
+/// closed right after, and its fd number may be reused at once.
+pub(crate) struct DetachOnDrop<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) generation: u64,
+}
+
+impl Drop for DetachOnDrop<'_> {
+    fn drop(&mut self) {
+        self.shared.direct_read.detach(self.generation);
+    }
+}
+
+impl Shared {
+    /// One non-blocking read of the attached connection from the calling thread, handled
+    /// at once (see the module documentation).
+    pub(crate) fn read_direct(&self) -> Direct {
+        if !self.events.has_room() {
+            return Direct::Unavailable;
+        }
+        let mut slot = self.direct_read.slot.lock();
+        let Some(a) = slot.as_mut() else {
+            return Direct::Unavailable;
+        };
+        if a.stalled {
+            return Direct::Unavailable;
+        }
+        a.state.reserve();
+        match crate::sockopt::recv_now(a.fd, &mut a.state.buf) {
+            Ok(0) => {}
+            Ok(_) => {
+                if let Err(c) = a.state.process(self, a.generation) {
+                    a.ended = Some(c);
+                    a.stalled = true;
+                    self.direct_read.nudge.notify_one();
+                }
+                crate::sockopt::quickack(a.fd);
+                return Direct::Read;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Direct::Idle(a.fd),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Direct::Idle(a.fd),
+            Err(_) => {}
+        }
+        // End of stream or an error: the connection task sees it too and ends the
+        // connection; a readable-forever socket must not make waiters spin meanwhile.
+        a.stalled = true;
+        self.direct_read.nudge.notify_one();
+        Direct::Unavailable
+    }
+}
+
+/// Waits for the socket `fd` or the event notifier to become readable, at most `timeout`.
+pub(crate) fn poll_socket_and_notifier(fd: i32, notifier: i64, timeout: Duration) {
+    crate::sockopt::poll_readable([fd, notifier as i32], timeout);
+}
