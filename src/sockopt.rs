@@ -123,3 +123,29 @@ pub fn poll_readable(fds: [i32; 2], timeout: std::time::Duration) {
 pub fn poll_readable(_fds: [i32; 2], timeout: std::time::Duration) {
     std::thread::sleep(timeout);
 }
+
+/// A duplicate of `fd` (close-on-exec), or None.
+#[cfg(target_os = "linux")]
+pub fn dup(fd: i32) -> Option<i32> {
+    // SAFETY: `fd` is an open descriptor (the caller's contract); F_DUPFD_CLOEXEC only
+    // creates a new descriptor.
+    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    (d >= 0).then_some(d)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn dup(_fd: i32) -> Option<i32> {
+    None
+}
+
+/// Shuts both directions of the socket `fd` down (for every descriptor of it).
+#[cfg(target_os = "linux")]
+pub fn shutdown(fd: i32) {
+    // SAFETY: `fd` is an open socket (the caller's contract); failures are ignored.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn shutdown(_fd: i32) {}

@@ -867,6 +867,24 @@ impl ClientCore {
     fn set_quiet_written(&self, on: bool) {
         self.client.events().set_quiet_written(on);
     }
+
+    /// A duplicate fd of the current plain-TCP socket for the loop to watch (-1: none);
+    /// the face then calls `read_socket()` when it is readable. Close it (os.close) after
+    /// removing it from the loop; see `Client::watch_socket`.
+    fn watch_socket(&self) -> i32 {
+        self.client.watch_socket().unwrap_or(-1)
+    }
+
+    /// Reads what the watched socket holds (events then wait for `drain()`); False: the
+    /// watch ended (stop watching the fd and close it).
+    fn read_socket(&self) -> bool {
+        self.client.read_socket()
+    }
+
+    /// Ends the watch (call before closing the fd from `watch_socket`).
+    fn unwatch_socket(&self) {
+        self.client.unwatch_socket();
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -42,10 +42,7 @@ pub(crate) async fn run(
         let invalid = shared.session.lock().accept_invalid_topics();
         let state = ReadState::new(version, max_packet_size, invalid);
         shared.direct_read.attach(generation, fd, state);
-        read_attached = Some(DetachOnDrop {
-            shared: &shared,
-            generation,
-        });
+        read_attached = Some(DetachOnDrop::new(&shared, generation, fd));
     }
     // CONNECT is already waiting in the write buffer.
     shared.wake_writer.notify_one();
@@ -62,7 +59,9 @@ pub(crate) async fn run(
     };
     // Before anything of the socket is dropped: no direct write or read may use its fd
     // again.
-    drop(read_attached);
+    if let Some(a) = &mut read_attached {
+        a.detach_now();
+    }
     if direct_fd.is_some() {
         let _s = shared.session.lock();
         shared.direct.detach();
@@ -99,6 +98,8 @@ pub(crate) async fn run(
         // already; read until the broker closes (it must, MQTT 3.1.1 §3.14.4).
         let _ = tokio::time::timeout(CLOSE_GRACE, drain(&mut reader)).await;
     }
+    // A face's duplicate of the fd would keep the socket open: shut it down.
+    drop(read_attached);
     shared.finish(generation, close);
 }
 
@@ -165,21 +166,32 @@ fn end_of_stream(shared: &Shared, error: String) -> Close {
 /// happens under its lock.
 async fn tcp_read_loop(shared: &Shared, generation: u64, r: &OwnedReadHalf) -> Close {
     enum Step {
-        Read,
+        Read { more: bool },
         Nothing,
         Ended(String),
     }
+    // The last read filled the buffer: the socket may hold more, with no new readiness
+    // event to come for it.
+    let mut more = false;
     loop {
         shared.events.wait_for_room().await;
-        tokio::select! {
-            biased;
-            _ = shared.direct_read.nudge.notified() => {}
-            ready = r.readable() => {
-                if let Err(e) = ready {
-                    return end_of_stream(shared, e.to_string());
+        if !more {
+            tokio::select! {
+                biased;
+                _ = shared.direct_read.nudge.notified() => {}
+                ready = r.readable() => {
+                    if let Err(e) = ready {
+                        return end_of_stream(shared, e.to_string());
+                    }
                 }
             }
         }
+        // Reads below bypass tokio (they share the fd with waiting threads), so its
+        // readiness is cleared here, before reading: bytes arriving from now on raise
+        // a new readiness event.
+        let _ = r.as_ref().try_io(tokio::io::Interest::READABLE, || {
+            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+        });
         let step = {
             let mut slot = shared.direct_read.slot.lock();
             let Some(a) = slot.as_mut().filter(|a| a.generation == generation) else {
@@ -188,23 +200,32 @@ async fn tcp_read_loop(shared: &Shared, generation: u64, r: &OwnedReadHalf) -> C
             if let Some(c) = a.ended.take() {
                 return c;
             }
-            a.state.reserve();
-            match r.try_read_buf(&mut a.state.buf) {
-                Ok(0) => Step::Ended("connection closed by the broker".to_string()),
-                Ok(_) => {
-                    if let Err(c) = a.state.process(shared, generation) {
-                        return c;
+            if shared.events.defer_to_poller() {
+                Step::Nothing
+            } else {
+                a.state.reserve();
+                let room = a.state.buf.capacity() - a.state.buf.len();
+                match crate::sockopt::recv_now(a.fd, &mut a.state.buf) {
+                    Ok(0) => Step::Ended("connection closed by the broker".to_string()),
+                    Ok(n) => {
+                        if let Err(c) = a.state.process(shared, generation) {
+                            return c;
+                        }
+                        crate::sockopt::quickack(a.fd);
+                        Step::Read { more: n == room }
                     }
-                    crate::sockopt::quickack(a.fd);
-                    Step::Read
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Step::Nothing,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                        Step::Read { more: true }
+                    }
+                    Err(e) => Step::Ended(e.to_string()),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Step::Nothing,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Step::Nothing,
-                Err(e) => Step::Ended(e.to_string()),
             }
         };
+        more = false;
         match step {
-            Step::Read | Step::Nothing => {}
+            Step::Read { more: m } => more = m,
+            Step::Nothing => {}
             Step::Ended(error) => return end_of_stream(shared, error),
         }
     }

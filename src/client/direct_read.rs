@@ -142,6 +142,9 @@ pub(crate) struct Attached {
     /// End of stream, an error or `ended` was seen by a waiting thread: only the
     /// connection task reads from now on.
     stalled: bool,
+    /// A duplicate of `fd` was handed to a face (`Client::watch_fd`): the socket is shut
+    /// down when the connection ends, since closing `fd` alone would keep it open.
+    dup_out: bool,
 }
 
 #[derive(Default)]
@@ -172,28 +175,56 @@ impl DirectRead {
             state,
             ended: None,
             stalled: false,
+            dup_out: false,
         });
     }
 
-    /// Ends direct reading of connection `generation` (no-op for another one).
-    pub(crate) fn detach(&self, generation: u64) {
+    /// Ends direct reading of connection `generation` (no-op for another one); true if
+    /// a duplicate of its fd was handed out.
+    pub(crate) fn detach(&self, generation: u64) -> bool {
         let mut slot = self.slot.lock();
         if slot.as_ref().is_some_and(|a| a.generation == generation) {
-            *slot = None;
+            return slot.take().is_some_and(|a| a.dup_out);
+        }
+        false
+    }
+}
+
+/// Detaches when `detach_now` is called or when dropped, also when the connection task
+/// is aborted: the socket is closed right after, and its fd number may be reused at
+/// once. When dropped it also shuts the socket down if a face holds a duplicate of it.
+pub(crate) struct DetachOnDrop<'a> {
+    shared: &'a Shared,
+    generation: u64,
+    fd: i32,
+    attached: bool,
+    dup_out: bool,
+}
+
+impl<'a> DetachOnDrop<'a> {
+    pub(crate) fn new(shared: &'a Shared, generation: u64, fd: i32) -> Self {
+        Self {
+            shared,
+            generation,
+            fd,
+            attached: true,
+            dup_out: false,
+        }
+    }
+
+    pub(crate) fn detach_now(&mut self) {
+        if std::mem::take(&mut self.attached) {
+            self.dup_out = self.shared.direct_read.detach(self.generation);
         }
     }
 }
 
-/// Detaches when dropped, also when the connection task is aborted: the socket is
-/// closed right after, and its fd number may be reused at once.
-pub(crate) struct DetachOnDrop<'a> {
-    pub(crate) shared: &'a Shared,
-    pub(crate) generation: u64,
-}
-
 impl Drop for DetachOnDrop<'_> {
     fn drop(&mut self) {
-        self.shared.direct_read.detach(self.generation);
+        self.detach_now();
+        if self.dup_out {
+            crate::sockopt::shutdown(self.fd);
+        }
     }
 }
 
@@ -232,6 +263,52 @@ impl Shared {
         a.stalled = true;
         self.direct_read.nudge.notify_one();
         Direct::Unavailable
+    }
+}
+
+impl Shared {
+    /// A duplicate of the current plain-TCP connection's socket for a face's event loop
+    /// to watch (`None` if there is none); from now on the connection task leaves the
+    /// reading to that face's `read_watched` calls (until `unwatch`).
+    pub(crate) fn watch_fd(&self) -> Option<i32> {
+        let mut slot = self.direct_read.slot.lock();
+        let a = slot.as_mut().filter(|a| !a.stalled)?;
+        let dup = crate::sockopt::dup(a.fd)?;
+        a.dup_out = true;
+        self.events.set_watched(true);
+        Some(dup)
+    }
+
+    /// The face stopped watching: whatever the socket holds is read now, or left to
+    /// the connection task.
+    pub(crate) fn unwatch(&self) {
+        if self.events.set_watched(false) && self.read_until_idle().is_none() {
+            self.direct_read.nudge.notify_one();
+        }
+    }
+
+    /// Reads until the socket would block; None when it cannot read directly.
+    pub(crate) fn read_until_idle(&self) -> Option<()> {
+        loop {
+            match self.read_direct() {
+                Direct::Read => continue,
+                Direct::Idle(_) => return Some(()),
+                Direct::Unavailable => return None,
+            }
+        }
+    }
+
+    /// (watching face, socket readable) Reads and handles what the socket holds. False
+    /// when direct reading is not possible now (connection ended, queue full or paused):
+    /// the face must stop watching (the connection task reads meanwhile).
+    pub(crate) fn read_watched(&self) -> bool {
+        if self.read_until_idle().is_some() {
+            return true;
+        }
+        if self.events.set_watched(false) {
+            self.direct_read.nudge.notify_one();
+        }
+        false
     }
 }
 

@@ -140,6 +140,11 @@ struct Pending {
     /// Threads polling the notifier fd from `Client::wait` (see `direct_read`): the
     /// notifier is kept readable for them too while events wait.
     pollers: usize,
+    /// The connection task left readable socket data to the pollers (see
+    /// [`EventQueue::defer_to_poller`]).
+    deferred: bool,
+    /// A face's event loop watches the socket and reads it (`Client::watch_fd`).
+    watched_socket: bool,
 }
 
 impl Pending {
@@ -178,6 +183,8 @@ impl EventQueue {
                 armed: false,
                 quiet_written: false,
                 pollers: 0,
+                deferred: false,
+                watched_socket: false,
             }),
             ready: Condvar::new(),
             room: Notify::new(),
@@ -349,14 +356,38 @@ impl EventQueue {
     }
 
     /// After the poll begun by `begin_poll`. A byte written only for pollers is taken out
-    /// again, so an unwatched notifier is empty as before.
-    pub(crate) fn end_poll(&self) {
+    /// again, so an unwatched notifier is empty as before. True when the last poller
+    /// leaves and the connection task had deferred to the pollers: the caller must then
+    /// read the socket until it would block, or nudge the connection task.
+    pub(crate) fn end_poll(&self) -> bool {
         let mut p = self.pending.lock();
         p.pollers -= 1;
         if p.signalled && !p.watched() {
             self.notifier.clear();
             p.signalled = false;
         }
+        p.pollers == 0 && !p.watched_socket && std::mem::take(&mut p.deferred)
+    }
+
+    /// A face's event loop starts or stops watching the socket (see `defer_to_poller`);
+    /// stopping returns what `end_poll` does.
+    pub(crate) fn set_watched(&self, on: bool) -> bool {
+        let mut p = self.pending.lock();
+        let was = std::mem::replace(&mut p.watched_socket, on);
+        !on && was && p.pollers == 0 && std::mem::take(&mut p.deferred)
+    }
+
+    /// (connection task, socket readable) True if a thread is polling the socket and
+    /// will read it: the task then leaves the bytes to it rather than both waking up
+    /// for them and racing for the read lock. The last poller to leave learns of it
+    /// from `end_poll`.
+    pub(crate) fn defer_to_poller(&self) -> bool {
+        let mut p = self.pending.lock();
+        let someone = p.pollers > 0 || p.watched_socket;
+        if someone {
+            p.deferred = true;
+        }
+        someone
     }
 
     /// The notifier's fd for pollers (without arming it for the face).

@@ -131,11 +131,20 @@ impl Client {
     pub fn wait(&self, timeout: Duration) -> Wait {
         let events = &self.shared.events;
         let deadline = Instant::now() + timeout;
+        // The connection task left bytes to this thread's poll (see `end_poll`).
+        let mut deferred = false;
         loop {
+            let direct = self.shared.read_direct();
+            if deferred && direct == direct_read::Direct::Unavailable {
+                // This thread cannot read them after all: the connection task must.
+                self.shared.direct_read.nudge.notify_one();
+            }
+            deferred = false;
             if let Some(w) = events.take_woken() {
                 return w;
             }
-            let fd = match self.shared.read_direct() {
+            let fd = match direct {
+                // Until the socket would block: then new bytes wake the task again.
                 direct_read::Direct::Read => continue,
                 direct_read::Direct::Idle(fd) => fd,
                 direct_read::Direct::Unavailable => {
@@ -150,8 +159,32 @@ impl Client {
                 return w;
             }
             direct_read::poll_socket_and_notifier(fd, events.notifier_fd(), left);
-            events.end_poll();
+            deferred = events.end_poll();
         }
+    }
+
+    /// (an event-loop face) A duplicate of the current plain-TCP connection's socket to
+    /// watch for readability, or None (no connection, or another transport). From now
+    /// on the connection task leaves reading to [`read_socket`](Self::read_socket),
+    /// called when it is readable, until [`unwatch_socket`](Self::unwatch_socket) or
+    /// `read_socket` returning false. The caller closes the duplicate once it stopped
+    /// watching it; when the connection ends, the socket is shut down (it reads as end
+    /// of stream), so the duplicate never keeps a connection open.
+    pub fn watch_socket(&self) -> Option<i32> {
+        self.shared.watch_fd()
+    }
+
+    /// Reads and handles what the watched socket holds, without blocking. False when
+    /// this is not possible now (the connection ended, the event queue is full, reading
+    /// is paused): the watch has ended, and the connection task reads meanwhile.
+    pub fn read_socket(&self) -> bool {
+        self.shared.read_watched()
+    }
+
+    /// Ends the watch begun by `watch_socket` (what the socket holds is read now or by
+    /// the connection task).
+    pub fn unwatch_socket(&self) {
+        self.shared.unwatch();
     }
 
     /// Runs `f` on the session, then hands its events to the queue and wakes the writer.
