@@ -175,10 +175,11 @@ async fn tcp_read_loop(shared: &Shared, generation: u64, r: &OwnedReadHalf) -> C
     let mut more = false;
     loop {
         shared.events.wait_for_room().await;
+        let mut nudged = more;
         if !more {
             tokio::select! {
                 biased;
-                _ = shared.direct_read.nudge.notified() => {}
+                _ = shared.direct_read.nudge.notified() => nudged = true,
                 ready = r.readable() => {
                     if let Err(e) = ready {
                         return end_of_stream(shared, e.to_string());
@@ -192,6 +193,10 @@ async fn tcp_read_loop(shared: &Shared, generation: u64, r: &OwnedReadHalf) -> C
         let _ = r.as_ref().try_io(tokio::io::Interest::READABLE, || {
             Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
         });
+        // Checked before taking the read lock, which the reading waiter holds now.
+        if !nudged && shared.events.defer_to_poller() {
+            continue;
+        }
         let step = {
             let mut slot = shared.direct_read.slot.lock();
             let Some(a) = slot.as_mut().filter(|a| a.generation == generation) else {
@@ -200,26 +205,20 @@ async fn tcp_read_loop(shared: &Shared, generation: u64, r: &OwnedReadHalf) -> C
             if let Some(c) = a.ended.take() {
                 return c;
             }
-            if shared.events.defer_to_poller() {
-                Step::Nothing
-            } else {
-                a.state.reserve();
-                let room = a.state.buf.capacity() - a.state.buf.len();
-                match crate::sockopt::recv_now(a.fd, &mut a.state.buf) {
-                    Ok(0) => Step::Ended("connection closed by the broker".to_string()),
-                    Ok(n) => {
-                        if let Err(c) = a.state.process(shared, generation) {
-                            return c;
-                        }
-                        crate::sockopt::quickack(a.fd);
-                        Step::Read { more: n == room }
+            a.state.reserve();
+            let room = a.state.buf.capacity() - a.state.buf.len();
+            match crate::sockopt::recv_now(a.fd, &mut a.state.buf) {
+                Ok(0) => Step::Ended("connection closed by the broker".to_string()),
+                Ok(n) => {
+                    if let Err(c) = a.state.process(shared, generation) {
+                        return c;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Step::Nothing,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                        Step::Read { more: true }
-                    }
-                    Err(e) => Step::Ended(e.to_string()),
+                    crate::sockopt::quickack(a.fd);
+                    Step::Read { more: n == room }
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Step::Nothing,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Step::Read { more: true },
+                Err(e) => Step::Ended(e.to_string()),
             }
         };
         more = false;

@@ -638,4 +638,47 @@ mod tests {
         q.push(log("other events still wake"));
         assert_eq!(notifier_bytes(&q), 1);
     }
+    #[test]
+    fn the_task_defers_to_pollers_and_the_last_one_learns_of_it() {
+        let q = EventQueue::new(10).unwrap();
+        assert!(!q.defer_to_poller(), "nobody polls: the task reads");
+        assert_eq!(q.begin_poll(), None);
+        assert_eq!(q.begin_poll(), None);
+        assert!(q.defer_to_poller());
+        assert!(!q.end_poll(), "another poller still reads");
+        assert!(q.end_poll(), "the last poller must read or nudge");
+        assert!(!q.defer_to_poller());
+        assert_eq!(q.begin_poll(), None);
+        assert!(!q.end_poll(), "nothing was deferred");
+    }
+
+    #[test]
+    fn a_watching_face_takes_deferred_reads_when_it_stops() {
+        let q = EventQueue::new(10).unwrap();
+        assert!(!q.set_watched(true));
+        assert!(q.defer_to_poller());
+        assert_eq!(q.begin_poll(), None);
+        assert!(!q.end_poll(), "the face still watches");
+        assert!(q.set_watched(false));
+        assert!(!q.set_watched(false), "told once");
+    }
+
+    #[test]
+    fn pollers_are_woken_through_the_notifier_which_is_left_empty() {
+        let q = EventQueue::new(10).unwrap();
+        assert_eq!(q.begin_poll(), None);
+        q.push(log("a"));
+        assert_eq!(notifier_bytes(&q), 1, "an event wakes a poller");
+        q.drain(0);
+        q.wake();
+        q.end_poll();
+        assert_eq!(notifier_bytes(&q), 0, "unwatched again: emptied");
+        assert_eq!(
+            q.begin_poll(),
+            Some(Wait::Woken),
+            "wake() before a poll counts"
+        );
+        q.push(log("b"));
+        assert_eq!(q.begin_poll(), Some(Wait::Events));
+    }
 }
