@@ -11,6 +11,7 @@
 //! the reader whenever nobody waits (and stays the one that ends the connection).
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -153,7 +154,13 @@ pub(crate) struct DirectRead {
     pub(crate) slot: Mutex<Option<Attached>>,
     /// Tells the connection task to look at `ended` (or just to read again).
     pub(crate) nudge: Notify,
+    /// How long the last `Client::wait` took, in microseconds.
+    last_wait_us: AtomicU64,
 }
+
+/// Waits shorter than this mean a stream of messages: the next wait leaves reading to
+/// the connection task (see `Client::wait`). A round trip through a broker takes longer.
+const LONG_WAIT: Duration = Duration::from_micros(40);
 
 /// What one read from a waiting thread did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +175,15 @@ pub(crate) enum Direct {
 }
 
 impl DirectRead {
+    pub(crate) fn last_wait_was_long(&self) -> bool {
+        self.last_wait_us.load(Ordering::Relaxed) >= LONG_WAIT.as_micros() as u64
+    }
+
+    pub(crate) fn waited(&self, d: Duration) {
+        self.last_wait_us
+            .store(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn attach(&self, generation: u64, fd: i32, state: ReadState) {
         *self.slot.lock() = Some(Attached {
             generation,

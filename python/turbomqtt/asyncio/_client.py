@@ -903,6 +903,10 @@ class Client:
         core = self._core
         if core is None:
             return False
+        if self._sock_fd >= 0 and not core.read_socket():
+            # Bytes that arrived meanwhile are taken now, not after a trip through the
+            # loop's selector.
+            self._unwatch_socket(tell_core=False)
         events = core.drain(_DRAIN_BATCH)
         if not events:
             return False
