@@ -160,7 +160,7 @@ pub(crate) struct DirectRead {
 
 /// Waits shorter than this mean a stream of messages: the next wait leaves reading to
 /// the connection task (see `Client::wait`). A round trip through a broker takes longer.
-const LONG_WAIT: Duration = Duration::from_micros(40);
+const LONG_WAIT: Duration = Duration::from_micros(100);
 
 /// What one read from a waiting thread did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
