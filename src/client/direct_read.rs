@@ -314,11 +314,13 @@ impl Shared {
         }
     }
 
-    /// (watching face, socket readable) Reads and handles what the socket holds. False
+    /// (watching face, socket readable) Reads and handles what the socket holds; the
+    /// face drains the queue right after (see `EventQueue::quietly`). False
     /// when direct reading is not possible now (connection ended, queue full or paused):
     /// the face must stop watching (the connection task reads meanwhile).
     pub(crate) fn read_watched(&self) -> bool {
-        if self.read_until_idle().is_some() {
+        // One read: the face's selector is level-triggered and reports any rest again.
+        if super::EventQueue::quietly(|| self.read_direct()) != Direct::Unavailable {
             return true;
         }
         if self.events.set_watched(false) {
