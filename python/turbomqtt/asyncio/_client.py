@@ -42,6 +42,7 @@ import os
 import random
 import ssl
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Generator, Mapping, Sequence
@@ -104,6 +105,14 @@ _RC_QUEUE_SIZE = 15
 _DRAIN_BATCH = 1024
 # A stream consumer drains at most this many batches itself before it suspends once.
 _EAGER_BATCHES = 4
+# Reading the socket in the loop (see _watch_socket) pays off while messages are few and
+# far between (each then wakes only the loop). A stream is read better by the core's own
+# task, in parallel and in batches: after this many socket reads in a row less than
+# _STREAM_GAP seconds apart the loop stops watching, and it watches again once the core
+# has woken it through the notifier after more than _QUIET_GAP seconds of quiet.
+_STREAM_READS = 8
+_STREAM_GAP = 100e-6
+_QUIET_GAP = 1e-3
 # A stream may exceed its size by this many unacknowledged QoS 1/2 messages (the
 # largest receive maximum, §3.1.2.11.3) before reading pauses anyway.
 _HARD_EXTRA = 65535
@@ -617,6 +626,8 @@ class Client:
         # itself (plain TCP on selector loops, see _watch_socket); -1 when none.
         self._sock_fd = -1
         self._sock_wanted = False
+        self._sock_streak = 0  # socket reads in a row that came close together
+        self._sock_last = 0.0  # time of the last socket read / notifier wake-up
         self._thread: threading.Thread | None = None
         self._thread_stop = threading.Event()
         self._drained = threading.Event()
@@ -832,7 +843,17 @@ class Client:
         if core is None:
             self._unwatch_socket(tell_core=False)
             return
-        if not core.read_socket():
+        now = time.monotonic()
+        if now - self._sock_last < _STREAM_GAP:
+            self._sock_streak += 1
+        else:
+            self._sock_streak = 0
+        self._sock_last = now
+        if self._sock_streak >= _STREAM_READS:
+            # A stream: the core's task reads it from now on (see _STREAM_READS); what
+            # the socket holds is read by unwatch_socket() or by that task.
+            self._unwatch_socket()
+        elif not core.read_socket():
             # Connection ending, or the queue is full / reading paused: the core's task
             # reads meanwhile (watching again after the next drain, see _on_readable).
             self._unwatch_socket(tell_core=False)
@@ -922,7 +943,11 @@ class Client:
             if events:
                 self._dispatch(events)
             if self._sock_wanted and self._sock_fd < 0:
-                self._watch_socket()
+                now = time.monotonic()
+                if now - self._sock_last > _QUIET_GAP:
+                    self._sock_streak = 0
+                    self._watch_socket()
+                self._sock_last = now
         finally:
             self._drained.set()
 
