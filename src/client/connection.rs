@@ -365,6 +365,8 @@ pub(crate) struct DirectWrite {
     parked_at: AtomicU64,
     /// When the last direct write happened, as nanoseconds after `EPOCH` (0: never).
     last: AtomicU64,
+    /// Direct writes in a row, each within `DIRECT_GAP` of the one before.
+    burst: std::sync::atomic::AtomicU32,
 }
 
 fn now_ns(now: Instant) -> u64 {
@@ -374,6 +376,11 @@ fn now_ns(now: Instant) -> u64 {
 
 /// Direct writes closer together than this go through the writer task (batching).
 const DIRECT_GAP: Duration = Duration::from_micros(50);
+
+/// Direct writes allowed in a row closer together than `DIRECT_GAP`: an answer is often
+/// two writes (the acknowledgement of the message taken, then the reply published), and
+/// handing the second to the writer task would put a thread wake-up on the reply's way.
+const DIRECT_BURST: u32 = 2;
 
 static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
@@ -411,8 +418,9 @@ impl DirectWrite {
         let t = now_ns(now);
         let gap = DIRECT_GAP.as_nanos() as u64;
         let last = self.last.load(Ordering::Relaxed);
+        let close = last != 0 && t.saturating_sub(last) < gap;
         if t.saturating_sub(self.parked_at.load(Ordering::Relaxed)) < gap
-            || (last != 0 && t.saturating_sub(last) < gap)
+            || (close && self.burst.load(Ordering::Relaxed) >= DIRECT_BURST)
         {
             return false;
         }
@@ -420,6 +428,12 @@ impl DirectWrite {
             return false;
         };
         self.last.store(t, Ordering::Relaxed);
+        let burst = if close {
+            self.burst.load(Ordering::Relaxed) + 1
+        } else {
+            1
+        };
+        self.burst.store(burst, Ordering::Relaxed);
         s.keepalive.on_sent(now);
         s.consume_output(n)
     }
