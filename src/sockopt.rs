@@ -62,3 +62,90 @@ pub fn send_now(fd: i32, buf: &[u8]) -> Option<usize> {
 pub fn send_now(_fd: i32, _buf: &[u8]) -> Option<usize> {
     None
 }
+
+/// One non-blocking `recv` on the TCP socket `fd` into `buf`'s spare capacity (which the
+/// caller reserved): the bytes read (0 at end of stream), or the error (`WouldBlock` when
+/// nothing is there).
+#[cfg(target_os = "linux")]
+pub fn recv_now(fd: i32, buf: &mut bytes::BytesMut) -> std::io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: `fd` is an open socket (the caller's contract); `spare` is writable memory
+    // of `spare.len()` bytes owned by `buf`, and only the `n` bytes the kernel wrote are
+    // then marked initialized.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: see above.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn recv_now(_fd: i32, _buf: &mut bytes::BytesMut) -> std::io::Result<usize> {
+    Err(std::io::ErrorKind::WouldBlock.into())
+}
+
+/// Blocks until one of `fds` is readable (or has an error or hang-up), a signal arrives
+/// or `timeout` passes. Nothing is read.
+#[cfg(target_os = "linux")]
+pub fn poll_readable(fds: [i32; 2], timeout: std::time::Duration) {
+    let mut polled = fds.map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `polled` is a valid array of `polled.len()` pollfd entries and `ts` a valid
+    // timespec; a closed or reused fd only makes poll report it (or not), never unsafe.
+    unsafe {
+        libc::ppoll(
+            polled.as_mut_ptr(),
+            polled.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn poll_readable(_fds: [i32; 2], timeout: std::time::Duration) {
+    std::thread::sleep(timeout);
+}
+
+/// A duplicate of `fd` (close-on-exec), or None.
+#[cfg(target_os = "linux")]
+pub fn dup(fd: i32) -> Option<i32> {
+    // SAFETY: `fd` is an open descriptor (the caller's contract); F_DUPFD_CLOEXEC only
+    // creates a new descriptor.
+    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    (d >= 0).then_some(d)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn dup(_fd: i32) -> Option<i32> {
+    None
+}
+
+/// Shuts both directions of the socket `fd` down (for every descriptor of it).
+#[cfg(target_os = "linux")]
+pub fn shutdown(fd: i32) {
+    // SAFETY: `fd` is an open socket (the caller's contract); failures are ignored.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn shutdown(_fd: i32) {}

@@ -144,7 +144,8 @@ class ClientCore:
     def pending(self) -> int: ...
     def wait(self, timeout: float | None = None) -> bool:
         """Blocks (GIL released, Ctrl-C honoured) until events are pending (True), the
-        timeout passes or ``wake()`` is called (False)."""
+        timeout passes or ``wake()`` is called (False). On plain TCP the waiting thread
+        may read and handle the socket itself meanwhile."""
     def wake(self) -> None: ...
     def drain(
         self,
@@ -165,6 +166,17 @@ class ClientCore:
         """(asyncio face) While on, completions of written QoS 0 publishes are queued
         without a notifier byte (until they fill half the event limit); off signals
         pending ones."""
+    def watch_socket(self) -> int:
+        """(event-loop face) A duplicate fd of the current plain-TCP socket to watch for
+        readability (-1: none); the connection task then leaves reading to
+        ``read_socket()``. Remove it from the loop, call ``unwatch_socket()`` (unless
+        ``read_socket()`` returned False) and ``os.close()`` it when done."""
+    def read_socket(self) -> bool:
+        """Reads and handles what the watched socket holds, without blocking (events
+        then wait for ``drain()``). False: the watch has ended (connection ending, queue
+        full, reading paused); stop watching the fd and close it."""
+    def unwatch_socket(self) -> None:
+        """Ends the watch begun by ``watch_socket()``."""
 # -- broker (src/bindings/broker.rs) ---------------------------------------------------
 from typing import Any
 

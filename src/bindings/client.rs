@@ -923,7 +923,6 @@ impl ClientCore {
             Some(t) => Some(Instant::now() + Duration::from_secs_f64(t.min(1e9))),
             None => None,
         };
-        let events = self.client.events();
         loop {
             let slice = match deadline {
                 Some(d) => d
@@ -931,7 +930,7 @@ impl ClientCore {
                     .min(SIGNAL_CHECK),
                 None => SIGNAL_CHECK,
             };
-            match py.detach(|| events.wait(slice)) {
+            match py.detach(|| self.client.wait(slice)) {
                 Wait::Events => return Ok(true),
                 Wait::Woken => return Ok(false),
                 Wait::TimedOut => {}
@@ -1023,6 +1022,24 @@ impl ClientCore {
     /// notifier byte (until they fill half the event limit); `off` signals pending ones.
     fn set_quiet_written(&self, on: bool) {
         self.client.events().set_quiet_written(on);
+    }
+
+    /// A duplicate fd of the current plain-TCP socket for the loop to watch (-1: none);
+    /// the face then calls `read_socket()` when it is readable. Close it (os.close) after
+    /// removing it from the loop; see `Client::watch_socket`.
+    fn watch_socket(&self) -> i32 {
+        self.client.watch_socket().unwrap_or(-1)
+    }
+
+    /// Reads what the watched socket holds (events then wait for `drain()`); False: the
+    /// watch ended (stop watching the fd and close it).
+    fn read_socket(&self) -> bool {
+        self.client.read_socket()
+    }
+
+    /// Ends the watch (call before closing the fd from `watch_socket`).
+    fn unwatch_socket(&self) {
+        self.client.unwatch_socket();
     }
 }
 

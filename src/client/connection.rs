@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tokio::time::sleep_until;
 
+use super::direct_read::{DetachOnDrop, ReadState};
 use super::event::{rc, Event};
 use super::session::{Close, ConnState, Session, WrittenQos0};
 use super::transport::{Reader, Stream, Writer};
 use super::Shared;
-use crate::codec::{Decoder, Packet, ProtocolVersion};
+use crate::codec::ProtocolVersion;
+use tokio::net::tcp::OwnedReadHalf;
 
 /// Largest MQTT packet: 1 type byte, 4 length bytes, 268,435,455 remaining (§2.2.3).
 pub const MAX_PACKET_SIZE: u32 = 268_435_460;
@@ -33,14 +35,33 @@ pub(crate) async fn run(
             shared.direct.attach(fd);
         }
     }
+    // Declared after the socket's halves, so dropped before them also when this task is
+    // aborted: no waiting thread may read from the fd once it may be closed.
+    let mut read_attached = None;
+    if let (Some(fd), Reader::Tcp(_)) = (direct_fd, &reader) {
+        let invalid = shared.session.lock().accept_invalid_topics();
+        let state = ReadState::new(version, max_packet_size, invalid);
+        shared.direct_read.attach(generation, fd, state);
+        read_attached = Some(DetachOnDrop::new(&shared, generation, fd));
+    }
     // CONNECT is already waiting in the write buffer.
     shared.wake_writer.notify_one();
     let mut writing = std::pin::pin!(write_loop(&shared, generation, writer));
-    let ended = tokio::select! {
-        c = read_loop(&shared, generation, &mut reader, version, max_packet_size) => Ended::Reader(c),
-        c = &mut writing => Ended::Writer(c),
+    let ended = match (&read_attached, &mut reader) {
+        (Some(_), Reader::Tcp(r)) => tokio::select! {
+            c = tcp_read_loop(&shared, generation, r) => Ended::Reader(c),
+            c = &mut writing => Ended::Writer(c),
+        },
+        _ => tokio::select! {
+            c = read_loop(&shared, generation, &mut reader, version, max_packet_size) => Ended::Reader(c),
+            c = &mut writing => Ended::Writer(c),
+        },
     };
-    // Before anything of the socket is dropped: no direct write may use its fd again.
+    // Before anything of the socket is dropped: no direct write or read may use its fd
+    // again.
+    if let Some(a) = &mut read_attached {
+        a.detach_now();
+    }
     if direct_fd.is_some() {
         let _s = shared.session.lock();
         shared.direct.detach();
@@ -77,6 +98,8 @@ pub(crate) async fn run(
         // already; read until the broker closes (it must, MQTT 3.1.1 §3.14.4).
         let _ = tokio::time::timeout(CLOSE_GRACE, drain(&mut reader)).await;
     }
+    // A face's duplicate of the fd would keep the socket open: shut it down.
+    drop(read_attached);
     shared.finish(generation, close);
 }
 
@@ -100,9 +123,6 @@ enum Ended {
     Writer(Close),
 }
 
-/// Frames from this size on are read into a buffer of their own (see `read_loop`).
-const LARGE_FRAME: usize = 16 * 1024;
-
 async fn read_loop(
     shared: &Shared,
     generation: u64,
@@ -110,100 +130,103 @@ async fn read_loop(
     version: ProtocolVersion,
     max_packet_size: u32,
 ) -> Close {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut decoder = Decoder::with_version(version, max_packet_size);
     let accept_invalid_topics = shared.session.lock().accept_invalid_topics();
-    decoder.set_accept_invalid_topics(accept_invalid_topics);
-    let mut packets = Vec::new();
+    let mut state = ReadState::new(version, max_packet_size, accept_invalid_topics);
     loop {
         // Backpressure: while the face is behind, stop reading (see EventQueue).
         shared.events.wait_for_room().await;
-        match Decoder::frame_len(&buf) {
-            // A large frame gets a buffer of exactly its size, read into with no
-            // reallocation; its payload then owns just its own bytes. Growing the shared
-            // buffer instead re-allocated and copied once per message, above glibc's mmap
-            // threshold, at the cost of a page fault per 4 KiB (20 per 64 KiB message).
-            Some(total) if total >= LARGE_FRAME && buf.capacity() < total => {
-                let mut exact = BytesMut::with_capacity(total);
-                exact.extend_from_slice(&buf);
-                buf = exact;
-            }
-            _ if buf.capacity() - buf.len() < 4096 => buf.reserve(64 * 1024),
-            _ => {}
-        }
-        let ended = match reader.read(&mut buf).await {
+        state.reserve();
+        let ended = match reader.read(&mut state.buf).await {
             Ok(0) => Some("connection closed by the broker".to_string()),
             Ok(_) => None,
             Err(e) => Some(e.to_string()),
         };
         if let Some(error) = ended {
-            // After our DISCONNECT the broker may close before the writer reports.
-            if shared.session.lock().state() == ConnState::Disconnecting {
-                return Close::by_us();
-            }
-            return Close::lost(error);
+            return end_of_stream(shared, error);
         }
-        let mut decode_error = None;
-        let mut disconnect_len = 0;
-        loop {
-            let head = disconnect_remaining_len(&buf);
-            match decoder.decode(&mut buf) {
-                Ok(Some(p)) => {
-                    if let (Packet::Disconnect(_), Some(n)) = (&p, head) {
-                        disconnect_len = n;
-                    }
-                    packets.push((p, decoder.take_invalid_topic()))
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    decode_error = Some(e);
-                    break;
-                }
-            }
-        }
-        let now = Instant::now();
-        let mut s = shared.session.lock();
-        if s.generation() != generation {
-            return Close::lost("connection replaced");
-        }
-        s.keepalive.on_received(now);
-        let mut result = Ok(());
-        for (p, invalid_topic) in packets.drain(..) {
-            let is_disconnect = matches!(p, Packet::Disconnect(_));
-            let handled = match invalid_topic {
-                None => s.handle(p),
-                Some(raw) => s.handle_with_invalid_topic(p, raw),
-            };
-            if let Err(mut c) = handled {
-                if is_disconnect {
-                    s.shape_server_disconnect(&mut c, disconnect_len);
-                }
-                result = Err(c);
-                break;
-            }
-        }
-        shared.flush(&mut s);
-        drop(s);
+        let result = state.process(shared, generation);
         reader.quickack();
         if let Err(c) = result {
             return c;
         }
-        if let Some(e) = decode_error {
-            return Close::protocol_with(e.reason_code(), e.to_string());
-        }
     }
 }
 
-/// The remaining length of a DISCONNECT at the head of `buf`, capped at 2 (only 0, 1 and
-/// "2 or more" matter: reason code and properties present or not, MQTT 5 §3.14.2).
-fn disconnect_remaining_len(buf: &[u8]) -> Option<usize> {
-    match buf {
-        [0xE0, len, ..] => Some(if len & 0x80 != 0 {
-            2
-        } else {
-            (*len as usize).min(2)
-        }),
-        _ => None,
+/// The read side ended (`error` says how).
+fn end_of_stream(shared: &Shared, error: String) -> Close {
+    // After our DISCONNECT the broker may close before the writer reports.
+    if shared.session.lock().state() == ConnState::Disconnecting {
+        return Close::by_us();
+    }
+    Close::lost(error)
+}
+
+/// `read_loop` for a plain TCP connection that waiting threads may read from too (see
+/// `direct_read`): the buffer and decoder live in `shared.direct_read`, and each read
+/// happens under its lock.
+async fn tcp_read_loop(shared: &Shared, generation: u64, r: &OwnedReadHalf) -> Close {
+    enum Step {
+        Read { more: bool },
+        Nothing,
+        Ended(String),
+    }
+    // The last read filled the buffer: the socket may hold more, with no new readiness
+    // event to come for it.
+    let mut more = false;
+    loop {
+        shared.events.wait_for_room().await;
+        let mut nudged = more;
+        if !more {
+            tokio::select! {
+                biased;
+                _ = shared.direct_read.nudge.notified() => nudged = true,
+                ready = r.readable() => {
+                    if let Err(e) = ready {
+                        return end_of_stream(shared, e.to_string());
+                    }
+                }
+            }
+        }
+        // Reads below bypass tokio (they share the fd with waiting threads), so its
+        // readiness is cleared here, before reading: bytes arriving from now on raise
+        // a new readiness event.
+        let _ = r.as_ref().try_io(tokio::io::Interest::READABLE, || {
+            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+        });
+        // Checked before taking the read lock, which the reading waiter holds now.
+        if !nudged && shared.events.defer_to_poller() {
+            continue;
+        }
+        let step = {
+            let mut slot = shared.direct_read.slot.lock();
+            let Some(a) = slot.as_mut().filter(|a| a.generation == generation) else {
+                return Close::lost("connection replaced");
+            };
+            if let Some(c) = a.ended.take() {
+                return c;
+            }
+            a.state.reserve();
+            let room = a.state.buf.capacity() - a.state.buf.len();
+            match crate::sockopt::recv_now(a.fd, &mut a.state.buf) {
+                Ok(0) => Step::Ended("connection closed by the broker".to_string()),
+                Ok(n) => {
+                    if let Err(c) = a.state.process(shared, generation) {
+                        return c;
+                    }
+                    crate::sockopt::quickack(a.fd);
+                    Step::Read { more: n == room }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Step::Nothing,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Step::Read { more: true },
+                Err(e) => Step::Ended(e.to_string()),
+            }
+        };
+        more = false;
+        match step {
+            Step::Read { more: m } => more = m,
+            Step::Nothing => {}
+            Step::Ended(error) => return end_of_stream(shared, error),
+        }
     }
 }
 
@@ -364,6 +387,8 @@ pub(crate) struct DirectWrite {
     parked_at: AtomicU64,
     /// When the last direct write happened, as nanoseconds after `EPOCH` (0: never).
     last: AtomicU64,
+    /// Direct writes in a row, each within `DIRECT_GAP` of the one before.
+    burst: std::sync::atomic::AtomicU32,
 }
 
 fn now_ns(now: Instant) -> u64 {
@@ -373,6 +398,11 @@ fn now_ns(now: Instant) -> u64 {
 
 /// Direct writes closer together than this go through the writer task (batching).
 const DIRECT_GAP: Duration = Duration::from_micros(50);
+
+/// Direct writes allowed in a row closer together than `DIRECT_GAP`: an answer is often
+/// two writes (the acknowledgement of the message taken, then the reply published), and
+/// handing the second to the writer task would put a thread wake-up on the reply's way.
+const DIRECT_BURST: u32 = 2;
 
 static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
@@ -411,8 +441,9 @@ impl DirectWrite {
         let t = now_ns(now);
         let gap = DIRECT_GAP.as_nanos() as u64;
         let last = self.last.load(Ordering::Relaxed);
+        let close = last != 0 && t.saturating_sub(last) < gap;
         if t.saturating_sub(self.parked_at.load(Ordering::Relaxed)) < gap
-            || (last != 0 && t.saturating_sub(last) < gap)
+            || (close && self.burst.load(Ordering::Relaxed) >= DIRECT_BURST)
         {
             return false;
         }
@@ -420,6 +451,12 @@ impl DirectWrite {
             return false;
         };
         self.last.store(t, Ordering::Relaxed);
+        let burst = if close {
+            self.burst.load(Ordering::Relaxed) + 1
+        } else {
+            1
+        };
+        self.burst.store(burst, Ordering::Relaxed);
         s.keepalive.on_sent(now);
         s.consume_output(n)
     }

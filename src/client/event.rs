@@ -137,6 +137,21 @@ struct Pending {
     armed: bool,
     /// See [`EventQueue::set_quiet_written`].
     quiet_written: bool,
+    /// Threads polling the notifier fd from `Client::wait` (see `direct_read`): the
+    /// notifier is kept readable for them too while events wait.
+    pollers: usize,
+    /// The connection task left readable socket data to the pollers (see
+    /// [`EventQueue::defer_to_poller`]).
+    deferred: bool,
+    /// A face's event loop watches the socket and reads it (`Client::watch_fd`).
+    watched_socket: bool,
+}
+
+impl Pending {
+    /// Whoever may be watching the notifier fd.
+    fn watched(&self) -> bool {
+        self.armed || self.pollers > 0
+    }
 }
 
 /// Events waiting for the face to drain them, in arrival order.
@@ -154,6 +169,12 @@ pub struct EventQueue {
     notifier: Notifier,
 }
 
+thread_local! {
+    /// Set while this thread reads the socket for a face that drains the queue right
+    /// after (see [`EventQueue::quietly`]).
+    static DRAINS_NEXT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Default bound of [`EventQueue`] before the reader pauses.
 pub const DEFAULT_EVENT_LIMIT: usize = 65_536;
 
@@ -167,6 +188,9 @@ impl EventQueue {
                 signalled: false,
                 armed: false,
                 quiet_written: false,
+                pollers: 0,
+                deferred: false,
+                watched_socket: false,
             }),
             ready: Condvar::new(),
             room: Notify::new(),
@@ -200,7 +224,7 @@ impl EventQueue {
         if p.events.is_empty() {
             return;
         }
-        if p.armed && !p.signalled {
+        if p.watched() && !p.signalled && !DRAINS_NEXT.get() {
             self.notifier.signal();
             p.signalled = true;
         }
@@ -218,7 +242,7 @@ impl EventQueue {
         if p.events.is_empty() || quiet {
             return;
         }
-        if p.armed && !p.signalled {
+        if p.watched() && !p.signalled && !DRAINS_NEXT.get() {
             self.notifier.signal();
             p.signalled = true;
         }
@@ -237,12 +261,28 @@ impl EventQueue {
         if on || p.events.is_empty() {
             return;
         }
-        if p.armed && !p.signalled {
+        if p.watched() && !p.signalled {
             self.notifier.signal();
             p.signalled = true;
         }
         drop(p);
         self.ready.notify_all();
+    }
+
+    /// Runs `f` (a read of the socket by the face's own thread) without making the
+    /// notifier readable for the events it queues: the face drains right after, and
+    /// [`drain_within`](Self::drain_within) signals whatever it leaves behind. Saves the
+    /// face a write and two reads of the notifier per incoming batch.
+    pub(crate) fn quietly<R>(f: impl FnOnce() -> R) -> R {
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                DRAINS_NEXT.set(false);
+            }
+        }
+        DRAINS_NEXT.set(true);
+        let _reset = Reset;
+        f()
     }
 
     /// Removes up to `max` events (0 = all) and clears the notifier once empty.
@@ -277,6 +317,10 @@ impl EventQueue {
         if p.events.is_empty() && p.signalled {
             self.notifier.clear();
             p.signalled = false;
+        } else if !p.events.is_empty() && p.watched() && !p.signalled {
+            // Left over from a batch, or queued by `quietly`: the face comes back for them.
+            self.notifier.signal();
+            p.signalled = true;
         }
         let below = p.events.len() <= self.limit.load(Ordering::Relaxed);
         drop(p);
@@ -312,8 +356,88 @@ impl EventQueue {
 
     /// Makes a blocked (or the next) `wait` return without events.
     pub fn wake(&self) {
-        self.pending.lock().woken = true;
+        let mut p = self.pending.lock();
+        p.woken = true;
+        if p.pollers > 0 && !p.signalled {
+            self.notifier.signal();
+            p.signalled = true;
+        }
+        drop(p);
         self.ready.notify_all();
+    }
+
+    /// Before a thread polls the notifier fd (with its socket, see `direct_read`): how
+    /// the wait ends at once (events pending, or `wake()` called), else None and the
+    /// notifier is made readable by the next event until [`end_poll`](Self::end_poll).
+    pub(crate) fn begin_poll(&self) -> Option<Wait> {
+        let mut p = self.pending.lock();
+        if !p.events.is_empty() {
+            return Some(Wait::Events);
+        }
+        if std::mem::take(&mut p.woken) {
+            return Some(Wait::Woken);
+        }
+        p.pollers += 1;
+        None
+    }
+
+    /// After the poll begun by `begin_poll`. A byte written only for pollers is taken out
+    /// again, so an unwatched notifier is empty as before. True when the last poller
+    /// leaves and the connection task had deferred to the pollers: the caller must then
+    /// read the socket until it would block, or nudge the connection task.
+    pub(crate) fn end_poll(&self) -> bool {
+        let mut p = self.pending.lock();
+        p.pollers -= 1;
+        if p.signalled && !p.watched() {
+            self.notifier.clear();
+            p.signalled = false;
+        }
+        p.pollers == 0 && !p.watched_socket && std::mem::take(&mut p.deferred)
+    }
+
+    /// A face's event loop starts or stops watching the socket (see `defer_to_poller`);
+    /// stopping returns what `end_poll` does.
+    pub(crate) fn set_watched(&self, on: bool) -> bool {
+        let mut p = self.pending.lock();
+        let was = std::mem::replace(&mut p.watched_socket, on);
+        !on && was && p.pollers == 0 && std::mem::take(&mut p.deferred)
+    }
+
+    /// (connection task, socket readable) True if a thread is polling the socket and
+    /// will read it: the task then leaves the bytes to it rather than both waking up
+    /// for them and racing for the read lock. The last poller to leave learns of it
+    /// from `end_poll`.
+    pub(crate) fn defer_to_poller(&self) -> bool {
+        let mut p = self.pending.lock();
+        let someone = p.pollers > 0 || p.watched_socket;
+        if someone {
+            p.deferred = true;
+        }
+        someone
+    }
+
+    /// The notifier's fd for pollers (without arming it for the face).
+    pub(crate) fn notifier_fd(&self) -> i64 {
+        self.notifier.fileno()
+    }
+
+    /// How a `wait` that found no events ends without blocking: `Woken` once after
+    /// `wake()`, else None.
+    pub(crate) fn take_woken(&self) -> Option<Wait> {
+        let mut p = self.pending.lock();
+        if !p.events.is_empty() {
+            Some(Wait::Events)
+        } else if std::mem::take(&mut p.woken) {
+            Some(Wait::Woken)
+        } else {
+            None
+        }
+    }
+
+    /// True when the connection may read more now: not over the limit, not paused (the
+    /// condition [`wait_for_room`](Self::wait_for_room) waits for).
+    pub(crate) fn has_room(&self) -> bool {
+        self.len() <= self.limit.load(Ordering::Relaxed) && !self.paused.load(Ordering::Acquire)
     }
 
     /// Removes queued events matching `f` (used to forget the end of a connection that
@@ -539,5 +663,65 @@ mod tests {
         q.extend_written([published(7)]);
         q.push(log("other events still wake"));
         assert_eq!(notifier_bytes(&q), 1);
+    }
+    #[test]
+    fn the_task_defers_to_pollers_and_the_last_one_learns_of_it() {
+        let q = EventQueue::new(10).unwrap();
+        assert!(!q.defer_to_poller(), "nobody polls: the task reads");
+        assert_eq!(q.begin_poll(), None);
+        assert_eq!(q.begin_poll(), None);
+        assert!(q.defer_to_poller());
+        assert!(!q.end_poll(), "another poller still reads");
+        assert!(q.end_poll(), "the last poller must read or nudge");
+        assert!(!q.defer_to_poller());
+        assert_eq!(q.begin_poll(), None);
+        assert!(!q.end_poll(), "nothing was deferred");
+    }
+
+    #[test]
+    fn a_watching_face_takes_deferred_reads_when_it_stops() {
+        let q = EventQueue::new(10).unwrap();
+        assert!(!q.set_watched(true));
+        assert!(q.defer_to_poller());
+        assert_eq!(q.begin_poll(), None);
+        assert!(!q.end_poll(), "the face still watches");
+        assert!(q.set_watched(false));
+        assert!(!q.set_watched(false), "told once");
+    }
+
+    #[test]
+    fn pollers_are_woken_through_the_notifier_which_is_left_empty() {
+        let q = EventQueue::new(10).unwrap();
+        assert_eq!(q.begin_poll(), None);
+        q.push(log("a"));
+        assert_eq!(notifier_bytes(&q), 1, "an event wakes a poller");
+        q.drain(0);
+        q.wake();
+        q.end_poll();
+        assert_eq!(notifier_bytes(&q), 0, "unwatched again: emptied");
+        assert_eq!(
+            q.begin_poll(),
+            Some(Wait::Woken),
+            "wake() before a poll counts"
+        );
+        q.push(log("b"));
+        assert_eq!(q.begin_poll(), Some(Wait::Events));
+    }
+
+    #[test]
+    fn quiet_reads_leave_the_notifier_alone_and_drain_signals_the_rest() {
+        let q = EventQueue::new(10).unwrap();
+        q.fileno();
+        EventQueue::quietly(|| q.extend([log("a"), log("b")]));
+        assert_eq!(notifier_bytes(&q), 0, "the reading face drains next");
+        assert_eq!(q.drain(1).len(), 1);
+        assert_eq!(
+            notifier_bytes(&q),
+            1,
+            "what the drain left behind is signalled"
+        );
+        q.drain(0);
+        q.push(log("c"));
+        assert_eq!(notifier_bytes(&q), 1, "outside quietly(): as before");
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod completion;
 mod connection;
+mod direct_read;
 pub mod event;
 mod notifier;
 pub mod props;
@@ -59,6 +60,8 @@ pub(crate) struct Shared {
     last: Mutex<Option<ConnectOptions>>,
     /// Direct writes, see `Shared::flush`. Read and written only with `session` locked.
     pub(crate) direct: connection::DirectWrite,
+    /// Direct reads by waiting threads, see `Client::wait`.
+    pub(crate) direct_read: direct_read::DirectRead,
 }
 
 /// Ends a task when dropped (a plain `JoinHandle` would detach it).
@@ -113,12 +116,96 @@ impl Client {
                 quiet_end: AtomicU64::new(u64::MAX),
                 last: Mutex::new(None),
                 direct: connection::DirectWrite::default(),
+                direct_read: direct_read::DirectRead::default(),
             }),
         })
     }
 
     pub fn events(&self) -> &EventQueue {
         &self.shared.events
+    }
+
+    /// Blocks the calling (non-runtime) thread until an event is pending, `wake()` is
+    /// called or `timeout` passes, like [`EventQueue::wait`]. On a plain TCP connection
+    /// this thread meanwhile reads and handles what arrives on the socket itself (see
+    /// `direct_read`): an incoming message then wakes only this thread, not a runtime
+    /// worker that would wake this thread in turn. Only while waits are long, though: a
+    /// thread that waits only briefly between messages (a stream of them) leaves the
+    /// reading to the connection task, which reads them in batches meanwhile, rather
+    /// than spend a few system calls of its own per message. Nor while more than one
+    /// of our QoS 1/2 messages is outstanding: the connection task then answers each
+    /// acknowledgement with the next queued message at once, while this thread hands
+    /// the completions to the face (reading here would put the face's work between
+    /// every acknowledgement and the next message).
+    pub fn wait(&self, timeout: Duration) -> Wait {
+        let start = Instant::now();
+        let direct = self.shared.direct_read.last_wait_was_long()
+            && self.shared.session.lock().outgoing_len() <= 1;
+        let w = if direct {
+            self.wait_reading(start + timeout)
+        } else {
+            self.shared.events.wait(timeout)
+        };
+        self.shared.direct_read.waited(start.elapsed());
+        w
+    }
+
+    fn wait_reading(&self, deadline: Instant) -> Wait {
+        let events = &self.shared.events;
+        // The connection task left bytes to this thread's poll (see `end_poll`).
+        let mut deferred = false;
+        loop {
+            let direct = self.shared.read_direct();
+            if deferred && direct == direct_read::Direct::Unavailable {
+                // This thread cannot read them after all: the connection task must.
+                self.shared.direct_read.nudge.notify_one();
+            }
+            deferred = false;
+            if let Some(w) = events.take_woken() {
+                return w;
+            }
+            let fd = match direct {
+                // Until the socket would block: then new bytes wake the task again.
+                direct_read::Direct::Read => continue,
+                direct_read::Direct::Idle(fd) => fd,
+                direct_read::Direct::Unavailable => {
+                    return events.wait(deadline.saturating_duration_since(Instant::now()));
+                }
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Wait::TimedOut;
+            }
+            if let Some(w) = events.begin_poll() {
+                return w;
+            }
+            direct_read::poll_socket_and_notifier(fd, events.notifier_fd(), left);
+            deferred = events.end_poll();
+        }
+    }
+
+    /// (an event-loop face) A duplicate of the current plain-TCP connection's socket to
+    /// watch for readability, or None (no connection, or another transport). From now
+    /// on the connection task leaves reading to [`read_socket`](Self::read_socket),
+    /// called when it is readable, until [`unwatch_socket`](Self::unwatch_socket) or
+    /// `read_socket` returning false. The caller closes the duplicate once it stopped
+    /// watching it; when the connection ends, the socket is shut down (it reads as end
+    /// of stream), so the duplicate never keeps a connection open.
+    pub fn watch_socket(&self) -> Option<i32> {
+        self.shared.watch_fd()
+    }
+
+    /// Reads and handles what the watched socket holds, without blocking. False when
+    /// this is not possible now (the connection ended, the event queue is full, reading
+    /// is paused): the watch has ended, and the connection task reads meanwhile.
+    pub fn read_socket(&self) -> bool {
+        self.shared.read_watched()
+    }
+
+    /// Ends the watch begun by `watch_socket` (what the socket holds is read now or by
+    /// the connection task).
+    pub fn unwatch_socket(&self) {
+        self.shared.unwatch();
     }
 
     /// Runs `f` on the session, then hands its events to the queue and wakes the writer.

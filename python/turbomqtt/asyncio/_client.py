@@ -6,7 +6,10 @@ notifier fd is registered with ``loop.add_reader``; on loops without ``add_reade
 (Windows Proactor) one daemon thread per client blocks in ``core.wait()`` (GIL
 released in Rust) and schedules one drain per batch with ``call_soon_threadsafe``.
 Either way the loop drains *all* pending events in one call, resolves the futures of
-awaited operations (keyed by message id) and feeds the message streams.
+awaited operations (keyed by message id) and feeds the message streams. On a plain TCP
+connection with a selector loop, the loop also watches (a duplicate of) the socket and
+has the core read it right there (``read_socket``): an incoming message then wakes only
+the loop, not a Rust runtime thread that would wake the loop in turn.
 
 Flow control (never drop a message the broker considers delivered):
 
@@ -39,6 +42,7 @@ import os
 import random
 import ssl
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Generator, Mapping, Sequence
@@ -101,6 +105,14 @@ _RC_QUEUE_SIZE = 15
 _DRAIN_BATCH = 1024
 # A stream consumer drains at most this many batches itself before it suspends once.
 _EAGER_BATCHES = 4
+# Reading the socket in the loop (see _watch_socket) pays off while messages are few and
+# far between (each then wakes only the loop). A stream is read better by the core's own
+# task, in parallel and in batches: after this many socket reads in a row less than
+# _STREAM_GAP seconds apart the loop stops watching, and it watches again once the core
+# has woken it through the notifier after more than _QUIET_GAP seconds of quiet.
+_STREAM_READS = 8
+_STREAM_GAP = 100e-6
+_QUIET_GAP = 1e-3
 # A stream may exceed its size by this many unacknowledged QoS 1/2 messages (the
 # largest receive maximum, §3.1.2.11.3) before reading pauses anyway.
 _HARD_EXTRA = 65535
@@ -610,6 +622,12 @@ class Client:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = -1
         self._reader_installed = False
+        # A duplicate of the connection's socket that the loop watches and reads from
+        # itself (plain TCP on selector loops, see _watch_socket); -1 when none.
+        self._sock_fd = -1
+        self._sock_wanted = False
+        self._sock_streak = 0  # socket reads in a row that came close together
+        self._sock_last = 0.0  # time of the last socket read / notifier wake-up
         self._thread: threading.Thread | None = None
         self._thread_stop = threading.Event()
         self._drained = threading.Event()
@@ -785,7 +803,67 @@ class Client:
         self._thread = thread
         thread.start()
 
+    def _watch_socket(self) -> None:
+        """Has the loop read the connection's socket itself (see the module docstring);
+        the core's connection task reads whenever the loop does not watch it."""
+        core = self._core
+        if (self._sock_fd >= 0 or not self._reader_installed or self._paused
+                or core is None or not self._connected_flag or self._loop is None):
+            return
+        fd = core.watch_socket()
+        if fd < 0:
+            self._sock_wanted = False  # not plain TCP, or the connection is ending
+            return
+        try:
+            self._loop.add_reader(fd, self._on_socket_readable)
+        except (NotImplementedError, RuntimeError, ValueError, OSError):
+            core.unwatch_socket()
+            os.close(fd)
+            self._sock_wanted = False
+            return
+        self._sock_fd = fd
+        self._sock_wanted = True
+
+    def _unwatch_socket(self, tell_core: bool = True) -> None:
+        fd = self._sock_fd
+        if fd < 0:
+            return
+        self._sock_fd = -1
+        if self._loop is not None:
+            try:
+                self._loop.remove_reader(fd)
+            except (RuntimeError, ValueError, OSError):
+                pass
+        if tell_core and self._core is not None:
+            self._core.unwatch_socket()
+        os.close(fd)
+
+    def _on_socket_readable(self) -> None:
+        core = self._core
+        if core is None:
+            self._unwatch_socket(tell_core=False)
+            return
+        now = time.monotonic()
+        if now - self._sock_last < _STREAM_GAP:
+            self._sock_streak += 1
+        else:
+            self._sock_streak = 0
+        self._sock_last = now
+        if self._sock_streak >= _STREAM_READS:
+            # A stream: the core's task reads it from now on (see _STREAM_READS); what
+            # the socket holds is read by unwatch_socket() or by that task.
+            self._unwatch_socket()
+        elif not core.read_socket():
+            # Connection ending, or the queue is full / reading paused: the core's task
+            # reads meanwhile (watching again after the next drain, see _on_readable).
+            self._unwatch_socket(tell_core=False)
+        events = core.drain(_DRAIN_BATCH)
+        if events:
+            self._dispatch(events)
+
     def _remove_wakeup(self) -> None:
+        self._unwatch_socket()
+        self._sock_wanted = False
         if self._reader_installed and self._loop is not None:
             try:
                 self._loop.remove_reader(self._fd)
@@ -824,6 +902,7 @@ class Client:
         if self._paused or self._core is None:
             return
         self._paused = True
+        self._unwatch_socket()
         self._core.pause_reading(True)
 
     def _maybe_resume(self) -> None:
@@ -835,6 +914,8 @@ class Client:
         self._paused = False
         if self._core is not None:
             self._core.pause_reading(False)
+            if self._sock_wanted:
+                self._watch_socket()
 
     # ------------------------------------------------------------------ events
 
@@ -843,6 +924,10 @@ class Client:
         core = self._core
         if core is None:
             return False
+        if self._sock_fd >= 0 and not core.read_socket():
+            # Bytes that arrived meanwhile are taken now, not after a trip through the
+            # loop's selector.
+            self._unwatch_socket(tell_core=False)
         events = core.drain(_DRAIN_BATCH)
         if not events:
             return False
@@ -857,6 +942,12 @@ class Client:
             events = core.drain(_DRAIN_BATCH)
             if events:
                 self._dispatch(events)
+            if self._sock_wanted and self._sock_fd < 0:
+                now = time.monotonic()
+                if now - self._sock_last > _QUIET_GAP:
+                    self._sock_streak = 0
+                    self._watch_socket()
+                self._sock_last = now
         finally:
             self._drained.set()
 
@@ -888,6 +979,8 @@ class Client:
                 self._on_ack(ev)
             elif kind == EV_CONNACK:
                 self._on_connack(ev)
+                if self._connected_flag and self._sock_fd < 0:
+                    self._on_connack_done()
             elif kind == EV_DISCONNECTED:
                 self._on_disconnected(ev)
                 streams = None
@@ -1052,6 +1145,11 @@ class Client:
         for rfut in resubscribing:
             rfut.add_done_callback(done)
 
+    def _on_connack_done(self) -> None:
+        """After a successful CONNACK was dispatched: the loop reads the socket itself."""
+        self._sock_wanted = True
+        self._watch_socket()
+
     def _announce_connected(self, event: ConnectionEvent) -> None:
         self._announced = True
         for fut in self._connected_waiters:
@@ -1062,6 +1160,8 @@ class Client:
 
     def _on_disconnected(self, ev: tuple[Any, ...]) -> None:
         _, code, from_server, _props, error = ev
+        self._unwatch_socket()
+        self._sock_wanted = False
         was_connected = self._connected_flag
         self._connected_flag = False
         self._announced = False

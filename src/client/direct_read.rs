@@ -1,0 +1,336 @@
+//! Reading from the calling thread: the receive-side mirror of the direct write.
+//!
+//! A face that waits for events (`Client::wait`, the paho facade's loop thread) would
+//! otherwise sleep until the connection task has read, decoded and queued a message and
+//! then woken it: two cross-thread wake-ups per incoming message after the broker's
+//! (the runtime worker's and the face's). On a plain TCP connection the waiting thread
+//! instead polls the socket itself (with the event notifier, so events produced by the
+//! runtime still wake it) and reads, decodes and handles what arrives, under the same
+//! lock the connection task reads under: whoever of the two comes first reads, so bytes
+//! are consumed, decoded and handed to the session in order. The connection task stays
+//! the reader whenever nobody waits (and stays the one that ends the connection).
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::session::Close;
+use super::Shared;
+use crate::codec::{Decoder, Packet, ProtocolVersion};
+
+/// Frames from this size on are read into a buffer of their own (see `ReadState::reserve`).
+const LARGE_FRAME: usize = 16 * 1024;
+
+/// One connection's receive side between reads: the bytes not yet decoded and the decoder.
+pub(crate) struct ReadState {
+    pub(crate) buf: BytesMut,
+    decoder: Decoder,
+    packets: Vec<(Packet, Option<Bytes>)>,
+}
+
+impl ReadState {
+    pub(crate) fn new(version: ProtocolVersion, max_packet_size: u32, invalid: bool) -> Self {
+        let mut decoder = Decoder::with_version(version, max_packet_size);
+        decoder.set_accept_invalid_topics(invalid);
+        Self {
+            buf: BytesMut::with_capacity(64 * 1024),
+            decoder,
+            packets: Vec::new(),
+        }
+    }
+
+    /// Makes room for the next read.
+    pub(crate) fn reserve(&mut self) {
+        match Decoder::frame_len(&self.buf) {
+            // A large frame gets a buffer of exactly its size, read into with no
+            // reallocation; its payload then owns just its own bytes. Growing the shared
+            // buffer instead re-allocated and copied once per message, above glibc's mmap
+            // threshold, at the cost of a page fault per 4 KiB (20 per 64 KiB message).
+            Some(total) if total >= LARGE_FRAME && self.buf.capacity() < total => {
+                let mut exact = BytesMut::with_capacity(total);
+                exact.extend_from_slice(&self.buf);
+                self.buf = exact;
+            }
+            _ if self.buf.capacity() - self.buf.len() < 4096 => self.buf.reserve(64 * 1024),
+            _ => {}
+        }
+    }
+
+    /// Decodes every complete packet in the buffer and hands them to the session of
+    /// connection `generation`; `Err` when the connection must end.
+    pub(crate) fn process(&mut self, shared: &Shared, generation: u64) -> Result<(), Close> {
+        let mut decode_error = None;
+        let mut disconnect_len = 0;
+        loop {
+            let head = disconnect_remaining_len(&self.buf);
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(p)) => {
+                    if let (Packet::Disconnect(_), Some(n)) = (&p, head) {
+                        disconnect_len = n;
+                    }
+                    let invalid = self.decoder.take_invalid_topic();
+                    self.packets.push((p, invalid))
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    decode_error = Some(e);
+                    break;
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut s = shared.session.lock();
+        if s.generation() != generation {
+            self.packets.clear();
+            return Err(Close::lost("connection replaced"));
+        }
+        s.keepalive.on_received(now);
+        let mut result = Ok(());
+        for (p, invalid_topic) in self.packets.drain(..) {
+            if result.is_err() {
+                continue;
+            }
+            let is_disconnect = matches!(p, Packet::Disconnect(_));
+            let handled = match invalid_topic {
+                None => s.handle(p),
+                Some(raw) => s.handle_with_invalid_topic(p, raw),
+            };
+            if let Err(mut c) = handled {
+                if is_disconnect {
+                    s.shape_server_disconnect(&mut c, disconnect_len);
+                }
+                result = Err(c);
+            }
+        }
+        shared.flush(&mut s);
+        drop(s);
+        result?;
+        match decode_error {
+            Some(e) => Err(Close::protocol_with(e.reason_code(), e.to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The remaining length of a DISCONNECT at the head of `buf`, capped at 2 (only 0, 1 and
+/// "2 or more" matter: reason code and properties present or not, MQTT 5 §3.14.2).
+fn disconnect_remaining_len(buf: &[u8]) -> Option<usize> {
+    match buf {
+        [0xE0, len, ..] => Some(if len & 0x80 != 0 {
+            2
+        } else {
+            (*len as usize).min(2)
+        }),
+        _ => None,
+    }
+}
+
+/// The receive side of the current plain-TCP connection, shared by its connection task
+/// and waiting threads.
+pub(crate) struct Attached {
+    pub(crate) generation: u64,
+    /// The socket; valid while this is attached (the connection task detaches before
+    /// anything of the socket is dropped).
+    pub(crate) fd: i32,
+    pub(crate) state: ReadState,
+    /// A waiting thread found the end of the connection (a protocol error): the
+    /// connection task ends it with this.
+    pub(crate) ended: Option<Close>,
+    /// End of stream, an error or `ended` was seen by a waiting thread: only the
+    /// connection task reads from now on.
+    stalled: bool,
+    /// A duplicate of `fd` was handed to a face (`Client::watch_fd`): the socket is shut
+    /// down when the connection ends, since closing `fd` alone would keep it open.
+    dup_out: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct DirectRead {
+    /// Lock order: before the session's lock.
+    pub(crate) slot: Mutex<Option<Attached>>,
+    /// Tells the connection task to look at `ended` (or just to read again).
+    pub(crate) nudge: Notify,
+    /// How long the last `Client::wait` took, in microseconds.
+    last_wait_us: AtomicU64,
+}
+
+/// Waits shorter than this mean a stream of messages: the next wait leaves reading to
+/// the connection task (see `Client::wait`). A round trip through a broker takes longer.
+const LONG_WAIT: Duration = Duration::from_micros(100);
+
+/// What one read from a waiting thread did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direct {
+    /// No direct reading now (no plain-TCP connection, the queue is full, the stream
+    /// ended): wait for the connection task instead.
+    Unavailable,
+    /// Nothing to read: poll this socket.
+    Idle(i32),
+    /// Bytes were read and handled.
+    Read,
+}
+
+impl DirectRead {
+    pub(crate) fn last_wait_was_long(&self) -> bool {
+        self.last_wait_us.load(Ordering::Relaxed) >= LONG_WAIT.as_micros() as u64
+    }
+
+    pub(crate) fn waited(&self, d: Duration) {
+        self.last_wait_us
+            .store(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn attach(&self, generation: u64, fd: i32, state: ReadState) {
+        *self.slot.lock() = Some(Attached {
+            generation,
+            fd,
+            state,
+            ended: None,
+            stalled: false,
+            dup_out: false,
+        });
+    }
+
+    /// Ends direct reading of connection `generation` (no-op for another one); true if
+    /// a duplicate of its fd was handed out.
+    pub(crate) fn detach(&self, generation: u64) -> bool {
+        let mut slot = self.slot.lock();
+        if slot.as_ref().is_some_and(|a| a.generation == generation) {
+            return slot.take().is_some_and(|a| a.dup_out);
+        }
+        false
+    }
+}
+
+/// Detaches when `detach_now` is called or when dropped, also when the connection task
+/// is aborted: the socket is closed right after, and its fd number may be reused at
+/// once. When dropped it also shuts the socket down if a face holds a duplicate of it.
+pub(crate) struct DetachOnDrop<'a> {
+    shared: &'a Shared,
+    generation: u64,
+    fd: i32,
+    attached: bool,
+    dup_out: bool,
+}
+
+impl<'a> DetachOnDrop<'a> {
+    pub(crate) fn new(shared: &'a Shared, generation: u64, fd: i32) -> Self {
+        Self {
+            shared,
+            generation,
+            fd,
+            attached: true,
+            dup_out: false,
+        }
+    }
+
+    pub(crate) fn detach_now(&mut self) {
+        if std::mem::take(&mut self.attached) {
+            self.dup_out = self.shared.direct_read.detach(self.generation);
+        }
+    }
+}
+
+impl Drop for DetachOnDrop<'_> {
+    fn drop(&mut self) {
+        self.detach_now();
+        if self.dup_out {
+            crate::sockopt::shutdown(self.fd);
+        }
+    }
+}
+
+impl Shared {
+    /// One non-blocking read of the attached connection from the calling thread, handled
+    /// at once (see the module documentation).
+    pub(crate) fn read_direct(&self) -> Direct {
+        if !self.events.has_room() {
+            return Direct::Unavailable;
+        }
+        let mut slot = self.direct_read.slot.lock();
+        let Some(a) = slot.as_mut() else {
+            return Direct::Unavailable;
+        };
+        if a.stalled {
+            return Direct::Unavailable;
+        }
+        a.state.reserve();
+        match crate::sockopt::recv_now(a.fd, &mut a.state.buf) {
+            Ok(0) => {}
+            Ok(_) => {
+                if let Err(c) = a.state.process(self, a.generation) {
+                    a.ended = Some(c);
+                    a.stalled = true;
+                    self.direct_read.nudge.notify_one();
+                }
+                crate::sockopt::quickack(a.fd);
+                return Direct::Read;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Direct::Idle(a.fd),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Direct::Idle(a.fd),
+            Err(_) => {}
+        }
+        // End of stream or an error: the connection task sees it too and ends the
+        // connection; a readable-forever socket must not make waiters spin meanwhile.
+        a.stalled = true;
+        self.direct_read.nudge.notify_one();
+        Direct::Unavailable
+    }
+}
+
+impl Shared {
+    /// A duplicate of the current plain-TCP connection's socket for a face's event loop
+    /// to watch (`None` if there is none); from now on the connection task leaves the
+    /// reading to that face's `read_watched` calls (until `unwatch`).
+    pub(crate) fn watch_fd(&self) -> Option<i32> {
+        let mut slot = self.direct_read.slot.lock();
+        let a = slot.as_mut().filter(|a| !a.stalled)?;
+        let dup = crate::sockopt::dup(a.fd)?;
+        a.dup_out = true;
+        self.events.set_watched(true);
+        Some(dup)
+    }
+
+    /// The face stopped watching: whatever the socket holds is read now, or left to
+    /// the connection task.
+    pub(crate) fn unwatch(&self) {
+        if self.events.set_watched(false) && self.read_until_idle().is_none() {
+            self.direct_read.nudge.notify_one();
+        }
+    }
+
+    /// Reads until the socket would block; None when it cannot read directly.
+    pub(crate) fn read_until_idle(&self) -> Option<()> {
+        loop {
+            match self.read_direct() {
+                Direct::Read => continue,
+                Direct::Idle(_) => return Some(()),
+                Direct::Unavailable => return None,
+            }
+        }
+    }
+
+    /// (watching face, socket readable) Reads and handles what the socket holds; the
+    /// face drains the queue right after (see `EventQueue::quietly`). False
+    /// when direct reading is not possible now (connection ended, queue full or paused):
+    /// the face must stop watching (the connection task reads meanwhile).
+    pub(crate) fn read_watched(&self) -> bool {
+        // One read: the face's selector is level-triggered and reports any rest again.
+        if super::EventQueue::quietly(|| self.read_direct()) != Direct::Unavailable {
+            return true;
+        }
+        if self.events.set_watched(false) {
+            self.direct_read.nudge.notify_one();
+        }
+        false
+    }
+}
+
+/// Waits for the socket `fd` or the event notifier to become readable, at most `timeout`.
+pub(crate) fn poll_socket_and_notifier(fd: i32, notifier: i64, timeout: Duration) {
+    crate::sockopt::poll_readable([fd, notifier as i32], timeout);
+}
