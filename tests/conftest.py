@@ -72,3 +72,22 @@ def mosquitto_process(tmp_path):
 def mosquitto(mosquitto_process):
     """(host, port) of a fresh mosquitto on 127.0.0.1."""
     return (mosquitto_process.host, mosquitto_process.port)
+
+
+@_pytest.fixture
+def peers(broker):
+    """paho-mqtt peers on the test module's `broker` fixture: `peers(client_id, protocol,
+    **connect_kw)` returns a connected `broker_support.Peer`; all are closed afterwards."""
+    from broker_support import V5, Peer
+
+    made = []
+
+    def make(client_id: str = "", protocol: int = V5, **connect_kw):
+        p = Peer(broker.port, client_id, protocol)
+        made.append(p)
+        return p.connect(**connect_kw)
+
+    yield make
+    for p in made:
+        p.client.disconnect()
+        p.client.loop_stop()

@@ -26,21 +26,6 @@ def broker(mqtt_broker_factory):
     return mqtt_broker_factory(sys_interval=0)
 
 
-@pytest.fixture
-def peers(broker):
-    made: list[Peer] = []
-
-    def make(client_id: str = "", protocol: int = V5, **connect_kw) -> Peer:
-        p = Peer(broker.port, client_id, protocol)
-        made.append(p)
-        return p.connect(**connect_kw)
-
-    yield make
-    for p in made:
-        p.client.disconnect()
-        p.client.loop_stop()
-
-
 @pytest.mark.parametrize("qos", [0, 1, 2])
 @pytest.mark.parametrize(
     ("pub_version", "sub_version"), [(V311, V311), (V5, V5), (V311, V5), (V5, V311)]

@@ -37,21 +37,6 @@ def parked(broker) -> int:
 
 
 @pytest.fixture
-def peers(broker):
-    made: list[Peer] = []
-
-    def make(client_id: str, protocol: int = V5, **connect_kw) -> Peer:
-        p = Peer(broker.port, client_id, protocol)
-        made.append(p)
-        return p.connect(**connect_kw)
-
-    yield make
-    for p in made:
-        p.client.disconnect()
-        p.client.loop_stop()
-
-
-@pytest.fixture
 def raw(broker):
     made: list[RawPeer] = []
 
