@@ -489,7 +489,6 @@ class _Notifier:
 
 
 _EV_CONNACK = getattr(_core, "EV_CONNACK", 1)
-_EV_MESSAGE = getattr(_core, "EV_MESSAGE", 2)
 _EV_PUBLISHED = getattr(_core, "EV_PUBLISHED", 3)
 _EV_WRITTEN = getattr(_core, "EV_WRITTEN", 9)
 # Payload bytes turned into Python objects per drain: below glibc's default trim threshold
@@ -2444,5 +2443,4 @@ class Client:
 
 
 _ON_MESSAGE = Client.on_message
-_new_message = MQTTMessage.__new__
 _new_reason = ReasonCode.__new__

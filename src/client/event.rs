@@ -219,26 +219,22 @@ impl EventQueue {
 
     /// Appends events; writes one notifier byte only when the queue was not signalled.
     pub fn extend(&self, events: impl IntoIterator<Item = Event>) {
-        let mut p = self.pending.lock();
-        p.events.extend(events);
-        if p.events.is_empty() {
-            return;
-        }
-        if p.watched() && !p.signalled && !DRAINS_NEXT.get() {
-            self.notifier.signal();
-            p.signalled = true;
-        }
-        drop(p);
-        self.ready.notify_all();
+        self.append(events, false);
     }
 
     /// Completions of written QoS 0 publishes. While quiet (see
     /// [`set_quiet_written`](Self::set_quiet_written)) they wake nobody until they fill
     /// half the limit; they are taken in with the next drain.
     pub fn extend_written(&self, events: impl IntoIterator<Item = Event>) {
+        self.append(events, true);
+    }
+
+    /// `extend`, and for `written` completions the quiet rule of `set_quiet_written`.
+    fn append(&self, events: impl IntoIterator<Item = Event>, written: bool) {
         let mut p = self.pending.lock();
         p.events.extend(events);
-        let quiet = p.quiet_written && p.events.len() * 2 < self.limit.load(Ordering::Relaxed);
+        let quiet =
+            written && p.quiet_written && p.events.len() * 2 < self.limit.load(Ordering::Relaxed);
         if p.events.is_empty() || quiet {
             return;
         }
