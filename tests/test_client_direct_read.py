@@ -189,3 +189,51 @@ def test_wake_ends_a_wait_that_polls_the_socket(mosquitto):
     assert result == [False]
     t.join(5)
     core.disconnect()
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_acks_are_read_while_the_loop_thread_that_was_reading_sits_in_a_callback(mosquitto, qos):
+    # The loop thread reads the socket while it waits, and the core's connection task
+    # stops watching the socket meanwhile. When that thread then stays in a callback,
+    # the task must take the reading back by itself: another thread's publish still
+    # completes (paho would leave it pending until the callback returned).
+    import turbomqtt.client as mqtt
+
+    _host, port = mosquitto
+    topic = f"direct/{uuid.uuid4().hex[:8]}"
+    arrived, entered, release = threading.Event(), threading.Event(), threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(client, userdata, msg):
+        if msg.payload == b"block":
+            entered.set()
+            release.wait(30)
+        else:
+            arrived.set()
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=uuid.uuid4().hex[:12])
+    c.on_message = on_message
+    c.on_subscribe = lambda *a: subscribed.set()
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    try:
+        c.subscribe(f"{topic}/echo")
+        assert subscribed.wait(10)
+        # Round trips with the loop thread waiting long in between (an idle
+        # connection): it reads them itself, and the task steps aside.
+        for _ in range(20):
+            time.sleep(0.002)
+            arrived.clear()
+            c.publish(f"{topic}/echo", b"ping")
+            assert arrived.wait(10)
+        c.publish(f"{topic}/echo", b"block")
+        assert entered.wait(10)
+        infos = [c.publish(f"{topic}/other", str(i).encode(), qos=qos) for i in range(3)]
+        deadline = time.monotonic() + 10
+        for info in infos:
+            info.wait_for_publish(max(0.01, deadline - time.monotonic()))
+        assert all(info.is_published() for info in infos)
+    finally:
+        release.set()
+        c.disconnect()
+        c.loop_stop()

@@ -11,11 +11,12 @@ use tokio::time::sleep_until;
 
 use super::direct_read::{DetachOnDrop, ReadState};
 use super::event::{rc, Event};
+#[cfg(target_os = "linux")]
+use super::plain_tcp::TcpReader;
 use super::session::{Close, ConnState, Session, WrittenQos0};
 use super::transport::{Reader, Stream, Writer};
 use super::Shared;
 use crate::codec::ProtocolVersion;
-use tokio::net::tcp::OwnedReadHalf;
 
 /// Largest MQTT packet: 1 type byte, 4 length bytes, 268,435,455 remaining (§2.2.3).
 pub const MAX_PACKET_SIZE: u32 = 268_435_460;
@@ -28,7 +29,10 @@ pub(crate) async fn run(
     max_packet_size: u32,
 ) {
     let direct_fd = stream.direct_write_fd();
-    let (mut reader, writer) = stream.split();
+    let (mut reader, writer) = match stream.split() {
+        Ok(halves) => halves,
+        Err(e) => return shared.finish(generation, Close::lost(e.to_string())),
+    };
     if let Some(fd) = direct_fd {
         let s = shared.session.lock();
         if s.generation() == generation {
@@ -42,12 +46,16 @@ pub(crate) async fn run(
         let invalid = shared.session.lock().accept_invalid_topics();
         let state = ReadState::new(version, max_packet_size, invalid);
         shared.direct_read.attach(generation, fd, state);
+        // A task of an earlier connection may have ended while stepped aside.
+        shared.events.mark_task_back();
         read_attached = Some(DetachOnDrop::new(&shared, generation, fd));
     }
     // CONNECT is already waiting in the write buffer.
     shared.wake_writer.notify_one();
-    let mut writing = std::pin::pin!(write_loop(&shared, generation, writer));
+    // Boxed so that it (and the writer in it) can be dropped before the end is reported.
+    let mut writing = Box::pin(write_loop(&shared, generation, writer));
     let ended = match (&read_attached, &mut reader) {
+        #[cfg(target_os = "linux")]
         (Some(_), Reader::Tcp(r)) => tokio::select! {
             c = tcp_read_loop(&shared, generation, r) => Ended::Reader(c),
             c = &mut writing => Ended::Writer(c),
@@ -100,6 +108,9 @@ pub(crate) async fn run(
     }
     // A face's duplicate of the fd would keep the socket open: shut it down.
     drop(read_attached);
+    // The socket is closed before the face learns that the connection ended.
+    drop(writing);
+    drop(reader);
     shared.finish(generation, close);
 }
 
@@ -163,8 +174,11 @@ fn end_of_stream(shared: &Shared, error: String) -> Close {
 
 /// `read_loop` for a plain TCP connection that waiting threads may read from too (see
 /// `direct_read`): the buffer and decoder live in `shared.direct_read`, and each read
-/// happens under its lock.
-async fn tcp_read_loop(shared: &Shared, generation: u64, r: &OwnedReadHalf) -> Close {
+/// happens under its lock. While faces read, this task steps aside from the socket
+/// altogether (see `plain_tcp`) and comes back when told to (a face stopped reading
+/// for good) or when the faces have not polled for `LEASE`.
+#[cfg(target_os = "linux")]
+async fn tcp_read_loop(shared: &Shared, generation: u64, r: &mut TcpReader) -> Close {
     enum Step {
         Read { more: bool },
         Nothing,
@@ -173,28 +187,41 @@ async fn tcp_read_loop(shared: &Shared, generation: u64, r: &OwnedReadHalf) -> C
     // The last read filled the buffer: the socket may hold more, with no new readiness
     // event to come for it.
     let mut more = false;
+    // Wake-ups in a row for bytes a face read or reads (this task deferred to a polling
+    // face, or found nothing left to read): from the second one on, this task steps
+    // aside while faces read (a face that polls once and then lets this task read
+    // again, as during a stream of messages, keeps it watching).
+    let mut wasted = 0u32;
     loop {
         shared.events.wait_for_room().await;
         let mut nudged = more;
         if !more {
-            tokio::select! {
-                biased;
-                _ = shared.direct_read.nudge.notified() => nudged = true,
-                ready = r.readable() => {
-                    if let Err(e) = ready {
-                        return end_of_stream(shared, e.to_string());
+            if r.watching() {
+                tokio::select! {
+                    biased;
+                    _ = shared.direct_read.nudge.notified() => nudged = true,
+                    ready = r.readable() => {
+                        if let Err(e) = ready {
+                            return end_of_stream(shared, e.to_string());
+                        }
                     }
                 }
+            } else {
+                away(shared).await;
+                shared.events.mark_task_back();
+                if let Err(e) = r.watch() {
+                    return end_of_stream(shared, e.to_string());
+                }
+                // Bytes may have arrived meanwhile.
+                nudged = true;
             }
         }
-        // Reads below bypass tokio (they share the fd with waiting threads), so its
-        // readiness is cleared here, before reading: bytes arriving from now on raise
-        // a new readiness event.
-        let _ = r.as_ref().try_io(tokio::io::Interest::READABLE, || {
-            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
-        });
         // Checked before taking the read lock, which the reading waiter holds now.
         if !nudged && shared.events.defer_to_poller() {
+            wasted += 1;
+            if wasted >= 2 && shared.events.step_aside(LEASE) {
+                r.step_aside();
+            }
             continue;
         }
         let step = {
@@ -223,9 +250,36 @@ async fn tcp_read_loop(shared: &Shared, generation: u64, r: &OwnedReadHalf) -> C
         };
         more = false;
         match step {
-            Step::Read { more: m } => more = m,
-            Step::Nothing => {}
+            Step::Read { more: m } => {
+                more = m;
+                wasted = 0;
+            }
+            Step::Nothing => {
+                wasted += 1;
+                if wasted >= 2 && shared.events.step_aside(LEASE) {
+                    r.step_aside();
+                }
+            }
             Step::Ended(error) => return end_of_stream(shared, error),
+        }
+    }
+}
+
+/// How long faces may go without polling the socket before the connection task, having
+/// stepped aside, reads it again by itself: the bound on how late bytes are read after
+/// a face stopped reading without saying so (a paho loop thread busy in a callback, or
+/// stopped). A face that stops for good says so, see `EventQueue::set_watched`.
+const LEASE: Duration = Duration::from_millis(5);
+
+/// (connection task, stepped aside) Returns when told to read again, or when the faces
+/// have not polled for `LEASE`.
+#[cfg(target_os = "linux")]
+async fn away(shared: &Shared) {
+    while let Some(until) = shared.events.lease_end(LEASE) {
+        tokio::select! {
+            biased;
+            _ = shared.direct_read.nudge.notified() => return,
+            _ = sleep_until(tokio::time::Instant::from_std(until)) => {}
         }
     }
 }

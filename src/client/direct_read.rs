@@ -295,10 +295,10 @@ impl Shared {
         Some(dup)
     }
 
-    /// The face stopped watching: whatever the socket holds is read now, or left to
-    /// the connection task.
+    /// The face stopped watching: the connection task reads from now on (told to, if
+    /// it had left the socket to the face).
     pub(crate) fn unwatch(&self) {
-        if self.events.set_watched(false) && self.read_until_idle().is_none() {
+        if self.events.set_watched(false) {
             self.direct_read.nudge.notify_one();
         }
     }

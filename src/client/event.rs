@@ -7,7 +7,7 @@
 //! variable (for blocking waits).
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -140,11 +140,19 @@ struct Pending {
     /// Threads polling the notifier fd from `Client::wait` (see `direct_read`): the
     /// notifier is kept readable for them too while events wait.
     pollers: usize,
+    /// Threads reading the socket directly from `Client::wait` (polling it or reading
+    /// it): the connection task leaves readable bytes to them.
+    readers: usize,
     /// The connection task left readable socket data to the pollers (see
     /// [`EventQueue::defer_to_poller`]).
     deferred: bool,
     /// A face's event loop watches the socket and reads it (`Client::watch_fd`).
     watched_socket: bool,
+    /// The connection task stepped aside from the socket (see `plain_tcp`): it reads
+    /// again when nudged, or once readers have been gone for its lease.
+    task_away: bool,
+    /// When the last reader left (see `lease_end`).
+    last_read: Option<Instant>,
 }
 
 impl Pending {
@@ -189,8 +197,11 @@ impl EventQueue {
                 armed: false,
                 quiet_written: false,
                 pollers: 0,
+                readers: 0,
                 deferred: false,
                 watched_socket: false,
+                task_away: false,
+                last_read: None,
             }),
             ready: Condvar::new(),
             room: Notify::new(),
@@ -378,38 +389,88 @@ impl EventQueue {
     }
 
     /// After the poll begun by `begin_poll`. A byte written only for pollers is taken out
-    /// again, so an unwatched notifier is empty as before. True when the last poller
-    /// leaves and the connection task had deferred to the pollers: the caller must then
-    /// read the socket until it would block, or nudge the connection task.
-    pub(crate) fn end_poll(&self) -> bool {
+    /// again, so an unwatched notifier is empty as before.
+    pub(crate) fn end_poll(&self) {
         let mut p = self.pending.lock();
         p.pollers -= 1;
         if p.signalled && !p.watched() {
             self.notifier.clear();
             p.signalled = false;
         }
-        p.pollers == 0 && !p.watched_socket && std::mem::take(&mut p.deferred)
     }
 
-    /// A face's event loop starts or stops watching the socket (see `defer_to_poller`);
-    /// stopping returns what `end_poll` does.
+    /// A thread starts reading the socket from `Client::wait` (see `defer_to_poller`).
+    pub(crate) fn enter_reading(&self) {
+        self.pending.lock().readers += 1;
+    }
+
+    /// It stops. True when it was the last reader and the connection task had left
+    /// bytes to the readers: the caller must then read the socket until it would block,
+    /// or nudge the connection task.
+    pub(crate) fn leave_reading(&self) -> bool {
+        let mut p = self.pending.lock();
+        p.readers -= 1;
+        p.last_read = Some(Instant::now());
+        p.readers == 0 && !p.watched_socket && std::mem::take(&mut p.deferred)
+    }
+
+    /// A face's event loop starts or stops watching the socket (see `defer_to_poller`).
+    /// True when it stopped and the connection task must be nudged: it had left bytes
+    /// to the face, or stepped aside from the socket.
     pub(crate) fn set_watched(&self, on: bool) -> bool {
         let mut p = self.pending.lock();
         let was = std::mem::replace(&mut p.watched_socket, on);
-        !on && was && p.pollers == 0 && std::mem::take(&mut p.deferred)
+        !on && was && p.readers == 0 && (std::mem::take(&mut p.deferred) || p.task_away)
     }
 
-    /// (connection task, socket readable) True if a thread is polling the socket and
-    /// will read it: the task then leaves the bytes to it rather than both waking up
-    /// for them and racing for the read lock. The last poller to leave learns of it
-    /// from `end_poll`.
+    /// (connection task) It watches the socket again.
+    pub(crate) fn mark_task_back(&self) {
+        self.pending.lock().task_away = false;
+    }
+
+    /// True while the connection task has stepped aside: a face that stops reading the
+    /// socket must nudge it.
+    pub(crate) fn task_is_away(&self) -> bool {
+        self.pending.lock().task_away
+    }
+
+    /// (connection task, stepped aside) Until when it may stay away: `lease` after the
+    /// last reader left, or from now while a face reads or watches; None when that time
+    /// has passed.
+    pub(crate) fn lease_end(&self, lease: Duration) -> Option<Instant> {
+        let p = self.pending.lock();
+        let now = Instant::now();
+        if p.readers > 0 || p.watched_socket {
+            return Some(now + lease);
+        }
+        p.last_read.map(|t| t + lease).filter(|&end| end > now)
+    }
+
+    /// (connection task, socket readable) True if a thread is reading the socket (see
+    /// `enter_reading`) or a face watches it: the task then leaves the bytes to it
+    /// rather than both waking up for them and racing for the read lock. The last
+    /// reader to leave learns of it from `leave_reading`.
     pub(crate) fn defer_to_poller(&self) -> bool {
         let mut p = self.pending.lock();
-        let someone = p.pollers > 0 || p.watched_socket;
+        let someone = p.readers > 0 || p.watched_socket;
         if someone {
             p.deferred = true;
         }
         someone
+    }
+
+    /// (connection task, woken for bytes a face read or will read) True if a face reads
+    /// the socket now or did within `lease`: the task then stops watching it (marked
+    /// here, under the lock the faces check it under) until told otherwise or until
+    /// `lease_end` passes.
+    pub(crate) fn step_aside(&self, lease: Duration) -> bool {
+        let mut p = self.pending.lock();
+        let reading =
+            p.readers > 0 || p.watched_socket || p.last_read.is_some_and(|t| t.elapsed() < lease);
+        if reading {
+            p.task_away = true;
+        }
+        reading
     }
 
     /// The notifier's fd for pollers (without arming it for the face).
@@ -661,17 +722,20 @@ mod tests {
         assert_eq!(notifier_bytes(&q), 1);
     }
     #[test]
-    fn the_task_defers_to_pollers_and_the_last_one_learns_of_it() {
+    fn the_task_defers_to_readers_and_the_last_one_learns_of_it() {
         let q = EventQueue::new(10).unwrap();
-        assert!(!q.defer_to_poller(), "nobody polls: the task reads");
+        assert!(!q.defer_to_poller(), "nobody reads: the task reads");
+        q.enter_reading();
+        q.enter_reading();
         assert_eq!(q.begin_poll(), None);
-        assert_eq!(q.begin_poll(), None);
-        assert!(q.defer_to_poller());
-        assert!(!q.end_poll(), "another poller still reads");
-        assert!(q.end_poll(), "the last poller must read or nudge");
+        q.end_poll();
+        assert!(q.defer_to_poller(), "a reader between polls still reads");
+        assert!(!q.task_is_away(), "deferring is not stepping aside");
+        assert!(!q.leave_reading(), "another reader still reads");
+        assert!(q.leave_reading(), "the last reader must read or nudge");
         assert!(!q.defer_to_poller());
-        assert_eq!(q.begin_poll(), None);
-        assert!(!q.end_poll(), "nothing was deferred");
+        q.enter_reading();
+        assert!(!q.leave_reading(), "nothing was deferred");
     }
 
     #[test]
@@ -679,10 +743,64 @@ mod tests {
         let q = EventQueue::new(10).unwrap();
         assert!(!q.set_watched(true));
         assert!(q.defer_to_poller());
-        assert_eq!(q.begin_poll(), None);
-        assert!(!q.end_poll(), "the face still watches");
+        q.enter_reading();
+        assert!(!q.leave_reading(), "the face still watches");
         assert!(q.set_watched(false));
         assert!(!q.set_watched(false), "told once");
+    }
+
+    #[test]
+    fn a_task_that_stepped_aside_is_told_when_the_face_stops_watching() {
+        let lease = Duration::from_millis(5);
+        let q = EventQueue::new(10).unwrap();
+        assert!(
+            !q.step_aside(lease),
+            "no face reads: the task keeps reading"
+        );
+        assert!(!q.task_is_away());
+        assert!(!q.set_watched(true));
+        assert!(q.step_aside(lease));
+        assert!(q.task_is_away());
+        assert!(
+            q.set_watched(false),
+            "the face stops: the task must be nudged"
+        );
+        assert!(!q.set_watched(true));
+        assert!(q.set_watched(false), "still away: told again");
+        q.mark_task_back();
+        assert!(!q.task_is_away());
+        assert!(!q.set_watched(true));
+        assert!(
+            !q.set_watched(false),
+            "back and nothing deferred: nothing to tell"
+        );
+    }
+
+    #[test]
+    fn the_lease_of_a_task_that_stepped_aside_runs_from_the_last_read() {
+        let lease = Duration::from_millis(5);
+        let q = EventQueue::new(10).unwrap();
+        assert_eq!(q.lease_end(lease), None, "nobody ever read: no lease");
+        q.enter_reading();
+        assert!(q.step_aside(lease), "a thread reads");
+        let reading = q.lease_end(lease).expect("a thread reads: the lease runs");
+        assert!(reading > Instant::now());
+        q.leave_reading();
+        let after = q
+            .lease_end(lease)
+            .expect("the lease runs from the last read");
+        assert!(after <= Instant::now() + lease);
+        assert!(q.step_aside(lease), "a thread read just now");
+        std::thread::sleep(lease + Duration::from_millis(1));
+        assert_eq!(
+            q.lease_end(lease),
+            None,
+            "the readers are gone: the task reads"
+        );
+        assert!(
+            !q.step_aside(lease),
+            "nor does it step aside again for them"
+        );
     }
 
     #[test]

@@ -14,6 +14,8 @@ mod connection;
 mod direct_read;
 pub mod event;
 mod notifier;
+#[cfg(target_os = "linux")]
+mod plain_tcp;
 pub mod props;
 mod proxy;
 pub mod session;
@@ -144,6 +146,11 @@ impl Client {
         let w = if direct {
             self.wait_reading(start + timeout)
         } else {
+            if self.shared.events.task_is_away() {
+                // This thread stops reading: the connection task must not wait for its
+                // lease to run out first.
+                self.shared.direct_read.nudge.notify_one();
+            }
             self.shared.events.wait(timeout)
         };
         self.shared.direct_read.waited(start.elapsed());
@@ -152,35 +159,42 @@ impl Client {
 
     fn wait_reading(&self, deadline: Instant) -> Wait {
         let events = &self.shared.events;
-        // The connection task left bytes to this thread's poll (see `end_poll`).
-        let mut deferred = false;
+        // Counted as a reader throughout, not only while polling: a connection task
+        // woken by the same bytes as this thread's poll then leaves them to this thread
+        // (and, woken for nothing twice, steps aside) instead of racing it for them.
+        events.enter_reading();
+        let w = self.poll_and_read(deadline);
+        if events.leave_reading() && self.shared.read_until_idle().is_none() {
+            // Bytes the connection task left to this thread: it cannot read them after
+            // all, the task must.
+            self.shared.direct_read.nudge.notify_one();
+        }
+        w.unwrap_or_else(|| events.wait(deadline.saturating_duration_since(Instant::now())))
+    }
+
+    /// `wait_reading`'s loop; None when this thread cannot read directly now.
+    fn poll_and_read(&self, deadline: Instant) -> Option<Wait> {
+        let events = &self.shared.events;
         loop {
             let direct = self.shared.read_direct();
-            if deferred && direct == direct_read::Direct::Unavailable {
-                // This thread cannot read them after all: the connection task must.
-                self.shared.direct_read.nudge.notify_one();
-            }
-            deferred = false;
             if let Some(w) = events.take_woken() {
-                return w;
+                return Some(w);
             }
             let fd = match direct {
-                // Until the socket would block: then new bytes wake the task again.
+                // Until the socket would block: a partial packet was read.
                 direct_read::Direct::Read => continue,
                 direct_read::Direct::Idle(fd) => fd,
-                direct_read::Direct::Unavailable => {
-                    return events.wait(deadline.saturating_duration_since(Instant::now()));
-                }
+                direct_read::Direct::Unavailable => return None,
             };
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Wait::TimedOut;
+                return Some(Wait::TimedOut);
             }
             if let Some(w) = events.begin_poll() {
-                return w;
+                return Some(w);
             }
             direct_read::poll_socket_and_notifier(fd, events.notifier_fd(), left);
-            deferred = events.end_poll();
+            events.end_poll();
         }
     }
 

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+#[cfg(not(target_os = "linux"))]
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
@@ -17,6 +18,8 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
+#[cfg(target_os = "linux")]
+use super::plain_tcp::{TcpReader, TcpWriter};
 use super::tls::{self, TlsOptions};
 
 /// Why opening a connection failed; mapped to Python exceptions in the bindings only.
@@ -106,12 +109,18 @@ pub enum Stream {
 }
 
 pub enum Reader {
+    #[cfg(target_os = "linux")]
+    Tcp(TcpReader),
+    #[cfg(not(target_os = "linux"))]
     Tcp(OwnedReadHalf),
     Other(ReadHalf<Box<dyn Io>>),
     Ws(SplitStream<Ws>),
 }
 
 pub enum Writer {
+    #[cfg(target_os = "linux")]
+    Tcp(TcpWriter),
+    #[cfg(not(target_os = "linux"))]
     Tcp(OwnedWriteHalf),
     Other(WriteHalf<Box<dyn Io>>),
     Ws(SplitSink<Ws, WsMessage>),
@@ -126,8 +135,14 @@ impl Stream {
         }
     }
 
-    pub fn split(self) -> (Reader, Writer) {
-        match self {
+    pub fn split(self) -> io::Result<(Reader, Writer)> {
+        Ok(match self {
+            #[cfg(target_os = "linux")]
+            Stream::Tcp(s) => {
+                let (r, w) = super::plain_tcp::split(s)?;
+                (Reader::Tcp(r), Writer::Tcp(w))
+            }
+            #[cfg(not(target_os = "linux"))]
             Stream::Tcp(s) => {
                 let (r, w) = s.into_split();
                 (Reader::Tcp(r), Writer::Tcp(w))
@@ -140,23 +155,27 @@ impl Stream {
                 let (w, r) = (*ws).split();
                 (Reader::Ws(r), Writer::Ws(w))
             }
-        }
+        })
     }
 }
 
 impl Reader {
     /// After a read (plain TCP on Linux): acknowledge the received segments at once,
-    /// see `quickack()` below. Called once the read bytes were handled, so the extra system
+    /// see [`crate::sockopt::quickack`]. Called once the read bytes were handled, so the extra system
     /// call does not delay their events.
     pub fn quickack(&self) {
+        #[cfg(target_os = "linux")]
         if let Reader::Tcp(r) = self {
-            quickack(r.as_ref());
+            crate::sockopt::quickack(r.fd());
         }
     }
 
     /// Appends received bytes to `buf`; `Ok(0)` at end of stream. Cancel-safe.
     pub async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
+            #[cfg(target_os = "linux")]
+            Reader::Tcp(r) => r.read(buf).await,
+            #[cfg(not(target_os = "linux"))]
             Reader::Tcp(r) => r.read_buf(buf).await,
             Reader::Other(r) => r.read_buf(buf).await,
             Reader::Ws(r) => loop {
@@ -176,14 +195,6 @@ impl Reader {
                 }
             },
         }
-    }
-}
-
-/// See [`crate::sockopt::quickack`]: here for a face that withholds the MQTT
-/// acknowledgement of a message its consumer has not taken yet.
-fn quickack(s: &TcpStream) {
-    if let Some(fd) = crate::sockopt::tcp_fd(s) {
-        crate::sockopt::quickack(fd);
     }
 }
 
@@ -233,6 +244,12 @@ impl Writer {
 
     pub async fn shutdown(&mut self) {
         let _ = match self {
+            #[cfg(target_os = "linux")]
+            Writer::Tcp(w) => {
+                w.shutdown();
+                Ok(())
+            }
+            #[cfg(not(target_os = "linux"))]
             Writer::Tcp(w) => w.shutdown().await,
             Writer::Other(w) => w.shutdown().await,
             Writer::Ws(w) => w.close().await.map_err(io::Error::other),
@@ -243,7 +260,8 @@ impl Writer {
 /// `write_all` for a list of buffers, with `writev`: a partial write resumes inside the
 /// buffer it stopped in.
 async fn write_all_vectored(
-    w: &mut OwnedWriteHalf,
+    #[cfg(target_os = "linux")] w: &mut TcpWriter,
+    #[cfg(not(target_os = "linux"))] w: &mut OwnedWriteHalf,
     segments: &[Bytes],
     tail: &[u8],
 ) -> io::Result<()> {
