@@ -1013,8 +1013,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             drained.as_mut().enable();
             let still_high = {
                 let st = cell.state.lock();
-                let (_, low) = super::router::water_marks(st.session.max_queued);
-                st.link.is_some() && st.session.queued_len() > low
+                st.link.is_some() && !st.session.backlog_low()
             };
             if still_high
                 && tokio::time::timeout(BACKPRESSURE_WAIT, drained)
@@ -1470,8 +1469,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 }
             }
             more = st.session.has_sendable();
-            let (_, low) = super::router::water_marks(st.session.max_queued);
-            if st.session.queued_len() <= low {
+            if st.session.backlog_low() {
                 drop(st);
                 self.cell
                     .stalled

@@ -234,14 +234,6 @@ pub struct SessionCell {
     pub stalled: std::sync::atomic::AtomicBool,
 }
 
-/// Backpressure marks on an online session's queue, as fractions of `max_queued`:
-/// above `high` publishers pause reading their sockets until it drains below `low`,
-/// so a QoS 0 burst is slowed down rather than dropped while the subscriber keeps up.
-pub fn water_marks(max_queued: u32) -> (usize, usize) {
-    let high = (max_queued as usize / 2).max(1);
-    (high, high / 2)
-}
-
 /// What happened when a delivery was offered to a session.
 pub enum Offered {
     Queued,
@@ -282,8 +274,7 @@ impl SessionCell {
                 if was_empty {
                     link.signals.wake();
                 }
-                let (high, _) = water_marks(st.session.max_queued);
-                if st.session.queued_len() >= high
+                if st.session.backlog_high()
                     && !self.stalled.load(std::sync::atomic::Ordering::Relaxed)
                 {
                     Offered::Busy

@@ -133,32 +133,60 @@ pub fn queue_bound(max_queued: usize) -> u32 {
 /// only the empty pointer (8 bytes instead of 32; with the other fields this keeps a
 /// session cell within a 256-byte allocation).
 #[derive(Debug, Default)]
-#[allow(clippy::box_collection)]
-struct Queue(Option<Box<VecDeque<Delivery>>>);
+struct Queue(Option<Box<QueueInner>>);
+
+#[derive(Debug, Default)]
+struct QueueInner {
+    items: VecDeque<Delivery>,
+    /// Topic and payload bytes of `items` (see `Session::queued_bytes`).
+    bytes: usize,
+}
+
+/// The bytes a queued delivery accounts for.
+fn delivery_bytes(d: &Delivery) -> usize {
+    d.message.payload.len() + d.message.topic.len()
+}
 
 impl Queue {
     fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |q| q.len())
+        self.0.as_ref().map_or(0, |q| q.items.len())
+    }
+
+    fn bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.bytes)
     }
 
     fn front(&self) -> Option<&Delivery> {
-        self.0.as_ref()?.front()
+        self.0.as_ref()?.items.front()
     }
 
     fn pop_front(&mut self) -> Option<Delivery> {
-        self.0.as_mut()?.pop_front()
+        let q = self.0.as_mut()?;
+        let d = q.items.pop_front()?;
+        q.bytes -= delivery_bytes(&d);
+        Some(d)
     }
 
     fn push_back(&mut self, d: Delivery) {
-        self.0.get_or_insert_with(Default::default).push_back(d);
+        let q = self.0.get_or_insert_with(Default::default);
+        q.bytes += delivery_bytes(&d);
+        q.items.push_back(d);
     }
 
     fn clear(&mut self) {
         if let Some(q) = &mut self.0 {
-            q.clear();
+            q.items.clear();
+            q.bytes = 0;
         }
     }
 }
+
+/// Backpressure marks on an online session's queue, in bytes (topics and payloads):
+/// above the high mark publishers pause reading their sockets until it drains below
+/// the low one. With large payloads the count marks (see `Session::backlog_high`)
+/// would let hundreds of megabytes queue up before a publisher waits.
+const QUEUED_BYTES_HIGH: usize = 4 * 1024 * 1024;
+const QUEUED_BYTES_LOW: usize = QUEUED_BYTES_HIGH / 2;
 
 #[derive(Debug)]
 pub struct Session {
@@ -205,6 +233,27 @@ impl Session {
 
     pub fn queued_len(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Topic and payload bytes of the queued deliveries.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.bytes()
+    }
+
+    /// Backpressure: the queue of this (online) session is full enough that publishers
+    /// should pause reading their sockets: half of `max_queued` messages, or
+    /// `QUEUED_BYTES_HIGH` bytes. A QoS 0 burst is then slowed down rather than dropped
+    /// (or held in memory) while the subscriber keeps up.
+    pub fn backlog_high(&self) -> bool {
+        let high = (self.max_queued as usize / 2).max(1);
+        self.queue.len() >= high || self.queue.bytes() >= QUEUED_BYTES_HIGH
+    }
+
+    /// The queue drained enough for waiting publishers to read again: at most a
+    /// quarter of `max_queued` messages and `QUEUED_BYTES_LOW` bytes.
+    pub fn backlog_low(&self) -> bool {
+        let low = (self.max_queued as usize / 2).max(1) / 2;
+        self.queue.len() <= low && self.queue.bytes() <= QUEUED_BYTES_LOW
     }
 
     pub fn inflight_len(&self) -> usize {
@@ -407,6 +456,64 @@ mod tests {
         let mut s = Session::new(Arc::from("c"), max);
         s.online = true;
         s
+    }
+
+    fn large(len: usize) -> Delivery {
+        Delivery {
+            message: Arc::new(Message::new(
+                ByteStr::from("big"),
+                Bytes::from(vec![7u8; len]),
+                QoS::AtMostOnce,
+                false,
+            )),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            subscription_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn large_payloads_raise_the_backlog_mark_long_before_the_message_bound() {
+        let mut s = online(100_000_000);
+        let size = 256 * 1024;
+        let mut queued = 0;
+        while !s.backlog_high() {
+            s.enqueue(large(size));
+            queued += 1;
+            assert!(queued <= 16, "4 MiB of payloads is a full backlog");
+        }
+        assert_eq!(queued, 16);
+        assert_eq!(s.queued_bytes(), 16 * (size + 3));
+        assert!(!s.backlog_low());
+        let now = Instant::now();
+        while !s.backlog_low() {
+            s.next_outgoing(now).expect("queued");
+        }
+        assert_eq!(
+            s.queued_len(),
+            7,
+            "at most 2 MiB left: publishers read again"
+        );
+        assert_eq!(s.queued_bytes(), 7 * (size + 3));
+        s.clear();
+        assert_eq!(s.queued_bytes(), 0);
+        assert!(s.backlog_low());
+    }
+
+    #[test]
+    fn small_payloads_keep_the_message_count_marks() {
+        let mut s = online(10);
+        for _ in 0..4 {
+            s.enqueue(delivery(QoS::AtMostOnce));
+        }
+        assert!(!s.backlog_high());
+        s.enqueue(delivery(QoS::AtMostOnce));
+        assert!(s.backlog_high(), "half of max_queued");
+        let now = Instant::now();
+        for _ in 0..3 {
+            s.next_outgoing(now);
+        }
+        assert!(s.backlog_low(), "a quarter of max_queued");
     }
 
     #[test]
