@@ -13,9 +13,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use crate::codec::{
-    encode, encoded_len, topic, Auth, ByteStr, ConnAck, Connect, Decoder, Disconnect, LastWill,
-    Packet, Properties, ProtocolVersion, PubAck, Publish, QoS, ReasonCode, SubAck, Subscribe,
-    UnsubAck, Unsubscribe,
+    encode, encode_publish_head, encoded_len, topic, Auth, ByteStr, ConnAck, Connect, Decoder,
+    Disconnect, LastWill, Packet, Properties, ProtocolVersion, PubAck, Publish, QoS, ReasonCode,
+    SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 
 use super::auth::{Access, Credentials};
@@ -52,6 +52,11 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// up to `READ_MAX`.
 const READ_MIN: usize = 1024;
 const READ_MAX: usize = 64 * 1024;
+
+/// Payloads from this size on are written from their own buffer (a vectored write)
+/// rather than copied into the write buffer: the copy, and the write buffer's growth,
+/// cost more than a separate segment from here on.
+const ZERO_COPY_PAYLOAD: usize = 16 * 1024;
 /// A write buffer that grew beyond this during a burst is released after the flush.
 const WRITE_KEEP: usize = 256 * 1024;
 /// Connected clients from which a client parks right after its CONNACK (see
@@ -162,6 +167,7 @@ where
         // No buffer until bytes arrive: see `read_on_demand`.
         rbuf: BytesMut::new(),
         wbuf: BytesMut::new(),
+        segments: Vec::new(),
         decoder: Decoder::new(shared.config.max_packet_size),
         shared: shared.clone(),
         version: ProtocolVersion::V311,
@@ -204,6 +210,9 @@ struct Io<S> {
     stream: S,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// Output that goes before `wbuf`: PUBLISH heads and the large payloads that follow
+    /// them, which are not copied into the write buffer (see `send`).
+    segments: Vec<Bytes>,
     decoder: Decoder,
     shared: Arc<Shared>,
     version: ProtocolVersion,
@@ -267,6 +276,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
+        while !self.segments.is_empty() {
+            // One vectored write for the segments and what follows them.
+            const MAX_SLICES: usize = 32;
+            let mut slices = [std::io::IoSlice::new(&[]); MAX_SLICES];
+            let mut k = 0;
+            for seg in self.segments.iter().take(MAX_SLICES - 1) {
+                slices[k] = std::io::IoSlice::new(seg);
+                k += 1;
+            }
+            if k < MAX_SLICES && !self.wbuf.is_empty() {
+                slices[k] = std::io::IoSlice::new(&self.wbuf);
+                k += 1;
+            }
+            let mut n = std::task::ready!(
+                std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..k])
+            )?;
+            if n == 0 {
+                return std::task::Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            let mut done = 0;
+            for seg in &mut self.segments {
+                if n < seg.len() {
+                    bytes::Buf::advance(seg, n);
+                    n = 0;
+                    break;
+                }
+                n -= seg.len();
+                done += 1;
+            }
+            self.segments.drain(..done);
+            bytes::Buf::advance(&mut self.wbuf, n);
+        }
         while !self.wbuf.is_empty() {
             let n =
                 std::task::ready!(std::pin::Pin::new(&mut self.stream).poll_write(cx, &self.wbuf))?;
@@ -298,7 +339,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     }
 
     fn send(&mut self, packet: &Packet) {
-        if let Err(e) = encode(packet, self.version, &mut self.wbuf) {
+        let result = match packet {
+            Packet::Publish(p) if p.payload.len() >= ZERO_COPY_PAYLOAD => {
+                encode_publish_head(p, self.version, &mut self.wbuf).map(|()| {
+                    self.segments.push(self.wbuf.split().freeze());
+                    self.segments.push(p.payload.clone());
+                })
+            }
+            _ => encode(packet, self.version, &mut self.wbuf),
+        };
+        if let Err(e) = result {
             self.shared.log(
                 Level::Error,
                 format!("cannot encode {:?}: {e}", packet.packet_type()),
@@ -306,12 +356,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
     }
 
+    /// Whether anything waits to be written.
+    fn has_output(&self) -> bool {
+        !self.wbuf.is_empty() || !self.segments.is_empty()
+    }
+
+    fn output_len(&self) -> usize {
+        self.wbuf.len() + self.segments.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    fn discard_output(&mut self) {
+        self.wbuf.clear();
+        self.segments.clear();
+    }
+
     async fn flush(&mut self) -> std::io::Result<()> {
-        if self.write_failed || self.wbuf.is_empty() {
-            self.wbuf.clear();
+        if self.write_failed || !self.has_output() {
+            self.discard_output();
             return Ok(());
         }
-        let (n, cap) = (self.wbuf.len(), self.wbuf.capacity());
+        let (n, cap) = (self.output_len(), self.wbuf.capacity());
         let r = std::future::poll_fn(|cx| self.poll_write_out(cx)).await;
         self.after_flush(n, cap);
         r
@@ -863,7 +927,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             // Nothing more is taken from the session once writing failed: a persistent
             // session keeps its messages for the next connection.
             let mut more = !self.io.write_failed && self.fill_outgoing();
-            if std::mem::take(&mut unanswered_small_read) && self.io.wbuf.is_empty() {
+            if std::mem::take(&mut unanswered_small_read) && !self.io.has_output() {
                 // A small read we send nothing back for (a client's PUBACK, say): a
                 // client without TCP_NODELAY (paho-mqtt) would hold its next packet
                 // behind our delayed ACK for up to 40 ms. When we do answer, the answer
@@ -872,7 +936,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     crate::sockopt::quickack(fd);
                 }
             }
-            if !self.io.wbuf.is_empty() {
+            if self.io.has_output() {
                 match self.flush_unless_commanded().await {
                     Ok(woken) => more |= woken,
                     Err(close) => return close,
@@ -916,10 +980,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
     /// publisher that woke us saw an empty queue and will not wake us again).
     async fn flush_unless_commanded(&mut self) -> Result<bool, Close> {
         if self.io.write_failed {
-            self.io.wbuf.clear();
+            self.io.discard_output();
             return Ok(false);
         }
-        let (n, cap) = (self.io.wbuf.len(), self.io.wbuf.capacity());
+        let (n, cap) = (self.io.output_len(), self.io.wbuf.capacity());
         let mut woken = false;
         // One poll function rather than a `select!` over futures: this is the largest
         // wait of a connection, and its size is in every connection's task.
@@ -957,13 +1021,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
     /// connection with a re-authentication step in flight also waits for the hook's
     /// answer (`Ok(None)` once it is handled).
     async fn wait_for_input(&mut self, read_size: usize) -> Result<Option<(usize, usize)>, Close> {
+        // The front of the buffer is an incomplete packet (complete ones were handled).
+        let large = Decoder::frame_len(&self.io.rbuf).filter(|&len| len >= ZERO_COPY_PAYLOAD);
         let spare = self.io.rbuf.capacity() - self.io.rbuf.len();
-        // A quiet connection with nothing buffered waits with no buffer at all (see
-        // `read_on_demand`); a busy one keeps `read_size` ready.
-        if spare < read_size / 2 && (read_size > READ_MIN || !self.io.rbuf.is_empty()) {
+        let mut limit = usize::MAX;
+        if let Some(len) = large {
+            // A large packet gets a buffer of its own size, and reads stop a little past
+            // its end: its payload then owns just its bytes (passed on, and written out,
+            // without a copy), and the next packet's first bytes are all that is ever
+            // copied into the next buffer. Growing a shared buffer instead copied up to
+            // a whole packet per packet, into fresh (page-faulting) memory.
+            if self.io.rbuf.capacity() < len {
+                let mut own = BytesMut::with_capacity(len + READ_MIN);
+                own.extend_from_slice(&self.io.rbuf);
+                self.io.rbuf = own;
+            }
+            limit = len + READ_MIN - self.io.rbuf.len();
+        } else if spare < read_size / 2 && (read_size > READ_MIN || !self.io.rbuf.is_empty()) {
+            // A quiet connection with nothing buffered waits with no buffer at all (see
+            // `read_on_demand`); a busy one keeps `read_size` ready.
             self.io.rbuf.reserve(read_size);
         }
-        let spare = self.io.rbuf.capacity() - self.io.rbuf.len();
+        let spare = (self.io.rbuf.capacity() - self.io.rbuf.len()).min(limit);
         // One pointer captured rather than one per field: this future is part of every
         // idle connection's task.
         let this = &mut *self;
@@ -974,7 +1053,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             if let std::task::Poll::Ready(step) = poll_auth_answer(&mut this.auth, cx) {
                 return std::task::Poll::Ready(Some(Err(step)));
             }
-            poll_read_on_demand(&mut this.io.stream, &mut this.io.rbuf, READ_MIN, cx)
+            poll_read_on_demand(&mut this.io.stream, &mut this.io.rbuf, READ_MIN, limit, cx)
                 .map(|r| Some(Ok(r)))
         })
         .await;
@@ -1457,7 +1536,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             {
                 return false;
             }
-            let mut budget = WRITE_BATCH.saturating_sub(self.io.wbuf.len());
+            let mut budget = WRITE_BATCH.saturating_sub(self.io.output_len());
             while budget > 0 {
                 match st.session.next_outgoing(now) {
                     Some((pkid, d)) => {
@@ -1759,7 +1838,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         (&self.io.stream as &dyn std::any::Any).is::<TcpConn>()
             && self.signals.park_requested()
             && self.io.rbuf.is_empty()
-            && self.io.wbuf.is_empty()
+            && !self.io.has_output()
             && !self.io.write_failed
             && self.busy.is_empty()
             && !self.reauth_in_flight()
@@ -1878,6 +1957,7 @@ pub async fn resume(shared: Arc<Shared>, stream: std::net::TcpStream, p: Parked,
             stream,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
+            segments: Vec::new(),
             decoder,
             shared,
             version: p.version,
@@ -1915,20 +1995,23 @@ async fn read_on_demand<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
 ) -> std::io::Result<usize> {
-    std::future::poll_fn(|cx| poll_read_on_demand(rd, buf, 0, cx)).await
+    std::future::poll_fn(|cx| poll_read_on_demand(rd, buf, 0, usize::MAX, cx)).await
 }
 
-/// `read_on_demand`, reserving at least `min` bytes when bytes arrive.
+/// `read_on_demand`, reserving at least `min` bytes when bytes arrive, reading at most
+/// `limit` bytes into spare capacity.
 fn poll_read_on_demand<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     min: usize,
+    limit: usize,
     cx: &mut std::task::Context<'_>,
 ) -> std::task::Poll<std::io::Result<usize>> {
     if buf.capacity() > buf.len() {
         // `read_buf`'s future keeps no state between polls: a new one per poll is the
         // same read.
-        let read = rd.read_buf(buf);
+        let mut limited = bytes::BufMut::limit(&mut *buf, limit);
+        let read = rd.read_buf(&mut limited);
         tokio::pin!(read);
         return std::future::Future::poll(read, cx);
     }
