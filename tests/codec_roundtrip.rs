@@ -900,3 +900,49 @@ fn pre_v5_refusal_on_a_v5_connection_round_trips_byte_for_byte() {
     assert_eq!(&out[..], &wire[..]);
     assert_eq!(encoded_len(&packet, ProtocolVersion::V5), wire.len());
 }
+
+#[test]
+fn segmented_encoding_moves_large_payloads_out_without_a_copy() {
+    let publish = |len: usize| {
+        Packet::Publish(Publish {
+            qos: QoS::AtLeastOnce,
+            topic: ByteStr::from("seg/t"),
+            pkid: 9,
+            payload: Bytes::from(vec![5u8; len]),
+            ..Default::default()
+        })
+    };
+    for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        let (small, large) = (publish(SEGMENT_PAYLOAD - 1), publish(SEGMENT_PAYLOAD));
+        let mut out = BytesMut::new();
+        let mut segments = Vec::new();
+        encode_segmented(&Packet::PingReq, version, &mut out, &mut segments).unwrap();
+        encode_segmented(&small, version, &mut out, &mut segments).unwrap();
+        assert!(
+            segments.is_empty(),
+            "below the threshold: copied into the buffer"
+        );
+        encode_segmented(&large, version, &mut out, &mut segments).unwrap();
+        encode_segmented(&Packet::PingResp, version, &mut out, &mut segments).unwrap();
+        assert_eq!(segments.len(), 2);
+        let Packet::Publish(p) = &large else {
+            unreachable!()
+        };
+        assert_eq!(
+            segments[1].as_ptr(),
+            p.payload.as_ptr(),
+            "the payload itself, not a copy"
+        );
+        // Written in order (segments, then the buffer), the bytes are the plain encoding.
+        let mut written = BytesMut::new();
+        for seg in &segments {
+            written.extend_from_slice(seg);
+        }
+        written.extend_from_slice(&out);
+        let mut expected = BytesMut::new();
+        for packet in [&Packet::PingReq, &small, &large, &Packet::PingResp] {
+            encode(packet, version, &mut expected).unwrap();
+        }
+        assert_eq!(written, expected);
+    }
+}

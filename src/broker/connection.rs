@@ -13,9 +13,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use crate::codec::{
-    encode, encode_publish_head, encoded_len, topic, Auth, ByteStr, ConnAck, Connect, Decoder,
-    Disconnect, LastWill, Packet, Properties, ProtocolVersion, PubAck, Publish, QoS, ReasonCode,
-    SubAck, Subscribe, UnsubAck, Unsubscribe,
+    encode_segmented, encoded_len, topic, Auth, ByteStr, ConnAck, Connect, Decoder, Disconnect,
+    LastWill, Packet, Properties, ProtocolVersion, PubAck, Publish, QoS, ReasonCode, SubAck,
+    Subscribe, UnsubAck, Unsubscribe, SEGMENT_PAYLOAD,
 };
 
 use super::auth::{Access, Credentials};
@@ -52,11 +52,6 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// up to `READ_MAX`.
 const READ_MIN: usize = 1024;
 const READ_MAX: usize = 64 * 1024;
-
-/// Payloads from this size on are written from their own buffer (a vectored write)
-/// rather than copied into the write buffer: the copy, and the write buffer's growth,
-/// cost more than a separate segment from here on.
-const ZERO_COPY_PAYLOAD: usize = 16 * 1024;
 /// A write buffer that grew beyond this during a burst is released after the flush.
 const WRITE_KEEP: usize = 256 * 1024;
 /// Connected clients from which a client parks right after its CONNACK (see
@@ -339,16 +334,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     }
 
     fn send(&mut self, packet: &Packet) {
-        let result = match packet {
-            Packet::Publish(p) if p.payload.len() >= ZERO_COPY_PAYLOAD => {
-                encode_publish_head(p, self.version, &mut self.wbuf).map(|()| {
-                    self.segments.push(self.wbuf.split().freeze());
-                    self.segments.push(p.payload.clone());
-                })
-            }
-            _ => encode(packet, self.version, &mut self.wbuf),
-        };
-        if let Err(e) = result {
+        if let Err(e) = encode_segmented(packet, self.version, &mut self.wbuf, &mut self.segments) {
             self.shared.log(
                 Level::Error,
                 format!("cannot encode {:?}: {e}", packet.packet_type()),
@@ -1022,7 +1008,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
     /// answer (`Ok(None)` once it is handled).
     async fn wait_for_input(&mut self, read_size: usize) -> Result<Option<(usize, usize)>, Close> {
         // The front of the buffer is an incomplete packet (complete ones were handled).
-        let large = Decoder::frame_len(&self.io.rbuf).filter(|&len| len >= ZERO_COPY_PAYLOAD);
+        let large = Decoder::frame_len(&self.io.rbuf).filter(|&len| len >= SEGMENT_PAYLOAD);
         let spare = self.io.rbuf.capacity() - self.io.rbuf.len();
         let mut limit = usize::MAX;
         if let Some(len) = large {
@@ -2140,6 +2126,7 @@ pub fn injected(topic: &str, payload: Bytes, qos: QoS, retain: bool) -> Result<M
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::encode;
 
     /// Every idle connection keeps its task's future alive: keep it small (the boxed
     /// CONNECT and closing phases are not part of it).

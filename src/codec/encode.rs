@@ -1,6 +1,6 @@
 //! Encoding straight into a write buffer.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::wire::{var_int_len, write_header};
 use super::{
@@ -24,6 +24,32 @@ pub fn encode(
         out.truncate(start);
     }
     result
+}
+
+/// Payloads from this size on are not copied by [`encode_segmented`]: from here on a
+/// buffer of its own in a vectored write costs less than the copy (and than growing the
+/// write buffer to hold it).
+pub const SEGMENT_PAYLOAD: usize = 16 * 1024;
+
+/// [`encode`], except for a PUBLISH with a payload of [`SEGMENT_PAYLOAD`] bytes or more:
+/// its head is appended to `out`, then all that `out` holds and the payload itself are
+/// moved to the end of `segments` (zero-copy output: the caller writes `segments` first,
+/// then `out`). On error `out` and `segments` are left as they were.
+pub fn encode_segmented(
+    packet: &Packet,
+    version: ProtocolVersion,
+    out: &mut BytesMut,
+    segments: &mut Vec<Bytes>,
+) -> Result<(), EncodeError> {
+    match packet {
+        Packet::Publish(p) if p.payload.len() >= SEGMENT_PAYLOAD => {
+            encode_publish_head(p, version, out)?;
+            segments.push(out.split().freeze());
+            segments.push(p.payload.clone());
+            Ok(())
+        }
+        _ => encode(packet, version, out),
+    }
 }
 
 /// Appends a PUBLISH without its payload, which the caller writes after these bytes

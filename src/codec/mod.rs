@@ -44,7 +44,7 @@ mod wire;
 
 pub use bytestr::ByteStr;
 pub use decode::Decoder;
-pub use encode::{encode, encode_publish_head, encoded_len};
+pub use encode::{encode, encode_publish_head, encode_segmented, encoded_len, SEGMENT_PAYLOAD};
 pub use error::{DecodeError, EncodeError};
 pub use packet::*;
 pub use properties::Properties;
