@@ -265,10 +265,11 @@ async fn tcp_read_loop(shared: &Shared, generation: u64, r: &mut TcpReader) -> C
     }
 }
 
-/// How long faces may go without polling the socket before the connection task, having
-/// stepped aside, reads it again by itself: the bound on how late bytes are read after
+/// How long faces may go without reading the socket before the connection task, having
+/// stepped aside, reads it again by itself. Bytes are read at most ten leases late after
 /// a face stopped reading without saying so (a paho loop thread busy in a callback, or
-/// stopped). A face that stops for good says so, see `EventQueue::set_watched`.
+/// stopped; see `EventQueue::lease_end`). A face that stops for good says so, see
+/// `EventQueue::set_watched`.
 const LEASE: Duration = Duration::from_millis(5);
 
 /// (connection task, stepped aside) Returns when told to read again, or when the faces

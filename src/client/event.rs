@@ -435,13 +435,14 @@ impl EventQueue {
     }
 
     /// (connection task, stepped aside) Until when it may stay away: `lease` after the
-    /// last reader left, or from now while a face reads or watches; None when that time
-    /// has passed.
+    /// last reader left; None when that time has passed. While a face reads or watches,
+    /// ten leases from now: the task then only looks again (a face that waits for long
+    /// would otherwise cost it a wake-up per lease).
     pub(crate) fn lease_end(&self, lease: Duration) -> Option<Instant> {
         let p = self.pending.lock();
         let now = Instant::now();
         if p.readers > 0 || p.watched_socket {
-            return Some(now + lease);
+            return Some(now + lease * 10);
         }
         p.last_read.map(|t| t + lease).filter(|&end| end > now)
     }
