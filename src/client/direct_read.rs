@@ -29,8 +29,9 @@ const SMALL_BUF: usize = 64 * 1024;
 /// Read buffer size while frames are large: a few frames per buffer, so the part of a
 /// frame that does not fit is copied to the next buffer once per few frames.
 const LARGE_BUF: usize = 256 * 1024;
-/// Retired read buffers kept for reuse, and the largest one kept.
-const MAX_SPARE: usize = 8;
+/// Retired read buffers kept for reuse: at most this many bytes, none above
+/// `MAX_SPARE_SIZE`. Enough for the face to be a few dozen 64 KiB messages behind.
+const MAX_SPARE_BYTES: usize = 4 * 1024 * 1024;
 const MAX_SPARE_SIZE: usize = 1024 * 1024;
 
 /// One connection's receive side between reads: the bytes not yet decoded and the decoder.
@@ -116,9 +117,10 @@ impl ReadState {
         let old_size = std::mem::replace(&mut self.buf_size, next_size);
         if old_size <= MAX_SPARE_SIZE {
             old.clear();
-            if self.spare.len() == MAX_SPARE {
-                // Still in use after MAX_SPARE newer ones: let it go with its last user.
-                self.spare.remove(0);
+            let mut kept: usize = self.spare.iter().map(|(_, size)| size).sum();
+            while kept + old_size > MAX_SPARE_BYTES {
+                // Still in use after all newer ones: let it go with its last user.
+                kept -= self.spare.remove(0).1;
             }
             self.spare.push((old, old_size));
         }
