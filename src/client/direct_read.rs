@@ -50,6 +50,8 @@ pub(crate) struct ReadState {
     large: usize,
     decoder: Decoder,
     packets: Vec<(Packet, Option<Bytes>)>,
+    /// The last `process` queued bytes to write (see `quickack`).
+    answered: bool,
     /// Buffers allocated after the first (tests).
     #[cfg(test)]
     allocated: usize,
@@ -66,6 +68,7 @@ impl ReadState {
             large: 0,
             decoder,
             packets: Vec::new(),
+            answered: false,
             #[cfg(test)]
             allocated: 0,
         }
@@ -126,6 +129,15 @@ impl ReadState {
         }
     }
 
+    /// Whether to ask the kernel to acknowledge the bytes just read at once (see
+    /// [`crate::sockopt::quickack`]): not when handling them queued bytes to write (an
+    /// acknowledgement, the next message of a window), which carry the TCP ACK anyway,
+    /// a moment later. A QoS 1 publisher of large messages otherwise sent a pure ACK
+    /// (one more system call and packet) for every PUBACK it read.
+    pub(crate) fn wants_quickack(&self) -> bool {
+        !self.answered
+    }
+
     /// Decodes every complete packet in the buffer and hands them to the session of
     /// connection `generation`; `Err` when the connection must end.
     pub(crate) fn process(&mut self, shared: &Shared, generation: u64) -> Result<(), Close> {
@@ -172,6 +184,7 @@ impl ReadState {
                 result = Err(c);
             }
         }
+        self.answered = s.has_output() && !s.output_held();
         shared.flush(&mut s);
         drop(s);
         result?;
@@ -333,7 +346,9 @@ impl Shared {
                     a.stalled = true;
                     self.direct_read.nudge.notify_one();
                 }
-                crate::sockopt::quickack(a.fd);
+                if a.state.wants_quickack() {
+                    crate::sockopt::quickack(a.fd);
+                }
                 return Direct::Read;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Direct::Idle(a.fd),
