@@ -33,6 +33,11 @@ const LARGE_BUF: usize = 256 * 1024;
 /// `MAX_SPARE_SIZE`. Enough for the face to be a few dozen 64 KiB messages behind.
 const MAX_SPARE_BYTES: usize = 4 * 1024 * 1024;
 const MAX_SPARE_SIZE: usize = 1024 * 1024;
+/// Once this many buffers in a row were filled with small frames only, the spares are
+/// cut down to `SMALL_SPARE_BYTES` of small buffers (a connection that received large
+/// messages once does not keep megabytes for good).
+const SMALL_RUN: u32 = 16;
+const SMALL_SPARE_BYTES: usize = 4 * SMALL_BUF;
 
 /// One connection's receive side between reads: the bytes not yet decoded and the decoder.
 pub(crate) struct ReadState {
@@ -48,6 +53,8 @@ pub(crate) struct ReadState {
     spare: Vec<(BytesMut, usize)>,
     /// The length of the last frame seen if it was at least `LARGE_FRAME` long, else 0.
     large: usize,
+    /// Buffers replaced since the last large frame was seen.
+    small_run: u32,
     decoder: Decoder,
     packets: Vec<(Packet, Option<Bytes>)>,
     /// The last `process` queued bytes to write (see `quickack`).
@@ -66,6 +73,7 @@ impl ReadState {
             buf_size: SMALL_BUF,
             spare: Vec::new(),
             large: 0,
+            small_run: 0,
             decoder,
             packets: Vec::new(),
             answered: false,
@@ -91,6 +99,17 @@ impl ReadState {
         if need <= self.buf.capacity() {
             return;
         }
+        if self.large > 0 {
+            self.small_run = 0;
+        } else {
+            self.small_run = self.small_run.saturating_add(1);
+        }
+        let budget = if self.small_run >= SMALL_RUN {
+            self.spare.retain(|(_, size)| *size <= SMALL_BUF);
+            SMALL_SPARE_BYTES
+        } else {
+            MAX_SPARE_BYTES
+        };
         // Every frame cut from this buffer was dropped: take it back whole (the undecoded
         // rest moves to its start).
         if need <= self.buf_size && self.buf.try_reclaim(self.buf_size - len) {
@@ -118,10 +137,10 @@ impl ReadState {
         next.extend_from_slice(&self.buf);
         let mut old = std::mem::replace(&mut self.buf, next);
         let old_size = std::mem::replace(&mut self.buf_size, next_size);
-        if old_size <= MAX_SPARE_SIZE {
+        if old_size <= MAX_SPARE_SIZE.min(budget) {
             old.clear();
             let mut kept: usize = self.spare.iter().map(|(_, size)| size).sum();
-            while kept + old_size > MAX_SPARE_BYTES {
+            while kept + old_size > budget {
                 // Still in use after all newer ones: let it go with its last user.
                 kept -= self.spare.remove(0).1;
             }
@@ -539,5 +558,25 @@ mod tests {
         for (seed, p) in kept.iter().enumerate() {
             assert_eq!(&p[..], &frame(seed as u32, 65_536).1[..]);
         }
+        let spare = |s: &ReadState| s.spare.iter().map(|(_, size)| size).sum::<usize>();
+        assert!(spare(&s) > SMALL_SPARE_BYTES);
+        // Small messages from then on: the large spares are let go.
+        drop(kept);
+        let mut small = Vec::new();
+        for seed in 0..60_000 {
+            small.extend_from_slice(&frame(seed, 100).0);
+        }
+        let mut n = 0;
+        read_all(
+            &mut s,
+            &small,
+            |_| 100_000,
+            |p| {
+                assert_eq!(&p[..], &frame(n, 100).1[..]);
+                n += 1;
+            },
+        );
+        assert_eq!(n, 60_000);
+        assert!(spare(&s) <= SMALL_SPARE_BYTES, "{} bytes kept", spare(&s));
     }
 }
