@@ -6,6 +6,11 @@ once and in order, whether the loop thread or the core's connection task read th
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -26,17 +31,19 @@ def payload_for(i: int) -> bytes:
 
 
 class Subscriber:
-    def __init__(self, port: int, topic: str, qos: int, n: int, slow_every: int = 0) -> None:
+    def __init__(self, port: int, topic: str, qos: int, n: int, slow_every: int = 0,
+                 transport: str = "tcp", host: str = "127.0.0.1") -> None:
         self.n = n
         self.slow_every = slow_every
         self.messages: list[mqtt.MQTTMessage] = []
         self.done = threading.Event()
         self.subscribed = threading.Event()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}")
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}",
+                        transport=transport)
         c.on_connect = lambda cl, ud, fl, rc, pr: cl.subscribe(topic, qos=qos)
         c.on_subscribe = lambda *a: self.subscribed.set()
         c.on_message = self.on_message
-        c.connect("127.0.0.1", port)
+        c.connect(host, port)
         c.loop_start()
         self.client = c
 
@@ -55,9 +62,10 @@ class Subscriber:
         self.client.loop_stop()
 
 
-def run_stream(port: int, qos: int, n: int = 240, slow_every: int = 0) -> None:
+def run_stream(port: int, qos: int, n: int = 240, slow_every: int = 0,
+               transport: str = "tcp", host: str = "127.0.0.1") -> None:
     topic = f"large/{uuid.uuid4().hex[:8]}"
-    sub = Subscriber(port, topic, qos, n, slow_every)
+    sub = Subscriber(port, topic, qos, n, slow_every, transport, host)
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
     try:
         assert sub.subscribed.wait(10), "not subscribed"
@@ -87,3 +95,71 @@ def test_large_payloads_kept_by_the_user_arrive_intact_and_in_order_via_mosquitt
 def test_large_payloads_arrive_intact_with_a_callback_busy_now_and_then(qos):
     with Broker(port=0) as broker:
         run_stream(broker.port, qos, slow_every=7)
+
+
+@pytest.fixture(scope="module")
+def mosquitto_unix():
+    """mosquitto with a unix-socket listener: the core reads that transport in its
+    connection task only (no direct reads), through the same buffers. (mosquitto
+    2.0.11's WebSocket listener itself stalls on a stream of 400 KB messages, paho-mqtt
+    as subscriber too, so WebSockets are tested on the embedded broker.)"""
+    from conftest import MOSQUITTO_BIN, _free_port
+
+    if not os.path.exists(MOSQUITTO_BIN):
+        pytest.skip("mosquitto is not installed")
+    d = tempfile.mkdtemp(prefix="tmqtt-large-")
+    os.chmod(d, 0o777)  # mosquitto may drop to its own user and must create the socket here
+    tcp_port = _free_port()
+    unix_path = os.path.join(d, "mqtt.sock")
+    conf = os.path.join(d, "mosquitto.conf")
+    with open(conf, "w") as f:
+        f.write(f"per_listener_settings false\nallow_anonymous true\n"
+                f"listener {tcp_port} 127.0.0.1\nlistener 0 {unix_path}\n")
+    proc = subprocess.Popen([MOSQUITTO_BIN, "-c", conf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", tcp_port), timeout=0.2).close()
+            if os.path.exists(unix_path):
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("mosquitto did not start")
+        time.sleep(0.02)  # polling a port: there is no event to wait on
+    yield unix_path
+    proc.terminate()
+    proc.wait(10)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def stream_over(transport: str, host: str, port: int) -> None:
+    topic = f"large/{uuid.uuid4().hex[:8]}"
+    n = 120
+    sub = Subscriber(port, topic, 1, n, transport=transport, host=host)
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}",
+                      transport=transport)
+    try:
+        assert sub.subscribed.wait(10), "not subscribed"
+        pub.connect(host, port)
+        pub.loop_start()
+        infos = [pub.publish(topic, payload_for(i), qos=1) for i in range(n)]
+        infos[-1].wait_for_publish(30)
+        assert sub.done.wait(60), f"{len(sub.messages)} of {n} messages arrived"
+        for i, m in enumerate(sub.messages):
+            assert m.payload == payload_for(i), f"message {i}: {len(m.payload)} bytes, differs"
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+        sub.close()
+
+
+def test_large_payloads_kept_by_the_user_arrive_intact_over_a_unix_socket(mosquitto_unix):
+    stream_over("unix", mosquitto_unix, 1)
+
+
+def test_large_payloads_kept_by_the_user_arrive_intact_over_websockets():
+    with Broker(listeners=[{"port": 0, "transport": "websocket"}]) as broker:
+        stream_over("websockets", "127.0.0.1", broker.port)
