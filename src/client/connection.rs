@@ -156,7 +156,9 @@ async fn read_loop(
             return end_of_stream(shared, error);
         }
         let result = state.process(shared, generation);
-        reader.quickack();
+        if state.wants_quickack() {
+            reader.quickack();
+        }
         if let Err(c) = result {
             return c;
         }
@@ -240,7 +242,9 @@ async fn tcp_read_loop(shared: &Shared, generation: u64, r: &mut TcpReader) -> C
                     if let Err(c) = a.state.process(shared, generation) {
                         return c;
                     }
-                    crate::sockopt::quickack(a.fd);
+                    if a.state.wants_quickack() {
+                        crate::sockopt::quickack(a.fd);
+                    }
                     Step::Read { more: n == room }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Step::Nothing,
