@@ -19,7 +19,7 @@ use super::completion::Completion;
 use super::event::{log_level, rc, Event, Message};
 use super::props;
 use crate::codec::{
-    encode, encode_publish_head, encoded_len, ByteStr, Connect, Disconnect, Packet, Properties,
+    encode_segmented, encoded_len, ByteStr, Connect, Disconnect, Packet, Properties,
     ProtocolVersion, PubAck, Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, Unsubscribe,
 };
 
@@ -53,10 +53,6 @@ struct OutMessage {
 /// A QoS 0 publish encoded into the write buffer: its mid and, if it was published
 /// with one, its completion (done once the bytes are written).
 pub type WrittenQos0 = (u16, Option<Arc<Completion>>);
-
-/// Payloads at least this large are written from their own buffer instead of being
-/// copied into the write buffer: below it, a copy costs less than a separate segment.
-const ZERO_COPY_PAYLOAD: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnState {
@@ -541,15 +537,8 @@ impl Session {
     fn send(&mut self, packet: &Packet) {
         // The packets the session builds are valid by construction except for sizes
         // that the face checks first; an encoding failure is reported, not sent.
-        let result = match packet {
-            Packet::Publish(p) if p.payload.len() >= ZERO_COPY_PAYLOAD => {
-                encode_publish_head(p, self.version, &mut self.out).map(|()| {
-                    self.segments.push(self.out.split().freeze());
-                    self.segments.push(p.payload.clone());
-                })
-            }
-            _ => encode(packet, self.version, &mut self.out),
-        };
+        // Large payloads are written from their own buffer (see `encode_segmented`).
+        let result = encode_segmented(packet, self.version, &mut self.out, &mut self.segments);
         if let Err(e) = result {
             self.events.push(Event::Log {
                 level: log_level::ERR,
@@ -1299,7 +1288,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{ConnAck, Decoder, SubAck, SubscribeOptions};
+    use crate::codec::{encode, ConnAck, Decoder, SubAck, SubscribeOptions};
 
     fn connect_packet(version: ProtocolVersion, clean_start: bool, keep_alive: u16) -> Connect {
         Connect {
@@ -1432,7 +1421,7 @@ mod tests {
     #[test]
     fn large_payloads_are_written_from_their_own_buffer_in_order() {
         let mut s = connected(ProtocolVersion::V5);
-        let big = Bytes::from(vec![7u8; ZERO_COPY_PAYLOAD]);
+        let big = Bytes::from(vec![7u8; crate::codec::SEGMENT_PAYLOAD]);
         publish(&mut s, QoS::AtMostOnce);
         s.publish("big".into(), big.clone(), QoS::AtLeastOnce, false, None);
         publish(&mut s, QoS::AtMostOnce);
@@ -1457,7 +1446,7 @@ mod tests {
             sizes.push(p.payload.len());
         }
         assert_eq!(sizes.len(), 3);
-        assert_eq!(sizes[1], ZERO_COPY_PAYLOAD);
+        assert_eq!(sizes[1], crate::codec::SEGMENT_PAYLOAD);
         assert!(!s.has_output());
     }
 
