@@ -221,7 +221,7 @@ async fn tcp_read_loop(shared: &Shared, generation: u64, r: &mut TcpReader) -> C
         // Checked before taking the read lock, which the reading waiter holds now.
         if !nudged && shared.events.defer_to_poller() {
             wasted += 1;
-            if wasted >= 2 && shared.events.step_aside(LEASE) {
+            if wasted >= 2 && shared.events.step_aside() {
                 r.step_aside();
             }
             continue;
@@ -260,7 +260,7 @@ async fn tcp_read_loop(shared: &Shared, generation: u64, r: &mut TcpReader) -> C
             }
             Step::Nothing => {
                 wasted += 1;
-                if wasted >= 2 && shared.events.step_aside(LEASE) {
+                if wasted >= 2 && shared.events.step_aside() {
                     r.step_aside();
                 }
             }

@@ -148,6 +148,8 @@ struct Pending {
     deferred: bool,
     /// A face's event loop watches the socket and reads it (`Client::watch_fd`).
     watched_socket: bool,
+    /// Payload bytes of the queued messages (see `MESSAGE_BYTES_LIMIT`).
+    message_bytes: usize,
     /// The connection task stepped aside from the socket (see `plain_tcp`): it reads
     /// again when nudged, or once readers have been gone for its lease.
     task_away: bool,
@@ -165,8 +167,9 @@ impl Pending {
 /// Events waiting for the face to drain them, in arrival order.
 ///
 /// Policy when full: the connection task stops reading from the socket while more
-/// than `limit` events wait (see [`EventQueue::wait_for_room`]), so TCP flow control
-/// pushes back on the broker instead of memory growing or messages being dropped.
+/// than `limit` events, or messages of more than `MESSAGE_BYTES_LIMIT` payload bytes,
+/// wait (see [`EventQueue::wait_for_room`]), so TCP flow control pushes back on the
+/// broker instead of memory growing or messages being dropped.
 pub struct EventQueue {
     pending: Mutex<Pending>,
     ready: Condvar,
@@ -186,6 +189,18 @@ thread_local! {
 /// Default bound of [`EventQueue`] before the reader pauses.
 pub const DEFAULT_EVENT_LIMIT: usize = 65_536;
 
+/// The reader also pauses while the queued messages' payloads exceed this many bytes:
+/// with large messages the event bound alone would let it run gigabytes ahead of a slow
+/// consumer.
+pub const MESSAGE_BYTES_LIMIT: usize = 64 * 1024 * 1024;
+
+fn payload_len(e: &Event) -> usize {
+    match e {
+        Event::Message(m) => m.payload.len(),
+        _ => 0,
+    }
+}
+
 impl EventQueue {
     pub fn new(limit: usize) -> std::io::Result<Self> {
         let notifier = Notifier::new()?;
@@ -200,6 +215,7 @@ impl EventQueue {
                 readers: 0,
                 deferred: false,
                 watched_socket: false,
+                message_bytes: 0,
                 task_away: false,
                 last_read: None,
             }),
@@ -243,7 +259,10 @@ impl EventQueue {
     /// `extend`, and for `written` completions the quiet rule of `set_quiet_written`.
     fn append(&self, events: impl IntoIterator<Item = Event>, written: bool) {
         let mut p = self.pending.lock();
+        let before = p.events.len();
         p.events.extend(events);
+        let added: usize = p.events.range(before..).map(payload_len).sum();
+        p.message_bytes += added;
         let quiet =
             written && p.quiet_written && p.events.len() * 2 < self.limit.load(Ordering::Relaxed);
         if p.events.is_empty() || quiet {
@@ -321,6 +340,7 @@ impl EventQueue {
             }
         }
         let out: Vec<Event> = p.events.drain(..n).collect();
+        p.message_bytes -= out.iter().map(payload_len).sum::<usize>();
         if p.events.is_empty() && p.signalled {
             self.notifier.clear();
             p.signalled = false;
@@ -329,7 +349,7 @@ impl EventQueue {
             self.notifier.signal();
             p.signalled = true;
         }
-        let below = p.events.len() <= self.limit.load(Ordering::Relaxed);
+        let below = self.fits(&p);
         drop(p);
         if below && n > 0 {
             self.room.notify_waiters();
@@ -461,13 +481,13 @@ impl EventQueue {
     }
 
     /// (connection task, woken for bytes a face read or will read) True if a face reads
-    /// the socket now or did within `lease`: the task then stops watching it (marked
-    /// here, under the lock the faces check it under) until told otherwise or until
-    /// `lease_end` passes.
-    pub(crate) fn step_aside(&self, lease: Duration) -> bool {
+    /// the socket now: the task then stops watching it (marked here, under the lock the
+    /// faces check it under) until told otherwise or until `lease_end` passes. Not for
+    /// a face that has just stopped reading: it may be waiting for the task already
+    /// (see `Client::wait`), and would sit out the lease.
+    pub(crate) fn step_aside(&self) -> bool {
         let mut p = self.pending.lock();
-        let reading =
-            p.readers > 0 || p.watched_socket || p.last_read.is_some_and(|t| t.elapsed() < lease);
+        let reading = p.readers > 0 || p.watched_socket;
         if reading {
             p.task_away = true;
         }
@@ -495,13 +515,22 @@ impl EventQueue {
     /// True when the connection may read more now: not over the limit, not paused (the
     /// condition [`wait_for_room`](Self::wait_for_room) waits for).
     pub(crate) fn has_room(&self) -> bool {
-        self.len() <= self.limit.load(Ordering::Relaxed) && !self.paused.load(Ordering::Acquire)
+        self.fits(&self.pending.lock()) && !self.paused.load(Ordering::Acquire)
     }
 
     /// Removes queued events matching `f` (used to forget the end of a connection that
     /// is being replaced).
     pub fn remove_where(&self, f: impl Fn(&Event) -> bool) {
-        self.pending.lock().events.retain(|e| !f(e));
+        let mut p = self.pending.lock();
+        p.events.retain(|e| !f(e));
+        p.message_bytes = p.events.iter().map(payload_len).sum();
+    }
+
+    /// Whether the queue is within its bounds: at most `limit` events and
+    /// `MESSAGE_BYTES_LIMIT` payload bytes.
+    fn fits(&self, p: &Pending) -> bool {
+        p.events.len() <= self.limit.load(Ordering::Relaxed)
+            && p.message_bytes <= MESSAGE_BYTES_LIMIT
     }
 
     /// Changes the bound (at least 1); a paused reader resumes if the queue fits.
@@ -526,9 +555,7 @@ impl EventQueue {
             let notified = self.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.len() <= self.limit.load(Ordering::Relaxed)
-                && !self.paused.load(Ordering::Acquire)
-            {
+            if self.has_room() {
                 return;
             }
             notified.await;
@@ -550,6 +577,39 @@ mod tests {
     /// Reads (and so consumes) whatever the notifier holds.
     fn notifier_bytes(q: &EventQueue) -> usize {
         q.notifier.clear()
+    }
+
+    #[test]
+    fn large_messages_fill_the_queue_by_their_bytes() {
+        let q = EventQueue::new(DEFAULT_EVENT_LIMIT).unwrap();
+        // One payload buffer shared by all: the bound counts the bytes the events stand
+        // for, as a reader's would.
+        let payload = Bytes::from(vec![1u8; 1024 * 1024]);
+        let msg = || {
+            Event::Message(Box::new(Message {
+                topic: ByteStr::from_static("t"),
+                raw_topic: None,
+                payload: payload.clone(),
+                qos: 0,
+                retain: false,
+                mid: 0,
+                dup: false,
+                properties: None,
+            }))
+        };
+        q.extend((0..64).map(|_| msg()));
+        assert!(q.has_room(), "64 MiB: at the bound");
+        q.push(msg());
+        assert!(
+            !q.has_room(),
+            "65 events, but over the byte bound: the reader pauses"
+        );
+        q.push(log("not a message"));
+        assert_eq!(q.drain(1).len(), 1);
+        assert!(q.has_room(), "drained back to the bound");
+        q.remove_where(|e| matches!(e, Event::Message(_)));
+        q.extend((0..64).map(|_| msg()));
+        assert!(q.has_room(), "removed messages no longer count");
     }
 
     #[test]
@@ -752,15 +812,11 @@ mod tests {
 
     #[test]
     fn a_task_that_stepped_aside_is_told_when_the_face_stops_watching() {
-        let lease = Duration::from_millis(5);
         let q = EventQueue::new(10).unwrap();
-        assert!(
-            !q.step_aside(lease),
-            "no face reads: the task keeps reading"
-        );
+        assert!(!q.step_aside(), "no face reads: the task keeps reading");
         assert!(!q.task_is_away());
         assert!(!q.set_watched(true));
-        assert!(q.step_aside(lease));
+        assert!(q.step_aside());
         assert!(q.task_is_away());
         assert!(
             q.set_watched(false),
@@ -783,7 +839,7 @@ mod tests {
         let q = EventQueue::new(10).unwrap();
         assert_eq!(q.lease_end(lease), None, "nobody ever read: no lease");
         q.enter_reading();
-        assert!(q.step_aside(lease), "a thread reads");
+        assert!(q.step_aside(), "a thread reads");
         let reading = q.lease_end(lease).expect("a thread reads: the lease runs");
         assert!(reading > Instant::now());
         q.leave_reading();
@@ -791,16 +847,15 @@ mod tests {
             .lease_end(lease)
             .expect("the lease runs from the last read");
         assert!(after <= Instant::now() + lease);
-        assert!(q.step_aside(lease), "a thread read just now");
+        assert!(
+            !q.step_aside(),
+            "a thread that just stopped reading may wait for the task already"
+        );
         std::thread::sleep(lease + Duration::from_millis(1));
         assert_eq!(
             q.lease_end(lease),
             None,
             "the readers are gone: the task reads"
-        );
-        assert!(
-            !q.step_aside(lease),
-            "nor does it step aside again for them"
         );
     }
 
