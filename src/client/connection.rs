@@ -220,10 +220,7 @@ async fn tcp_read_loop(shared: &Shared, generation: u64, r: &mut TcpReader) -> C
         }
         // Checked before taking the read lock, which the reading waiter holds now.
         if !nudged && shared.events.defer_to_poller() {
-            wasted += 1;
-            if wasted >= 2 && shared.events.step_aside() {
-                r.step_aside();
-            }
+            woken_in_vain(shared, r, &mut wasted);
             continue;
         }
         let step = {
@@ -258,14 +255,19 @@ async fn tcp_read_loop(shared: &Shared, generation: u64, r: &mut TcpReader) -> C
                 more = m;
                 wasted = 0;
             }
-            Step::Nothing => {
-                wasted += 1;
-                if wasted >= 2 && shared.events.step_aside() {
-                    r.step_aside();
-                }
-            }
+            Step::Nothing => woken_in_vain(shared, r, &mut wasted),
             Step::Ended(error) => return end_of_stream(shared, error),
         }
+    }
+}
+
+/// (`tcp_read_loop`) Woken for bytes a face read or reads: from the second time in a
+/// row (`wasted` counts them), the task steps aside while a face reads.
+#[cfg(target_os = "linux")]
+fn woken_in_vain(shared: &Shared, r: &mut TcpReader, wasted: &mut u32) {
+    *wasted += 1;
+    if *wasted >= 2 && shared.events.step_aside() {
+        r.step_aside();
     }
 }
 

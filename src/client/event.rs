@@ -162,6 +162,12 @@ impl Pending {
     fn watched(&self) -> bool {
         self.armed || self.pollers > 0
     }
+
+    /// A face reads the socket now: a thread inside `Client::wait`'s reading, or an
+    /// event loop watching it.
+    fn face_reads(&self) -> bool {
+        self.readers > 0 || self.watched_socket
+    }
 }
 
 /// Events waiting for the face to drain them, in arrival order.
@@ -461,7 +467,7 @@ impl EventQueue {
     pub(crate) fn lease_end(&self, lease: Duration) -> Option<Instant> {
         let p = self.pending.lock();
         let now = Instant::now();
-        if p.readers > 0 || p.watched_socket {
+        if p.face_reads() {
             return Some(now + lease * 10);
         }
         p.last_read.map(|t| t + lease).filter(|&end| end > now)
@@ -473,7 +479,7 @@ impl EventQueue {
     /// reader to leave learns of it from `leave_reading`.
     pub(crate) fn defer_to_poller(&self) -> bool {
         let mut p = self.pending.lock();
-        let someone = p.readers > 0 || p.watched_socket;
+        let someone = p.face_reads();
         if someone {
             p.deferred = true;
         }
@@ -487,7 +493,7 @@ impl EventQueue {
     /// (see `Client::wait`), and would sit out the lease.
     pub(crate) fn step_aside(&self) -> bool {
         let mut p = self.pending.lock();
-        let reading = p.readers > 0 || p.watched_socket;
+        let reading = p.face_reads();
         if reading {
             p.task_away = true;
         }
