@@ -186,14 +186,16 @@ impl Shared {
     /// Routes a message to every matching session and stores it if retained.
     /// Returns the number of sessions it was offered to.
     pub fn route(&self, message: Message) -> usize {
-        self.route_with_backpressure(message, &mut Vec::new())
+        self.route_with_backpressure(message, &mut Vec::new(), None)
     }
 
-    /// `route`, collecting the sessions that asked the publisher to wait (`Offered::Busy`).
+    /// `route`, collecting the sessions that asked the publisher to wait (`Offered::Busy`),
+    /// and with `wake`, the connections to wake (see `SessionCell::offer`).
     pub fn route_with_backpressure(
         &self,
         message: Message,
         busy: &mut Vec<Arc<super::router::SessionCell>>,
+        mut wake: Option<&mut Vec<Arc<super::router::Signals>>>,
     ) -> usize {
         let message = Arc::new(message);
         let mut targets = {
@@ -218,7 +220,7 @@ impl Shared {
         }
         let n = targets.len();
         for t in targets {
-            let offered = t.cell.offer(t.delivery);
+            let offered = t.cell.offer(t.delivery, wake.as_deref_mut());
             if let Offered::Busy = offered {
                 busy.push(t.cell);
                 continue;
