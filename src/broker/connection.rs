@@ -409,9 +409,6 @@ struct Connection<S> {
     bridge: bool,
     /// Sessions this client's last publishes filled above their high-water mark.
     busy: Vec<Arc<SessionCell>>,
-    /// Connections whose queues this client's publishes filled from empty, woken once
-    /// all the packets of a read are handled (see `handle_input`).
-    wake: Vec<Arc<Signals>>,
     /// Enhanced authentication agreed in CONNECT (MQTT 5 §4.12); boxed, as most
     /// clients use none.
     auth: Option<Box<EnhancedAuth>>,
@@ -859,7 +856,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             problem_info: connect.properties.request_problem_information != Some(0),
             bridge: connect.bridge && !v5,
             busy: Vec::new(),
-            wake: Vec::new(),
             auth: auth_method.map(|method| {
                 Box::new(EnhancedAuth {
                     method,
@@ -1097,26 +1093,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         self.busy.clear();
     }
 
-    /// Decodes and handles every complete packet in the read buffer, then wakes the
-    /// subscribers its messages went to: once per read rather than on the first
-    /// message, so each drains the read's messages in one write. Woken on the first,
-    /// a subscriber on another worker thread raced the routing of the rest and wrote
-    /// one or two at a time (1->100 QoS 1 fan-out, 20 messages per read: 16.7
-    /// deliveries per write to a subscriber, and a PUBACK read and a TCP_QUICKACK per
-    /// write).
+    /// Decodes and handles every complete packet in the read buffer.
     fn handle_input(&mut self) -> Option<Close> {
-        let close = self.handle_packets();
-        for signals in self.wake.drain(..) {
-            signals.wake();
-        }
-        if self.wake.capacity() > 1024 {
-            // A publisher to thousands is not left holding the list between bursts.
-            self.wake = Vec::new();
-        }
-        close
-    }
-
-    fn handle_packets(&mut self) -> Option<Close> {
         // Counted once per read: a shared counter is a cache line every thread writes.
         let mut received = 0;
         let close = loop {
@@ -1381,7 +1359,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     message.properties = Some(props);
                 }
             }
-            let n = shared.route_with_backpressure(message, &mut self.busy, Some(&mut self.wake));
+            let n = shared.route_with_backpressure(message, &mut self.busy);
             if n == 0 && self.v5() {
                 code = ReasonCode::NO_MATCHING_SUBSCRIBERS;
             }
@@ -1516,7 +1494,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             ..Default::default()
         }));
         for d in retained {
-            self.cell.offer(d, None);
+            self.cell.offer(d);
         }
         None
     }
@@ -2041,7 +2019,6 @@ pub async fn resume(shared: Arc<Shared>, stream: std::net::TcpStream, p: Parked,
         problem_info: rare.problem_info,
         bridge: rare.bridge,
         busy: Vec::new(),
-        wake: Vec::new(),
         auth: rare.auth,
     });
     serve_to_end(conn, guard).await;

@@ -281,9 +281,8 @@ impl SessionCell {
     }
 
     /// Queues a delivery and wakes the attached connection if the queue was empty
-    /// (a non-empty queue means the connection is already draining it). With `defer`,
-    /// the connection to wake is added to it instead, for the caller to wake later.
-    pub fn offer(&self, delivery: Delivery, defer: Option<&mut Vec<Arc<Signals>>>) -> Offered {
+    /// (a non-empty queue means the connection is already draining it).
+    pub fn offer(&self, delivery: Delivery) -> Offered {
         let mut st = self.state.lock();
         let was_empty = st.session.queued_len() == 0;
         match st.session.enqueue(delivery) {
@@ -292,10 +291,7 @@ impl SessionCell {
                     return Offered::Queued;
                 };
                 if was_empty {
-                    match defer {
-                        Some(list) => list.push(link.signals.clone()),
-                        None => link.signals.wake(),
-                    }
+                    link.signals.wake();
                 }
                 if st.session.backlog_high()
                     && !self.stalled.load(std::sync::atomic::Ordering::Relaxed)

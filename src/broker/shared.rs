@@ -186,16 +186,14 @@ impl Shared {
     /// Routes a message to every matching session and stores it if retained.
     /// Returns the number of sessions it was offered to.
     pub fn route(&self, message: Message) -> usize {
-        self.route_with_backpressure(message, &mut Vec::new(), None)
+        self.route_with_backpressure(message, &mut Vec::new())
     }
 
-    /// `route`, collecting the sessions that asked the publisher to wait (`Offered::Busy`),
-    /// and with `wake`, the connections to wake (see `SessionCell::offer`).
+    /// `route`, collecting the sessions that asked the publisher to wait (`Offered::Busy`).
     pub fn route_with_backpressure(
         &self,
         message: Message,
         busy: &mut Vec<Arc<super::router::SessionCell>>,
-        mut wake: Option<&mut Vec<Arc<super::router::Signals>>>,
     ) -> usize {
         let message = Arc::new(message);
         let mut targets = {
@@ -220,7 +218,7 @@ impl Shared {
         }
         let n = targets.len();
         for t in targets {
-            let offered = t.cell.offer(t.delivery, wake.as_deref_mut());
+            let offered = t.cell.offer(t.delivery);
             if let Offered::Busy = offered {
                 busy.push(t.cell);
                 continue;
