@@ -120,8 +120,14 @@ impl Inflight {
 
     fn remove_at(&mut self, i: usize) -> Option<OutFlight> {
         let w = self.0.as_mut()?;
-        w.ids.remove(i);
-        let f = w.flights.remove(i);
+        // Acknowledgements come mostly in order: the front, without `remove`'s shifting.
+        let f = if i == 0 {
+            w.ids.pop_front();
+            w.flights.pop_front()
+        } else {
+            w.ids.remove(i);
+            w.flights.remove(i)
+        };
         if w.ids.is_empty() && w.ids.capacity() > 256 {
             // A burst's window is not kept by a session that went quiet.
             self.0 = None;
