@@ -342,6 +342,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
     }
 
+    /// Sends PUBACK (0x40), PUBREC (0x50), PUBREL (0x62) or PUBCOMP (0x70) without
+    /// properties. Success is the same four bytes in every version (MQTT 5 §3.4.2.1:
+    /// no reason code, no properties), written directly rather than through a
+    /// `Packet` of 384 bytes; other codes go through the codec.
+    fn send_ack(&mut self, first: u8, pkid: u16, code: ReasonCode) {
+        if code == ReasonCode::SUCCESS && pkid != 0 {
+            let [hi, lo] = pkid.to_be_bytes();
+            self.wbuf.extend_from_slice(&[first, 2, hi, lo]);
+            return;
+        }
+        let ack = PubAck {
+            pkid,
+            code,
+            ..Default::default()
+        };
+        self.send(&match first {
+            0x40 => Packet::PubAck(ack),
+            0x50 => Packet::PubRec(ack),
+            0x62 => Packet::PubRel(ack),
+            _ => Packet::PubComp(ack),
+        });
+    }
+
     /// Whether anything waits to be written.
     fn has_output(&self) -> bool {
         !self.wbuf.is_empty() || !self.segments.is_empty()
@@ -1173,7 +1196,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             Packet::PubRec(a) => {
                 let rel = self.cell.state.lock().session.on_pubrec(a.pkid, a.code);
                 if let Some(rel) = rel {
-                    self.io.send(&Packet::PubRel(rel));
+                    self.io.send_ack(0x62, rel.pkid, rel.code);
                 }
             }
             Packet::PubRel(a) => {
@@ -1183,11 +1206,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 } else {
                     ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
                 };
-                self.io.send(&Packet::PubComp(PubAck {
-                    pkid: a.pkid,
-                    code,
-                    ..Default::default()
-                }));
+                self.io.send_ack(0x70, a.pkid, code);
             }
             Packet::PubComp(a) => {
                 self.cell.state.lock().session.on_pubcomp(a.pkid);
@@ -1333,10 +1352,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             if !st.session.on_incoming_qos2(pkid) {
                 // A duplicate of a message already routed: acknowledge only (§4.3.3).
                 drop(st);
-                self.io.send(&Packet::PubRec(PubAck {
-                    pkid,
-                    ..Default::default()
-                }));
+                self.io.send_ack(0x50, pkid, ReasonCode::SUCCESS);
                 return None;
             }
         }
@@ -1377,21 +1393,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         let code = if self.v5() { code } else { ReasonCode::SUCCESS };
         match qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.io.send(&Packet::PubAck(PubAck {
-                pkid,
-                code,
-                ..Default::default()
-            })),
+            QoS::AtLeastOnce => self.io.send_ack(0x40, pkid, code),
             QoS::ExactlyOnce => {
                 if code.is_error() {
                     // An error PUBREC ends the flow (§4.3.3): forget the identifier.
                     self.cell.state.lock().session.on_pubrel(pkid);
                 }
-                self.io.send(&Packet::PubRec(PubAck {
-                    pkid,
-                    code,
-                    ..Default::default()
-                }))
+                self.io.send_ack(0x50, pkid, code)
             }
         }
         None
@@ -2574,6 +2582,44 @@ mod tests {
         match client.next().await {
             Some(Packet::Disconnect(d)) => assert_eq!(d.code, ReasonCode::PROTOCOL_ERROR),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn acknowledgements_are_the_bytes_the_codec_writes() {
+        let shared = Shared::new(Default::default(), Default::default(), None);
+        for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+            for first in [0x40u8, 0x50, 0x62, 0x70] {
+                for code in [ReasonCode::SUCCESS, ReasonCode::PACKET_IDENTIFIER_NOT_FOUND] {
+                    let (stream, _peer) = tokio::io::duplex(16);
+                    let mut io = Io {
+                        stream,
+                        rbuf: BytesMut::new(),
+                        wbuf: BytesMut::new(),
+                        segments: Vec::new(),
+                        decoder: Decoder::with_version(version, u32::MAX),
+                        shared: shared.clone(),
+                        version,
+                        write_failed: false,
+                        tcp_fd: None,
+                    };
+                    io.send_ack(first, 0x1234, code);
+                    let ack = PubAck {
+                        pkid: 0x1234,
+                        code,
+                        ..Default::default()
+                    };
+                    let packet = match first {
+                        0x40 => Packet::PubAck(ack),
+                        0x50 => Packet::PubRec(ack),
+                        0x62 => Packet::PubRel(ack),
+                        _ => Packet::PubComp(ack),
+                    };
+                    let mut want = BytesMut::new();
+                    encode(&packet, version, &mut want).unwrap();
+                    assert_eq!(io.wbuf, want, "{version:?} {first:#x} {code:?}");
+                }
+            }
         }
     }
 
