@@ -2585,6 +2585,42 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn deliveries_the_codec_encodes_keep_their_place_in_a_batch() {
+        let users = super::super::auth::Users {
+            allow_anonymous: true,
+            ..Default::default()
+        };
+        let shared = Shared::new(Default::default(), users, None);
+        let mut client = TestClient::start(&shared, ProtocolVersion::V5);
+        client.connect(false, Properties::default()).await;
+        assert!(matches!(client.next().await, Some(Packet::ConnAck(_))));
+        client.subscribe("t").await;
+        // Queued together (this test's task does not yield in between), so the
+        // connection takes them in one batch: written directly, through the codec
+        // (a v5 property), directly again.
+        for (i, payload) in [&b"1"[..], b"2", b"3"].into_iter().enumerate() {
+            let mut m = injected("t", Bytes::from_static(payload), QoS::AtMostOnce, false).unwrap();
+            if i == 1 {
+                m.properties = Some(Box::new(Properties {
+                    content_type: Some("text/plain".into()),
+                    ..Default::default()
+                }));
+            }
+            shared.route(m);
+        }
+        for want in ["1", "2", "3"] {
+            match client.next().await {
+                Some(Packet::Publish(p)) => {
+                    assert_eq!(p.payload, want);
+                    let ct = p.properties.and_then(|pr| pr.content_type);
+                    assert_eq!(ct.is_some(), want == "2", "{want}: {ct:?}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn acknowledgements_are_the_bytes_the_codec_writes() {
         let shared = Shared::new(Default::default(), Default::default(), None);
