@@ -10,6 +10,8 @@ use crate::codec::{ByteStr, Properties, QoS};
 
 #[derive(Debug, Clone)]
 pub struct Message {
+    /// A valid topic name (MQTT 5 §4.7.3): every place that makes a message checked it
+    /// (PUBLISH, will, `Broker.publish`), so delivery writes it without checking again.
     pub topic: ByteStr,
     pub payload: Bytes,
     pub qos: QoS,

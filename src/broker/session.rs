@@ -57,6 +57,20 @@ struct Inflight(Option<Box<InflightWindow>>);
 struct InflightWindow {
     ids: VecDeque<u16>,
     flights: VecDeque<OutFlight>,
+    /// The identifiers increase from the front, counted cyclically from it (what
+    /// sequential allocation gives, and removals keep). Then a lookup is a binary
+    /// search, and an identifier past the back is known to be free without a search:
+    /// with hundreds in flight, the scan for a free identifier per delivery took 5% of
+    /// the broker's CPU in a 1->100 QoS 1 fan-out. Cleared only if the counter wraps
+    /// onto identifiers still in flight (the lookups then scan).
+    unordered: bool,
+}
+
+impl InflightWindow {
+    /// Distance of `pkid` from the front, counting up cyclically.
+    fn offset(&self, pkid: u16) -> u16 {
+        pkid.wrapping_sub(*self.ids.front().unwrap_or(&pkid))
+    }
 }
 
 impl Inflight {
@@ -69,15 +83,32 @@ impl Inflight {
         if w.ids.front() == Some(&pkid) {
             return Some(0);
         }
-        w.ids.iter().position(|&id| id == pkid)
+        if w.unordered {
+            return w.ids.iter().position(|&id| id == pkid);
+        }
+        let key = w.offset(pkid);
+        w.ids.binary_search_by_key(&key, |&id| w.offset(id)).ok()
     }
 
     fn contains(&self, pkid: u16) -> bool {
-        self.position(pkid).is_some()
+        match &self.0 {
+            // Past the back of an ordered window: free, no search needed.
+            Some(w)
+                if !w.unordered && w.ids.back().is_some_and(|&b| w.offset(pkid) > w.offset(b)) =>
+            {
+                false
+            }
+            _ => self.position(pkid).is_some(),
+        }
     }
 
     fn push(&mut self, pkid: u16, flight: OutFlight) {
         let w = self.0.get_or_insert_with(Default::default);
+        match w.ids.back() {
+            None => w.unordered = false,
+            Some(&b) if w.offset(pkid) <= w.offset(b) => w.unordered = true,
+            Some(_) => {}
+        }
         w.ids.push_back(pkid);
         w.flights.push_back(flight);
     }
@@ -87,16 +118,26 @@ impl Inflight {
         self.0.as_mut()?.flights.get_mut(i)
     }
 
-    fn remove(&mut self, pkid: u16) -> Option<OutFlight> {
-        let i = self.position(pkid)?;
+    fn remove_at(&mut self, i: usize) -> Option<OutFlight> {
         let w = self.0.as_mut()?;
-        w.ids.remove(i);
-        let f = w.flights.remove(i);
+        // Acknowledgements come mostly in order: the front, without `remove`'s shifting.
+        let f = if i == 0 {
+            w.ids.pop_front();
+            w.flights.pop_front()
+        } else {
+            w.ids.remove(i);
+            w.flights.remove(i)
+        };
         if w.ids.is_empty() && w.ids.capacity() > 256 {
             // A burst's window is not kept by a session that went quiet.
             self.0 = None;
         }
         f
+    }
+
+    fn remove(&mut self, pkid: u16) -> Option<OutFlight> {
+        let i = self.position(pkid)?;
+        self.remove_at(i)
     }
 
     fn iter(&self) -> impl Iterator<Item = (u16, &OutFlight)> {
@@ -292,6 +333,18 @@ impl Session {
     /// The next message to send, if the inflight window allows it. Expired messages
     /// (MQTT 5 §3.3.2.3.3) are dropped from the queue on the way.
     pub fn next_outgoing(&mut self, now: Instant) -> Option<(u16, Delivery)> {
+        self.send_next(now, |pkid, d| (pkid, d.clone()))
+    }
+
+    /// `next_outgoing` that lends the delivery to `send` instead of returning a copy:
+    /// a QoS 1/2 delivery goes into the inflight window and `send` sees it there, so
+    /// sending it costs no reference-count update on the message (an atomic on a cache
+    /// line every subscriber's thread writes).
+    pub fn send_next<R>(
+        &mut self,
+        now: Instant,
+        send: impl FnOnce(u16, &Delivery) -> R,
+    ) -> Option<R> {
         loop {
             let front = self.queue.front()?;
             if front.message.expired(now) {
@@ -306,17 +359,19 @@ impl Session {
                 self.dropping = false;
             }
             if delivery.qos == QoS::AtMostOnce {
-                return Some((0, delivery));
+                return Some(send(0, &delivery));
             }
             let pkid = self.allocate_pkid()?;
             self.inflight.push(
                 pkid,
                 OutFlight {
-                    delivery: delivery.clone(),
+                    delivery,
                     state: OutState::AwaitAck,
                 },
             );
-            return Some((pkid, delivery));
+            let w = self.inflight.0.as_ref().expect("just pushed");
+            let sent = &w.flights.back().expect("just pushed").delivery;
+            return Some(send(pkid, sent));
         }
     }
 
@@ -331,12 +386,20 @@ impl Session {
 
     /// PUBACK for a QoS 1 message we sent. False if the identifier is unknown.
     pub fn on_puback(&mut self, pkid: u16) -> bool {
-        match self.inflight.get_mut(pkid) {
-            Some(f) if f.state == OutState::AwaitAck && f.delivery.qos == QoS::AtLeastOnce => {
-                self.inflight.remove(pkid);
-                true
-            }
-            _ => false,
+        let Some(i) = self.inflight.position(pkid) else {
+            return false;
+        };
+        let f = &self
+            .inflight
+            .0
+            .as_ref()
+            .expect("found in the window")
+            .flights[i];
+        if f.state == OutState::AwaitAck && f.delivery.qos == QoS::AtLeastOnce {
+            self.inflight.remove_at(i);
+            true
+        } else {
+            false
         }
     }
 
@@ -649,5 +712,67 @@ mod tests {
         let (a, _) = s.next_outgoing(Instant::now()).unwrap();
         let (b, _) = s.next_outgoing(Instant::now()).unwrap();
         assert_eq!((a, b), (u16::MAX, 1), "0 is never used");
+    }
+
+    #[test]
+    fn the_window_agrees_with_a_plain_set_through_wraps_and_odd_acks() {
+        // Sequential identifiers, acks in and out of order, and the counter wrapping
+        // onto identifiers still in flight (the unordered case), against a plain set.
+        let mut s = online(1_000_000);
+        let mut model: Vec<u16> = Vec::new();
+        let mut x: u32 = 12345;
+        let mut rnd = move |n: u32| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 8) % n
+        };
+        // Start near the top, so the ordered window also wraps past 65535 to 1.
+        s.next_pkid = u16::MAX - 300;
+        let mut saw_unordered = false;
+        for round in 1..40_000u32 {
+            saw_unordered |= s.inflight.0.as_ref().is_some_and(|w| w.unordered);
+            if round % 10_000 == 0 {
+                // Jump the counter into the middle of what is in flight.
+                if let Some(&id) = model.get(model.len() / 2) {
+                    s.next_pkid = id;
+                }
+            }
+            if rnd(3) != 0 || model.is_empty() {
+                s.enqueue(delivery(QoS::AtLeastOnce));
+                let (p, _) = s.next_outgoing(Instant::now()).unwrap();
+                assert!(p != 0 && !model.contains(&p), "{p} is in flight");
+                model.push(p);
+            } else {
+                let i = if rnd(4) == 0 {
+                    rnd(model.len() as u32) as usize
+                } else {
+                    0
+                };
+                let p = model.remove(i);
+                assert!(s.on_puback(p));
+                assert!(!s.on_puback(p));
+            }
+            if round % 997 == 0 {
+                let absent = (1..=u16::MAX).find(|id| !model.contains(id)).unwrap();
+                assert!(!s.on_puback(absent));
+            }
+            if model.len() > 600 {
+                for p in model.drain(..400) {
+                    assert!(s.on_puback(p));
+                }
+            }
+        }
+        let order: Vec<u16> = s
+            .resend()
+            .iter()
+            .map(|r| match r {
+                Resend::Publish(p, _) => *p,
+                Resend::PubRel(p) => *p,
+            })
+            .collect();
+        assert_eq!(order, model, "resent in sending order");
+        assert!(
+            saw_unordered,
+            "the counter wrapped onto identifiers in flight"
+        );
     }
 }
