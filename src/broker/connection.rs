@@ -2399,6 +2399,22 @@ mod tests {
         rx
     }
 
+    fn anonymous_broker() -> Arc<Shared> {
+        let users = super::super::auth::Users {
+            allow_anonymous: true,
+            ..Default::default()
+        };
+        Shared::new(Default::default(), users, None)
+    }
+
+    /// A v5 client past its CONNACK.
+    async fn connected_v5(shared: &Arc<Shared>) -> TestClient {
+        let mut client = TestClient::start(shared, ProtocolVersion::V5);
+        client.connect(false, Properties::default()).await;
+        assert!(matches!(client.next().await, Some(Packet::ConnAck(_))));
+        client
+    }
+
     fn enhanced_auth_broker() -> Arc<Shared> {
         let config = super::super::config::Config {
             enhanced_auth_methods: vec!["M".into()],
@@ -2524,14 +2540,8 @@ mod tests {
 
     #[tokio::test]
     async fn acknowledgements_in_one_read_complete_in_order_and_pkid_0_is_refused() {
-        let users = super::super::auth::Users {
-            allow_anonymous: true,
-            ..Default::default()
-        };
-        let shared = Shared::new(Default::default(), users, None);
-        let mut client = TestClient::start(&shared, ProtocolVersion::V5);
-        client.connect(false, Properties::default()).await;
-        assert!(matches!(client.next().await, Some(Packet::ConnAck(_))));
+        let shared = anonymous_broker();
+        let mut client = connected_v5(&shared).await;
         client
             .send(Packet::Subscribe(Subscribe {
                 pkid: 1,
@@ -2587,14 +2597,8 @@ mod tests {
 
     #[tokio::test]
     async fn deliveries_the_codec_encodes_keep_their_place_in_a_batch() {
-        let users = super::super::auth::Users {
-            allow_anonymous: true,
-            ..Default::default()
-        };
-        let shared = Shared::new(Default::default(), users, None);
-        let mut client = TestClient::start(&shared, ProtocolVersion::V5);
-        client.connect(false, Properties::default()).await;
-        assert!(matches!(client.next().await, Some(Packet::ConnAck(_))));
+        let shared = anonymous_broker();
+        let mut client = connected_v5(&shared).await;
         client.subscribe("t").await;
         // Queued together (this test's task does not yield in between), so the
         // connection takes them in one batch: written directly, through the codec

@@ -515,6 +515,17 @@ mod tests {
         }
     }
 
+    /// The packet identifiers `resend` would send again, in its order.
+    fn resend_ids(s: &Session) -> Vec<u16> {
+        s.resend()
+            .iter()
+            .map(|r| match r {
+                Resend::Publish(p, _) => *p,
+                Resend::PubRel(p) => *p,
+            })
+            .collect()
+    }
+
     fn online(max: usize) -> Session {
         let mut s = Session::new(Arc::from("c"), max);
         s.online = true;
@@ -607,14 +618,7 @@ mod tests {
             .collect();
         assert!(s.on_puback(ids[2]), "an ack from the middle");
         assert!(s.on_puback(ids[0]));
-        let resend: Vec<u16> = s
-            .resend()
-            .iter()
-            .map(|r| match r {
-                Resend::Publish(p, _) => *p,
-                Resend::PubRel(p) => *p,
-            })
-            .collect();
+        let resend = resend_ids(&s);
         assert_eq!(resend, vec![ids[1], ids[3]]);
         // Identifiers still in flight are skipped when the counter wraps onto them.
         s.next_pkid = ids[1];
@@ -761,14 +765,7 @@ mod tests {
                 }
             }
         }
-        let order: Vec<u16> = s
-            .resend()
-            .iter()
-            .map(|r| match r {
-                Resend::Publish(p, _) => *p,
-                Resend::PubRel(p) => *p,
-            })
-            .collect();
+        let order = resend_ids(&s);
         assert_eq!(order, model, "resent in sending order");
         assert!(
             saw_unordered,
