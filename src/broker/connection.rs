@@ -13,9 +13,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use crate::codec::{
-    encode_segmented, encoded_len, topic, Auth, ByteStr, ConnAck, Connect, Decoder, Disconnect,
-    LastWill, Packet, Properties, ProtocolVersion, PubAck, Publish, QoS, ReasonCode, SubAck,
-    Subscribe, UnsubAck, Unsubscribe, SEGMENT_PAYLOAD,
+    encode_plain_publish, encode_segmented, encoded_len, plain_publish_len, topic, Auth, ByteStr,
+    ConnAck, Connect, Decoder, Disconnect, LastWill, Packet, Properties, ProtocolVersion, PubAck,
+    Publish, QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe, SEGMENT_PAYLOAD,
 };
 
 use super::auth::{Access, Credentials};
@@ -2101,10 +2101,11 @@ fn peek_connect_level(buf: &[u8]) -> Option<ProtocolVersion> {
 /// Appends the PUBLISH of a delivery that needs nothing but its message: a small
 /// payload, and for MQTT 5 no properties, expiry or subscription identifiers (the
 /// caller rules out topic aliases). False, with nothing written, for any other; the
-/// codec then encodes it (`send_publish`). The same bytes as `codec::encode` (a unit
-/// test holds them equal), written from references: no `Publish` is built, so no
-/// reference count of the shared topic and payload is touched per subscriber, and the
-/// topic is not validated again (every `Message` carries a valid topic name).
+/// codec then encodes it (`send_publish`). Written from references through
+/// `codec::encode_plain_publish` (a unit test holds the bytes equal to `encode`'s): no
+/// `Publish` is built, so no reference count of the shared topic and payload is touched
+/// per subscriber, and the topic is not validated again (every `Message` carries a
+/// valid topic name).
 fn write_plain_publish(
     out: &mut BytesMut,
     v5: bool,
@@ -2112,7 +2113,6 @@ fn write_plain_publish(
     pkid: u16,
     d: &Delivery,
 ) -> bool {
-    use bytes::BufMut;
     let m = &*d.message;
     if m.payload.len() >= SEGMENT_PAYLOAD
         || (v5
@@ -2121,40 +2121,10 @@ fn write_plain_publish(
         return false;
     }
     let topic: &[u8] = m.topic.as_bytes();
-    let qos = d.qos as u8;
-    // MQTT 5 §3.3.2: topic, packet identifier (QoS 1/2), properties (v5: an empty list).
-    let rem = 2 + topic.len() + if qos > 0 { 2 } else { 0 } + usize::from(v5) + m.payload.len();
-    let rem_len = match rem {
-        0..=127 => 1,
-        128..=16_383 => 2,
-        _ => 3, // below SEGMENT_PAYLOAD + 64 KiB of topic: under 2 MiB
-    };
-    let total = 1 + rem_len + rem;
-    if total > max_packet {
+    if plain_publish_len(v5, topic.len(), d.qos, m.payload.len()) > max_packet {
         return false;
     }
-    out.reserve(total);
-    out.put_u8(0x30 | (qos << 1) | u8::from(d.retain));
-    let mut n = rem;
-    loop {
-        let b = (n % 128) as u8;
-        n /= 128;
-        if n == 0 {
-            out.put_u8(b);
-            break;
-        }
-        out.put_u8(b | 0x80);
-    }
-    out.put_u16(topic.len() as u16);
-    out.put_slice(topic);
-    if qos > 0 {
-        out.put_u16(pkid);
-    }
-    if v5 {
-        out.put_u8(0);
-    }
-    out.put_slice(&m.payload);
-    true
+    encode_plain_publish(out, v5, topic, d.qos, d.retain, pkid, &m.payload).is_ok()
 }
 
 fn control_close(c: Control) -> Close {

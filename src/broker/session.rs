@@ -102,7 +102,8 @@ impl Inflight {
         }
     }
 
-    fn push(&mut self, pkid: u16, flight: OutFlight) {
+    /// Adds a flight at the back; returns it as stored.
+    fn push(&mut self, pkid: u16, flight: OutFlight) -> &OutFlight {
         let w = self.0.get_or_insert_with(Default::default);
         match w.ids.back() {
             None => w.unordered = false,
@@ -111,6 +112,11 @@ impl Inflight {
         }
         w.ids.push_back(pkid);
         w.flights.push_back(flight);
+        w.flights.back().expect("just pushed")
+    }
+
+    fn at(&self, i: usize) -> Option<&OutFlight> {
+        self.0.as_ref()?.flights.get(i)
     }
 
     fn get_mut(&mut self, pkid: u16) -> Option<&mut OutFlight> {
@@ -362,16 +368,14 @@ impl Session {
                 return Some(send(0, &delivery));
             }
             let pkid = self.allocate_pkid()?;
-            self.inflight.push(
+            let sent = self.inflight.push(
                 pkid,
                 OutFlight {
                     delivery,
                     state: OutState::AwaitAck,
                 },
             );
-            let w = self.inflight.0.as_ref().expect("just pushed");
-            let sent = &w.flights.back().expect("just pushed").delivery;
-            return Some(send(pkid, sent));
+            return Some(send(pkid, &sent.delivery));
         }
     }
 
@@ -389,17 +393,12 @@ impl Session {
         let Some(i) = self.inflight.position(pkid) else {
             return false;
         };
-        let f = &self
-            .inflight
-            .0
-            .as_ref()
-            .expect("found in the window")
-            .flights[i];
-        if f.state == OutState::AwaitAck && f.delivery.qos == QoS::AtLeastOnce {
-            self.inflight.remove_at(i);
-            true
-        } else {
-            false
+        match self.inflight.at(i) {
+            Some(f) if f.state == OutState::AwaitAck && f.delivery.qos == QoS::AtLeastOnce => {
+                self.inflight.remove_at(i);
+                true
+            }
+            _ => false,
         }
     }
 

@@ -2,11 +2,11 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::wire::{var_int_len, write_header};
+use super::wire::{var_int_len, write_binary, write_header};
 use super::{
     connack, connect, disconnect, puback, publish, suback, subscribe, unsuback, unsubscribe,
 };
-use super::{EncodeError, Packet, ProtocolVersion};
+use super::{EncodeError, Packet, ProtocolVersion, QoS};
 
 /// Appends the encoding of `packet` for `version` to `out`.
 ///
@@ -50,6 +50,51 @@ pub fn encode_segmented(
         }
         _ => encode(packet, version, out),
     }
+}
+
+/// Remaining length of the PUBLISH `encode_plain_publish` writes.
+fn plain_publish_remaining(v5: bool, topic_len: usize, qos: QoS, payload_len: usize) -> usize {
+    let pkid = if qos == QoS::AtMostOnce { 0 } else { 2 };
+    2 + topic_len + pkid + usize::from(v5) + payload_len
+}
+
+/// Size of the whole PUBLISH `encode_plain_publish` writes, fixed header included.
+pub fn plain_publish_len(v5: bool, topic_len: usize, qos: QoS, payload_len: usize) -> usize {
+    let rem = plain_publish_remaining(v5, topic_len, qos, payload_len);
+    1 + var_int_len(rem) + rem
+}
+
+/// Appends a PUBLISH without properties (v5: an empty property list) from its parts,
+/// for a topic already known to be a valid topic name and, at QoS 1/2, a non-zero
+/// packet identifier: the broker's delivery path writes shared messages this way,
+/// without building a `Publish` per subscriber (no reference count touched) or
+/// validating the topic again. The same bytes as `encode` of the equivalent `Publish`
+/// (DUP clear). On error `out` is left as it was.
+pub fn encode_plain_publish(
+    out: &mut BytesMut,
+    v5: bool,
+    topic: &[u8],
+    qos: QoS,
+    retain: bool,
+    pkid: u16,
+    payload: &[u8],
+) -> Result<(), EncodeError> {
+    use bytes::BufMut;
+    let start = out.len();
+    let rem = plain_publish_remaining(v5, topic.len(), qos, payload.len());
+    write_header(out, 0x30 | ((qos as u8) << 1) | u8::from(retain), rem)?;
+    if let Err(e) = write_binary(out, topic) {
+        out.truncate(start);
+        return Err(e);
+    }
+    if qos != QoS::AtMostOnce {
+        out.put_u16(pkid);
+    }
+    if v5 {
+        out.put_u8(0);
+    }
+    out.put_slice(payload);
+    Ok(())
 }
 
 /// Appends a PUBLISH without its payload, which the caller writes after these bytes

@@ -44,7 +44,10 @@ mod wire;
 
 pub use bytestr::ByteStr;
 pub use decode::Decoder;
-pub use encode::{encode, encode_publish_head, encode_segmented, encoded_len, SEGMENT_PAYLOAD};
+pub use encode::{
+    encode, encode_plain_publish, encode_publish_head, encode_segmented, encoded_len,
+    plain_publish_len, SEGMENT_PAYLOAD,
+};
 pub use error::{DecodeError, EncodeError};
 pub use packet::*;
 pub use properties::Properties;
