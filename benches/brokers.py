@@ -115,7 +115,8 @@ def rumqttd_path() -> str | None:
     env = os.environ.get("RUMQTTD")
     candidates = [env] if env else []
     candidates += [shutil.which("rumqttd"), str(Path(sys.executable).parent / "rumqttd"),
-                   "/work/venvs/bench-peers/bin/rumqttd", os.path.expanduser("~/.cargo/bin/rumqttd")]
+                   str(Path(__file__).resolve().parent.parent / ".venv-bench" / "bin" / "rumqttd"),
+                   os.path.expanduser("~/.cargo/bin/rumqttd")]
     return next((p for p in candidates if p and os.path.exists(p)), None)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the benchmark's peers:
 #   - paho-mqtt 2.2.0, aiomqtt 2.5.1, gmqtt, matplotlib (chart) and psutil into a venv
-#     (default /work/venvs/bench-peers; or --python PATH to use an existing interpreter),
+#     (default .venv-bench in the checkout; or --python PATH to use an existing interpreter),
 #     plus turbomqtt itself from this checkout (release build) unless --no-turbomqtt;
 #   - mosquitto from Debian if missing (its service kept from starting);
 #   - rumqttd 0.20 with cargo install into the venv's bin/ (compiles a few minutes);
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VENV=/work/venvs/bench-peers
+VENV=.venv-bench
 PY=""
 TURBO=1
 JOBS=${CARGO_BUILD_JOBS:-2}
@@ -60,4 +60,19 @@ fi
 
 echo "== load generator (benches/loadgen)"
 (cd benches/loadgen && cargo build --release -q -j "$JOBS")
+echo "== installed"
+"$PY" - <<'PYEOF'
+from importlib.metadata import PackageNotFoundError, version
+import sys
+print(f"  python       {sys.version.split()[0]} ({sys.executable})")
+for name in ("turbomqtt", "paho-mqtt", "aiomqtt", "gmqtt", "matplotlib", "psutil"):
+    try:
+        print(f"  {name:<12} {version(name)}")
+    except PackageNotFoundError:
+        print(f"  {name:<12} (not installed)")
+PYEOF
+mosq=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+echo "  mosquitto    $("$mosq" -h 2>/dev/null | head -1 | sed 's/^mosquitto version //' || true) ($mosq)"
+echo "  rumqttd      $("$BIN/rumqttd" --version 2>/dev/null || echo "0.20 ($BIN/rumqttd)")"
+echo "  loadgen      benches/loadgen/target/release/loadgen"
 echo "ready: $PY benches/run.py --quick   (full run: $PY benches/run.py)"

@@ -1,7 +1,7 @@
 """turbomqtt._core.ClientCore driven directly against a real mosquitto on 127.0.0.1.
 
-These pin down the contract the paho facade builds on (/work/wt/CLIENT_CORE.md and the
-stubs in turbomqtt/_core.pyi): events and their order, the notifier, return codes,
+These pin down the contract the paho facade builds on (the stubs in
+turbomqtt/_core.pyi): events and their order, the notifier, return codes,
 exceptions, reconnect behaviour and thread safety.
 """
 

@@ -1,5 +1,5 @@
 //! `_core.ClientCore`: the Rust client core as the paho facade (and later the asyncio
-//! face) sees it. The contract is /work/wt/CLIENT_CORE.md, mirrored in `_core.pyi`.
+//! face) sees it; its Python side is typed in `_core.pyi`.
 //!
 //! Connection errors become Python exceptions here and only here, shaped like those of
 //! Python's `socket` and `ssl` modules so that code written for paho keeps catching them.
