@@ -33,17 +33,40 @@ def broker_options(source: Path = BROKER_SOURCE) -> list[tuple[str, str, str]]:
         raise RuntimeError(f"no OPTIONS table in {source}")
     if not isinstance(table, ast.Dict):
         raise TypeError(f"OPTIONS in {source} is not a dict literal")
+    constants = _module_constants(tree)
     rows = []
     for key, value in zip(table.keys, table.values):
         if not isinstance(key, ast.Constant) or not isinstance(value, ast.Tuple):
             raise TypeError(f"OPTIONS entry at line {value.lineno} is not 'name': (default, text)")
         default, meaning = value.elts
-        try:
-            shown = repr(ast.literal_eval(default))
-        except ValueError:
-            shown = ast.unparse(default)
-        rows.append((key.value, shown, ast.literal_eval(meaning)))
+        rows.append((key.value, _default_text(default, constants), ast.literal_eval(meaning)))
     return rows
+
+
+def _module_constants(tree: ast.Module) -> dict[str, Any]:
+    """Module-level names bound to constant expressions (``_MIB = 1 << 20``)."""
+    constants: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
+                node.targets[0], ast.Name):
+            try:
+                constants[node.targets[0].id] = _evaluate(node.value, constants)
+            except Exception:  # noqa: BLE001, S112 - not a constant: not needed here
+                continue
+    return constants
+
+
+def _evaluate(node: ast.expr, constants: dict[str, Any]) -> Any:
+    """A default written as arithmetic on literals and module constants (``4 * _MIB``)."""
+    code = compile(ast.Expression(node), "<OPTIONS>", "eval")
+    return eval(code, {"__builtins__": {}}, dict(constants))
+
+
+def _default_text(node: ast.expr, constants: dict[str, Any]) -> str:
+    try:
+        return repr(_evaluate(node, constants))
+    except Exception:  # noqa: BLE001 - shown as written instead
+        return ast.unparse(node)
 
 
 def options_table() -> str:
