@@ -37,3 +37,11 @@ if [ -n "$py39" ]; then
 else
     echo "(no CPython 3.9 on this machine: skipped)"
 fi
+
+echo "== documentation site: mkdocs build --strict, then opened in headless Chromium"
+bash scripts/docs.sh
+if ! command -v chromium >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+TURBOMQTT_DOCS_SITE=1 python3 -m pytest -q -p no:cacheprovider tests/test_docs_site.py

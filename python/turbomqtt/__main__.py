@@ -47,7 +47,9 @@ def _run_broker(args: argparse.Namespace) -> int:
             while not stop.wait(0.5):
                 pass
         finally:
+            url = broker.url
             broker.stop()
+            print(f"turbomqtt broker on {url} stopped", flush=True)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -66,8 +68,25 @@ def _run_script(args: argparse.Namespace) -> int:
     return 0
 
 
+# Shown by --help; plain text, as a terminal displays it.
+_DESCRIPTION = "turbomqtt's command line: an MQTT broker, and paho-mqtt programs run on turbomqtt."
+_EPILOG = """\
+examples:
+  python -m turbomqtt broker --port 1883 -v
+  python -m turbomqtt run my_paho_script.py --its-own-arguments
+
+'run' turns the paho switch on, so that the script's 'import paho.mqtt.client' gets
+turbomqtt's client.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m turbomqtt", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m turbomqtt",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", metavar="command")
     commands.required = True
 

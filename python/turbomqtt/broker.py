@@ -7,8 +7,8 @@ lines to the ``turbomqtt.broker`` logger and calls the optional Python hooks
 
 Example::
 
-    with turbomqtt.Broker(port=0) as broker:
-        client.connect("127.0.0.1", broker.port)
+    with turbomqtt.Broker(port=0) as broker:  # port 0: a free port
+        print(broker.url)                     # mqtt://127.0.0.1:<port>
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ paho's reconnect policy, and the message objects. The core reports what happened
 queue of event tuples; the loop drains the queue in batches (one ``drain()`` per wake-up)
 and dispatches each event in arrival order.
 
-Limits (documented, see README): ``tls_set_context`` can only pass on what an
-``ssl.SSLContext`` exposes (verify mode, hostname check, minimum/maximum version, CA
-certificates loaded into it); client certificates must come through ``tls_set``.
+Limits (documented in the guide "Migrating from paho-mqtt"): ``tls_set_context`` can
+only pass on what an ``ssl.SSLContext`` exposes (verify mode, hostname check,
+minimum/maximum version, CA certificates loaded into it); client certificates must come
+through ``tls_set``.
 ``socket()`` returns a notifier object (``fileno()``/``close()``, readable while events
 wait) instead of the real socket. The core writes by itself: with an external event loop,
 ``on_socket_register_write`` is called once per connection, as paho does for CONNECT, and
