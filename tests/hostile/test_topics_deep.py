@@ -27,6 +27,7 @@ from collections.abc import Iterator
 import pytest
 from broker_support import (
     RawPeer,
+    connect_packet,
     disconnect_reason,
     mqtt_str,
     packet,
@@ -63,7 +64,10 @@ class BrokerProcess:
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
-        assert "listening on mqtt://" in line, (line, self.proc.stderr.read() if self.proc.stderr else "")
+        assert "listening on mqtt://" in line, (
+            line,
+            self.proc.stderr.read() if self.proc.stderr else "",
+        )
         self.port = int(line.rsplit(":", 1)[1])
 
     def assert_serving(self) -> None:
@@ -220,3 +224,26 @@ def test_max_topic_levels_bounds_topic_names(mqtt_broker_factory, version, qos, 
     assert broker.stats()["retained_messages"] == 0
     ok.close()
     p.close()
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_max_topic_levels_bounds_will_topics(broker, version):
+    """A will topic deeper than the limit refuses the CONNECT: v5 CONNACK 0x90 (Topic Name
+    invalid, which MQTT 5 §3.2.2.2 lists for a will topic the server does not accept),
+    3.1.1 CONNACK 3 (as the other refusals without a 3.x code). mosquitto 2.0.11 closes
+    the connection without a CONNACK in both versions."""
+    p = RawPeer(broker.port)
+    p.send(
+        connect_packet(
+            client_id=f"will{version}", version=version, will=(deep(201), b"w", 0, False)
+        )
+    )
+    body = p.expect(2)
+    assert body[1] == (0x90 if version == 5 else 3)
+    assert p.expect_closed() == []
+    p.close()
+    ok = RawPeer(broker.port)
+    assert (
+        ok.connect(client_id="will-ok", version=version, will=(deep(200), b"w", 0, False))[1] == 0
+    )
+    ok.close()
