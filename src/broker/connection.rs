@@ -1556,8 +1556,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
     }
 
     /// One step of the pending retained deliveries: the next messages of the first
-    /// pending filter, as many as the session queue has room for below its high-water
-    /// mark, each checked against the read ACL. The router is held for one bounded walk
+    /// pending filter, as many as the session queue has room for, each checked against
+    /// the read ACL. The router is held for one bounded walk
     /// (`RETAINED_STEP_NODES`), never for work proportional to the store. Returns true if
     /// it made progress (more may follow once the queue drains).
     fn send_retained(&mut self) -> bool {
@@ -1574,12 +1574,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 self.retained = None;
                 return false;
             }
-            let high = (st.session.max_queued as usize / 2).max(1);
-            high.saturating_sub(st.session.queued_len())
+            // Only into a queue below its low-water mark, up to a quarter of its bound:
+            // the backlog of retained messages then never holds publishers back
+            // (`Offered::Busy`) nor leaves live messages without room.
+            if !st.session.backlog_low() {
+                return false;
+            }
+            let quarter = (st.session.max_queued as usize / 4).max(1);
+            quarter.saturating_sub(st.session.queued_len()).max(1)
         };
-        if room == 0 {
-            return false;
-        }
         let Some(pending) = self.retained.as_mut() else {
             return false;
         };
@@ -2621,6 +2624,44 @@ mod tests {
         // The late answer goes nowhere.
         let _ = reply.send(AuthStep::Success(None));
         shared.events.close();
+    }
+
+    /// Retained messages on subscribe go through the session queue a step at a time:
+    /// far more than its bound all arrive, in topic order, none dropped.
+    #[tokio::test]
+    async fn retained_messages_beyond_the_queue_bound_all_arrive_in_order() {
+        let config = super::super::config::Config {
+            max_queued_messages: 8,
+            ..Default::default()
+        };
+        let users = super::super::auth::Users {
+            allow_anonymous: true,
+            ..Default::default()
+        };
+        let shared = Shared::new(config, users, None);
+        for i in (0..300).rev() {
+            shared.route(Message::new(
+                ByteStr::from(format!("r/{i:03}").as_str()),
+                Bytes::from_static(b"x"),
+                QoS::AtMostOnce,
+                true,
+            ));
+        }
+        let mut client = connected_v5(&shared).await;
+        client.subscribe("r/#").await;
+        for i in 0..300 {
+            match client.next().await {
+                Some(Packet::Publish(p)) => {
+                    assert_eq!(p.topic.as_str(), format!("r/{i:03}"));
+                    assert!(p.retain);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        client.send(Packet::PingReq).await;
+        assert!(matches!(client.next().await, Some(Packet::PingResp)));
+        let stats = &shared.stats.messages_dropped;
+        assert_eq!(stats.load(std::sync::atomic::Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
