@@ -217,7 +217,7 @@ def test_max_topic_levels_bounds_topic_names(mqtt_broker_factory, version, qos, 
     p = RawPeer(broker.port)
     p.connect(client_id="too-deep", version=version)
     with caplog.at_level(logging.WARNING, logger="turbomqtt.broker"):
-        p.send(publish_packet("a/b/c/d", b"no", qos=qos, v5=v5))
+        p.send(publish_packet("a/b/c/d", b"no", qos=qos, v5=v5, retain=True))
         seen = p.expect_closed()
         wait_until(lambda: any("max_topic_levels" in r.getMessage() for r in caplog.records))
     assert disconnect_reason(seen) == (0x90 if v5 else None)
