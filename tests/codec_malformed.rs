@@ -497,14 +497,14 @@ fn subscribe_bad_filters() {
             Some(V311),
             &frame(0x82, &body),
             DecodeError::TopicFilterInvalid(why),
-            0x8F,
+            0x81,
         );
         body.pop();
         refused(
             Some(V311),
             &frame(0xA2, &body),
             DecodeError::TopicFilterInvalid(why),
-            0x8F,
+            0x81,
         );
     }
 }

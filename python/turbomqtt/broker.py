@@ -64,6 +64,13 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "max_connections": (0, "simultaneous connections; 0 is unlimited"),
     "max_keepalive": (65535, "v5: larger keep alives are lowered by server keep alive"),
     "topic_alias_maximum": (10, "v5 topic aliases accepted per client"),
+    "max_topic_levels": (
+        200,
+        (
+            "most levels in a topic name or filter; deeper: PUBLISH closes the connection "
+            "(v5 DISCONNECT 0x90), SUBSCRIBE is refused (v5 0x8F, v3 0x80); 0: no limit"
+        ),
+    ),
     "outgoing_topic_aliases": (
         False,
         "v5: send topic aliases to clients that accept them (paho 2.2 cannot resolve them)",

@@ -108,6 +108,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<Config> {
     opt!(max_connections);
     opt!(max_keepalive);
     opt!(topic_alias_maximum);
+    opt!(max_topic_levels);
     opt!(outgoing_topic_aliases);
     opt!(max_qos);
     opt!(retain_available);

@@ -71,6 +71,10 @@ pub struct Config {
     pub max_connections: usize,
     pub max_keepalive: u16,
     pub topic_alias_maximum: u16,
+    /// Most levels a topic name or filter may have (mosquitto's limit is 200 `/`); a
+    /// deeper PUBLISH topic closes the connection (v5 DISCONNECT 0x90), a deeper
+    /// filter is refused in the SUBACK (v5 0x8F, v3 0x80). 0: no limit.
+    pub max_topic_levels: usize,
     /// Send topic aliases to v5 clients that accept them. Off by default: paho-mqtt
     /// 2.2.0 announces a topic alias maximum but does not resolve incoming aliases.
     pub outgoing_topic_aliases: bool,
@@ -107,6 +111,7 @@ impl Default for Config {
             max_connections: 0,
             max_keepalive: 65535,
             topic_alias_maximum: 10,
+            max_topic_levels: 200,
             outgoing_topic_aliases: false,
             max_qos: 2,
             retain_available: true,

@@ -22,6 +22,7 @@ use super::auth::{Access, Credentials};
 use super::events::{AuthStep, Event, Level};
 use super::message::Message;
 use super::park::TcpConn;
+use super::retained::PendingRetained;
 use super::router::{Control, Link, SessionCell, Signals};
 use super::session::{publish_for, Delivery, Resend};
 use super::shared::{Shared, Stats, TaskGuard};
@@ -29,6 +30,10 @@ use super::shared::{Shared, Stats, TaskGuard};
 /// Bytes encoded into the write buffer before it is flushed, so one wake-up never
 /// builds an unbounded buffer for a slow subscriber.
 const WRITE_BATCH: usize = 64 * 1024;
+/// Retained messages handed to the session queue per step of a SUBSCRIBE's walk, and
+/// the nodes of the retained tree one step may visit under the router lock.
+const RETAINED_STEP_MESSAGES: usize = 256;
+const RETAINED_STEP_NODES: usize = 4096;
 /// Idle memory per connection (`benches/run.py --only idle`: 10,000 idle MQTT 3.1.1
 /// connections, broker RSS delta / N, release build): 4.6 KiB at the start of session
 /// 2, 1.63 KiB after it, 0.58 KiB after session 3 (mosquitto 2.0.11 in the same run:
@@ -435,6 +440,9 @@ struct Connection<S> {
     /// Enhanced authentication agreed in CONNECT (MQTT 5 §4.12); boxed, as most
     /// clients use none.
     auth: Option<Box<EnhancedAuth>>,
+    /// Retained messages still to be sent for this connection's SUBSCRIBEs, fed into
+    /// the session queue as it drains (`send_retained`); None when there are none.
+    retained: Option<Box<PendingRetained>>,
 }
 
 /// Topic aliases of one v5 connection (§3.3.2.3.4).
@@ -697,6 +705,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 let what = format!("client {client_id}: retained will but retain unavailable");
                 return refuse(io, &ctx, ReasonCode::RETAIN_NOT_SUPPORTED, &what).await;
             }
+            if too_deep(&w.topic, config.max_topic_levels) {
+                let what = format!(
+                    "client {client_id}: will topic of {} levels, more than max_topic_levels {}",
+                    topic::level_count(&w.topic),
+                    config.max_topic_levels
+                );
+                return refuse(io, &ctx, ReasonCode::TOPIC_NAME_INVALID, &what).await;
+            }
         }
 
         // Session expiry (MQTT 5 §3.1.2.11.2); v3 clean session = expire at once,
@@ -879,6 +895,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             problem_info: connect.properties.request_problem_information != Some(0),
             bridge: connect.bridge && !v5,
             busy: Vec::new(),
+            retained: None,
             auth: auth_method.map(|method| {
                 Box::new(EnhancedAuth {
                     method,
@@ -936,6 +953,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             // Nothing more is taken from the session once writing failed: a persistent
             // session keeps its messages for the next connection.
             let mut more = !self.io.write_failed && self.fill_outgoing();
+            if self.retained.is_some() && !self.io.write_failed {
+                more |= self.send_retained();
+            }
             if std::mem::take(&mut unanswered_small_read) && !self.io.has_output() {
                 // A small read we send nothing back for (a client's PUBACK, say): a
                 // client without TCP_NODELAY (paho-mqtt) would hold its next packet
@@ -1212,7 +1232,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 self.cell.state.lock().session.on_pubcomp(a.pkid);
             }
             Packet::Subscribe(s) => return self.on_subscribe(s),
-            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::Unsubscribe(u) => return self.on_unsubscribe(u),
             Packet::PingReq => self.io.send(&Packet::PingResp),
             Packet::Disconnect(d) => return Some(self.on_disconnect(d)),
             Packet::Connect(_) => {
@@ -1320,6 +1340,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 format!("invalid topic name {:?}: {why}", p.topic.as_str()),
             ));
         }
+        if too_deep(&p.topic, config.max_topic_levels) {
+            return Some(Close::Error(
+                ReasonCode::TOPIC_NAME_INVALID,
+                format!(
+                    "a topic name of {} levels, more than max_topic_levels {}",
+                    topic::level_count(&p.topic),
+                    config.max_topic_levels
+                ),
+            ));
+        }
         if (p.qos as u8) > config.max_qos {
             return Some(Close::Error(
                 ReasonCode::QOS_NOT_SUPPORTED,
@@ -1417,8 +1447,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             ));
         }
         let mut codes = Vec::with_capacity(s.filters.len());
-        let mut retained: Vec<Delivery> = Vec::new();
-        let now = Instant::now();
+        let mut too_deep_filters = 0usize;
         for f in &s.filters {
             let shared_sub = topic::parse_shared(&f.filter);
             if topic::validate_topic_filter(&f.filter).is_err() {
@@ -1437,6 +1466,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 ));
             }
             let inner = shared_sub.map(|(_, f)| f).unwrap_or(&f.filter);
+            if too_deep(inner, config.max_topic_levels) {
+                // A valid filter the broker does not take (§3.9.3: 0x8F "not allowed").
+                too_deep_filters += 1;
+                codes.push(if v5 {
+                    ReasonCode::TOPIC_FILTER_INVALID
+                } else {
+                    ReasonCode::UNSPECIFIED_ERROR
+                });
+                continue;
+            }
             if !shared.allowed(
                 &self.client_id,
                 self.username.as_deref(),
@@ -1467,8 +1506,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             if (options.qos as u8) > config.max_qos {
                 options.qos = QoS::from_u8(config.max_qos).unwrap_or(QoS::AtMostOnce);
             }
-            let mut router = shared.router.lock();
-            let existed = router.subscribe(&self.cell, &self.client_id, &f.filter, options, sub_id);
+            let existed = shared.router.lock().subscribe(
+                &self.cell,
+                &self.client_id,
+                &f.filter,
+                options,
+                sub_id,
+            );
+            // Shared subscriptions get no retained messages (§4.8.2).
             let send_retained = shared_sub.is_none()
                 && match options.retain_handling {
                     crate::codec::RetainHandling::OnSubscribe => true,
@@ -1476,17 +1521,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     crate::codec::RetainHandling::DoNotSend => false,
                 };
             if send_retained {
-                for m in router.retained.matching(inner, now) {
-                    retained.push(Delivery {
-                        qos: m.qos.min(options.qos),
-                        message: m,
-                        // §3.3.1.3: retained messages sent on subscribe keep the flag.
-                        retain: true,
-                        subscription_ids: sub_id.into_iter().collect(),
-                    });
-                }
+                // Looked up after the SUBACK, a step at a time (`send_retained`).
+                self.retained.get_or_insert_with(Default::default).add(
+                    &f.filter,
+                    options.qos,
+                    sub_id,
+                );
             }
-            drop(router);
             codes.push(ReasonCode(options.qos as u8));
             shared.log(
                 Level::Debug,
@@ -1496,24 +1537,124 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 ),
             );
         }
+        if too_deep_filters > 0 {
+            shared.log(
+                Level::Warning,
+                format!(
+                    "client {}: SUBSCRIBE with {too_deep_filters} topic filter(s) of more \
+                     than max_topic_levels {} levels refused",
+                    self.client_id, config.max_topic_levels
+                ),
+            );
+        }
         self.io.send(&Packet::SubAck(SubAck {
             pkid: s.pkid,
             codes,
             ..Default::default()
         }));
-        for d in retained {
-            self.cell.offer(d);
-        }
         None
     }
 
-    fn on_unsubscribe(&mut self, u: Unsubscribe) {
+    /// One step of the pending retained deliveries: the next messages of the first
+    /// pending filter, as many as the session queue has room for, each checked against
+    /// the read ACL. The router is held for one bounded walk
+    /// (`RETAINED_STEP_NODES`), never for work proportional to the store. Returns true if
+    /// it made progress (more may follow once the queue drains).
+    fn send_retained(&mut self) -> bool {
         let shared = self.io.shared.clone();
+        let room = {
+            let st = self.cell.state.lock();
+            if st
+                .link
+                .as_ref()
+                .is_none_or(|l| l.signals.conn_id != self.conn_id)
+            {
+                // Taken over: the new connection subscribes for itself.
+                drop(st);
+                self.retained = None;
+                return false;
+            }
+            // Only into a queue below its low-water mark, up to a quarter of its bound:
+            // the backlog of retained messages then never holds publishers back
+            // (`Offered::Busy`) nor leaves live messages without room.
+            if !st.session.backlog_low() {
+                return false;
+            }
+            let quarter = (st.session.max_queued as usize / 4).max(1);
+            quarter.saturating_sub(st.session.queued_len()).max(1)
+        };
+        let Some(pending) = self.retained.as_mut() else {
+            return false;
+        };
+        let Some(job) = pending.front_mut() else {
+            self.retained = None;
+            return false;
+        };
+        let mut found = Vec::new();
+        let done = shared.router.lock().retained.next_matching(
+            &job.filter,
+            &mut job.cursor,
+            Instant::now(),
+            room.min(RETAINED_STEP_MESSAGES),
+            RETAINED_STEP_NODES,
+            &mut found,
+        );
+        let (qos, subscription_id) = (job.qos, job.subscription_id);
+        if done {
+            pending.pop_front();
+            if pending.is_empty() {
+                self.retained = None;
+            }
+        }
+        for m in found {
+            // Every delivery passes the read check of its own topic, as live ones do in
+            // `Shared::route`: a filter allowed by a wildcard rule may match topics a
+            // deny rule (or a narrower grant) keeps from this client.
+            if !shared.allowed(
+                &self.client_id,
+                self.username.as_deref(),
+                &m.topic,
+                Access::Read,
+            ) {
+                continue;
+            }
+            let delivery = Delivery {
+                qos: m.qos.min(qos),
+                message: m,
+                // §3.3.1.3: retained messages sent on subscribe keep the flag.
+                retain: true,
+                subscription_ids: subscription_id.into_iter().collect(),
+            };
+            if let super::router::Offered::Dropped { .. } = self.cell.offer(delivery) {
+                // Live messages filled the queue meanwhile: counted like theirs.
+                Stats::add(&shared.stats.messages_dropped, 1);
+            }
+        }
+        true
+    }
+
+    fn on_unsubscribe(&mut self, u: Unsubscribe) -> Option<Close> {
+        let shared = self.io.shared.clone();
+        let max_levels = shared.config.max_topic_levels;
         let mut codes = Vec::with_capacity(u.filters.len());
         {
             let mut router = shared.router.lock();
             for f in &u.filters {
-                codes.push(router.unsubscribe(&self.cell, &self.client_id, f));
+                let inner = topic::parse_shared(f).map_or(f.as_str(), |(_, inner)| inner);
+                codes.push(if too_deep(inner, max_levels) {
+                    // Never subscribed: the SUBSCRIBE was refused.
+                    ReasonCode::TOPIC_FILTER_INVALID
+                } else {
+                    router.unsubscribe(&self.cell, &self.client_id, f)
+                });
+            }
+        }
+        if let Some(pending) = self.retained.as_mut() {
+            for f in &u.filters {
+                pending.cancel(f);
+            }
+            if pending.is_empty() {
+                self.retained = None;
             }
         }
         if !self.v5() {
@@ -1524,6 +1665,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             codes,
             ..Default::default()
         }));
+        None
     }
 
     fn on_disconnect(&mut self, d: Disconnect) -> Close {
@@ -1888,6 +2030,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             && !self.io.has_output()
             && !self.io.write_failed
             && self.busy.is_empty()
+            && self.retained.is_none()
             && !self.reauth_in_flight()
             && self.io.shared.parking.get().is_some()
     }
@@ -2027,6 +2170,7 @@ pub async fn resume(shared: Arc<Shared>, stream: std::net::TcpStream, p: Parked,
         problem_info: rare.problem_info,
         bridge: rare.bridge,
         busy: Vec::new(),
+        retained: None,
         auth: rare.auth,
     });
     serve_to_end(conn, guard).await;
@@ -2125,6 +2269,11 @@ fn write_plain_publish(
         return false;
     }
     encode_plain_publish(out, v5, topic, d.qos, d.retain, pkid, &m.payload).is_ok()
+}
+
+/// Whether a topic name or filter has more levels than `max_topic_levels` (0: no limit).
+fn too_deep(topic_or_filter: &str, max_levels: usize) -> bool {
+    max_levels > 0 && topic::level_count(topic_or_filter) > max_levels
 }
 
 fn control_close(c: Control) -> Close {
@@ -2475,6 +2624,44 @@ mod tests {
         // The late answer goes nowhere.
         let _ = reply.send(AuthStep::Success(None));
         shared.events.close();
+    }
+
+    /// Retained messages on subscribe go through the session queue a step at a time:
+    /// far more than its bound all arrive, in topic order, none dropped.
+    #[tokio::test]
+    async fn retained_messages_beyond_the_queue_bound_all_arrive_in_order() {
+        let config = super::super::config::Config {
+            max_queued_messages: 8,
+            ..Default::default()
+        };
+        let users = super::super::auth::Users {
+            allow_anonymous: true,
+            ..Default::default()
+        };
+        let shared = Shared::new(config, users, None);
+        for i in (0..300).rev() {
+            shared.route(Message::new(
+                ByteStr::from(format!("r/{i:03}").as_str()),
+                Bytes::from_static(b"x"),
+                QoS::AtMostOnce,
+                true,
+            ));
+        }
+        let mut client = connected_v5(&shared).await;
+        client.subscribe("r/#").await;
+        for i in 0..300 {
+            match client.next().await {
+                Some(Packet::Publish(p)) => {
+                    assert_eq!(p.topic.as_str(), format!("r/{i:03}"));
+                    assert!(p.retain);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        client.send(Packet::PingReq).await;
+        assert!(matches!(client.next().await, Some(Packet::PingResp)));
+        let stats = &shared.stats.messages_dropped;
+        assert_eq!(stats.load(std::sync::atomic::Ordering::Relaxed), 0);
     }
 
     #[tokio::test]

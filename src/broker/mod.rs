@@ -14,6 +14,7 @@ mod listener;
 pub mod message;
 mod park;
 pub mod passwd;
+pub mod retained;
 pub mod router;
 pub mod session;
 mod shared;

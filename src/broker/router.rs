@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use crate::codec::{topic, QoS, ReasonCode, SubscribeOptions};
 
 use super::message::Message;
+use super::retained::RetainedStore;
 use super::session::{Delivery, Enqueued, Session, SessionSubscription};
 use super::tree::{Subscriber, SubscriptionTree};
 
@@ -555,42 +556,6 @@ fn merge_overlapping(out: &mut Vec<Target>) {
         merged.push(t);
     }
     *out = merged;
-}
-
-/// Retained messages by topic (MQTT 5 §3.3.1.3): set, replaced, cleared by an empty
-/// payload.
-#[derive(Default)]
-pub struct RetainedStore {
-    messages: HashMap<String, Arc<Message>>,
-}
-
-impl RetainedStore {
-    pub fn len(&self) -> usize {
-        self.messages.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
-    }
-
-    pub fn store(&mut self, message: &Arc<Message>) {
-        if message.payload.is_empty() {
-            self.messages.remove(message.topic.as_str());
-        } else {
-            self.messages
-                .insert(message.topic.to_string(), message.clone());
-        }
-    }
-
-    /// Retained messages matching `filter`, skipping expired ones.
-    pub fn matching(&mut self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
-        self.messages.retain(|_, m| !m.expired(now));
-        self.messages
-            .iter()
-            .filter(|(t, _)| topic::matches(filter, t))
-            .map(|(_, m)| m.clone())
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,10 @@
 //! subscribers by walking the topic's levels instead of testing every filter.
 //!
 //! Generic over the subscriber handle `T` so it is unit-tested without sessions.
+//!
+//! Every walk is a loop, never a recursion: a topic may have tens of thousands of
+//! levels (a 65,535-byte name of single characters), and a recursive walk, drop
+//! included, would overflow a worker thread's stack on one client's say-so.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,7 +28,6 @@ struct SharedGroup<T> {
     next: AtomicUsize,
 }
 
-#[derive(Debug)]
 struct Node<T> {
     children: HashMap<Box<str>, Node<T>>,
     subscribers: Vec<Subscriber<T>>,
@@ -42,8 +45,38 @@ impl<T> Default for Node<T> {
 }
 
 impl<T> Node<T> {
+    #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.children.is_empty() && self.subscribers.is_empty() && self.shared.is_empty()
+    }
+
+    /// Empty once `client` (of `group`) is gone from it, and without children.
+    fn empty_without(&self, group: Option<&str>, client: &str) -> bool {
+        if !self.children.is_empty() {
+            return false;
+        }
+        let others = |list: &[Subscriber<T>]| list.iter().any(|s| &*s.client_id != client);
+        match group {
+            None => self.shared.is_empty() && !others(&self.subscribers),
+            Some(g) => {
+                self.subscribers.is_empty()
+                    && self
+                        .shared
+                        .iter()
+                        .all(|s| &*s.name == g && !others(&s.members))
+            }
+        }
+    }
+}
+
+impl<T> Drop for Node<T> {
+    /// Takes the subtree apart level by level: the derived drop would recurse once per
+    /// level.
+    fn drop(&mut self) {
+        let mut stack: Vec<Node<T>> = self.children.drain().map(|(_, n)| n).collect();
+        while let Some(mut node) = stack.pop() {
+            stack.extend(node.children.drain().map(|(_, n)| n));
+        }
     }
 }
 
@@ -54,10 +87,17 @@ pub struct Match<'a, T> {
     pub shared: bool,
 }
 
-#[derive(Debug)]
 pub struct SubscriptionTree<T> {
     root: Node<T>,
     count: usize,
+}
+
+impl<T> std::fmt::Debug for SubscriptionTree<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionTree")
+            .field("subscriptions", &self.count)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T> Default for SubscriptionTree<T> {
@@ -112,45 +152,79 @@ impl<T: Clone> SubscriptionTree<T> {
         }
     }
 
-    /// Removes a client's subscription; true if it existed.
+    /// Removes a client's subscription; true if it existed. Branches left empty are
+    /// pruned: the highest node whose subtree held nothing but this subscription is cut
+    /// from its parent (found first by a read-only walk, as a mutable walk cannot keep
+    /// its ancestors).
     pub fn remove(&mut self, filter: &str, group: Option<&str>, client_id: &str) -> bool {
-        let levels: Vec<&str> = filter.split('/').collect();
-        let removed = Self::remove_in(&mut self.root, &levels, group, client_id);
+        // The deepest node to keep, and the child of it to cut, if the target empties.
+        let mut cut: Option<(usize, &str)> = None;
+        let mut node = &self.root;
+        for (depth, level) in filter.split('/').enumerate() {
+            let Some(child) = node.children.get(level) else {
+                return false;
+            };
+            // `node` must stay if anything but this one path hangs from it.
+            let keeps = depth == 0
+                || node.children.len() > 1
+                || !node.subscribers.is_empty()
+                || !node.shared.is_empty();
+            if keeps {
+                cut = Some((depth, level));
+            }
+            node = child;
+        }
+        if !Self::holds(node, group, client_id) {
+            return false;
+        }
+        if node.empty_without(group, client_id) {
+            let (cut_depth, cut_level) = cut.expect("the root always stays");
+            let mut keeper = &mut self.root;
+            for level in filter.split('/').take(cut_depth) {
+                keeper = keeper.children.get_mut(level).expect("walked above");
+            }
+            // Nothing but the path to this subscription hangs below the child.
+            keeper.children.remove(cut_level);
+            self.count -= 1;
+            return true;
+        }
+        let mut node = &mut self.root;
+        for level in filter.split('/') {
+            node = node.children.get_mut(level).expect("walked above");
+        }
+        let removed = Self::remove_here(node, group, client_id);
         if removed {
             self.count -= 1;
         }
         removed
     }
 
-    fn remove_in(node: &mut Node<T>, levels: &[&str], group: Option<&str>, client: &str) -> bool {
-        match levels.split_first() {
-            None => match group {
-                None => {
-                    let before = node.subscribers.len();
-                    node.subscribers.retain(|s| &*s.client_id != client);
-                    before != node.subscribers.len()
-                }
-                Some(g) => {
-                    let Some(pos) = node.shared.iter().position(|s| &*s.name == g) else {
-                        return false;
-                    };
-                    let members = &mut node.shared[pos].members;
-                    let before = members.len();
-                    members.retain(|s| &*s.client_id != client);
-                    let removed = before != members.len();
-                    if members.is_empty() {
-                        node.shared.remove(pos);
-                    }
-                    removed
-                }
-            },
-            Some((first, rest)) => {
-                let Some(child) = node.children.get_mut(*first) else {
+    /// Whether `node` holds the subscription of `client` (in `group`).
+    fn holds(node: &Node<T>, group: Option<&str>, client: &str) -> bool {
+        let has = |list: &[Subscriber<T>]| list.iter().any(|s| &*s.client_id == client);
+        match group {
+            None => has(&node.subscribers),
+            Some(g) => node.shared.iter().any(|s| &*s.name == g && has(&s.members)),
+        }
+    }
+
+    fn remove_here(node: &mut Node<T>, group: Option<&str>, client: &str) -> bool {
+        match group {
+            None => {
+                let before = node.subscribers.len();
+                node.subscribers.retain(|s| &*s.client_id != client);
+                before != node.subscribers.len()
+            }
+            Some(g) => {
+                let Some(pos) = node.shared.iter().position(|s| &*s.name == g) else {
                     return false;
                 };
-                let removed = Self::remove_in(child, rest, group, client);
-                if child.is_empty() {
-                    node.children.remove(*first);
+                let members = &mut node.shared[pos].members;
+                let before = members.len();
+                members.retain(|s| &*s.client_id != client);
+                let removed = before != members.len();
+                if members.is_empty() {
+                    node.shared.remove(pos);
                 }
                 removed
             }
@@ -163,33 +237,28 @@ impl<T: Clone> SubscriptionTree<T> {
     pub fn for_each_match<'a>(&'a self, topic: &str, mut f: impl FnMut(Match<'a, T>)) {
         let levels: Vec<&str> = topic.split('/').collect();
         let dollar = topic.starts_with('$');
-        Self::walk(&self.root, &levels, 0, dollar, &mut f);
-    }
-
-    fn walk<'a>(
-        node: &'a Node<T>,
-        levels: &[&str],
-        depth: usize,
-        dollar: bool,
-        f: &mut impl FnMut(Match<'a, T>),
-    ) {
-        let wildcards_ok = !(depth == 0 && dollar);
-        if depth == levels.len() {
-            Self::emit(node, f);
-            if let Some(hash) = node.children.get("#") {
-                Self::emit(hash, f);
+        // Nodes still to visit, with the number of topic levels they matched. Each
+        // level of the topic adds at most two (its own name and `+`).
+        let mut pending: Vec<(&'a Node<T>, usize)> = vec![(&self.root, 0)];
+        while let Some((node, depth)) = pending.pop() {
+            if depth == levels.len() {
+                Self::emit(node, &mut f);
+                if let Some(hash) = node.children.get("#") {
+                    Self::emit(hash, &mut f);
+                }
+                continue;
             }
-            return;
-        }
-        if let Some(child) = node.children.get(levels[depth]) {
-            Self::walk(child, levels, depth + 1, dollar, f);
-        }
-        if wildcards_ok {
-            if let Some(plus) = node.children.get("+") {
-                Self::walk(plus, levels, depth + 1, dollar, f);
+            let wildcards_ok = !(depth == 0 && dollar);
+            if let Some(child) = node.children.get(levels[depth]) {
+                pending.push((child, depth + 1));
             }
-            if let Some(hash) = node.children.get("#") {
-                Self::emit(hash, f);
+            if wildcards_ok {
+                if let Some(plus) = node.children.get("+") {
+                    pending.push((plus, depth + 1));
+                }
+                if let Some(hash) = node.children.get("#") {
+                    Self::emit(hash, &mut f);
+                }
             }
         }
     }
@@ -292,5 +361,74 @@ mod tests {
         assert_eq!(seen, vec!["a", "a", "b", "b"]);
         assert!(t.remove("j/+", Some("g"), "a"));
         assert_eq!(matching(&t, "j/1"), vec!["b", "plain"]);
+    }
+
+    /// Runs `f` on a thread with a 256 KiB stack: a walk that recursed once per level
+    /// would overflow it within a few thousand levels.
+    fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(f)
+            .expect("thread")
+            .join()
+            .expect("no stack overflow");
+    }
+
+    #[test]
+    fn deep_filters_are_built_matched_removed_and_dropped_without_recursion() {
+        on_small_stack(|| {
+            let levels = 100_000;
+            let topic = vec!["a"; levels].join("/");
+            let mut t = SubscriptionTree::default();
+            t.insert(&topic, None, sub("exact"));
+            let mut plus = vec!["a"; levels];
+            plus[levels / 2] = "+";
+            t.insert(&plus.join("/"), None, sub("plus"));
+            t.insert(
+                &format!("{}/#", vec!["a"; levels - 1].join("/")),
+                None,
+                sub("hash"),
+            );
+            t.insert(&topic, Some("g"), sub("shared"));
+            assert_eq!(
+                matching(&t, &topic),
+                vec!["exact", "hash", "plus", "shared"]
+            );
+            assert!(matching(&t, &format!("{topic}/b")).contains(&"hash".to_string()));
+            assert!(t.remove(&topic, None, "exact"));
+            assert!(t.remove(&topic, Some("g"), "shared"));
+            assert!(!t.remove(&topic, None, "exact"));
+            assert_eq!(matching(&t, &topic), vec!["hash", "plus"]);
+            assert!(t.remove(&plus.join("/"), None, "plus"));
+            assert_eq!(t.len(), 1);
+            // Dropped with a 100,000-level branch still in it.
+            drop(t);
+            // And a branch cut off whole by a removal is dropped the same way.
+            let mut t = SubscriptionTree::default();
+            t.insert(&topic, None, sub("c"));
+            assert!(t.remove(&topic, None, "c"));
+            assert!(t.root.is_empty());
+        });
+    }
+
+    #[test]
+    fn removal_prunes_only_what_became_empty() {
+        let mut t = SubscriptionTree::default();
+        t.insert("a/b/c/d", None, sub("x"));
+        t.insert("a/b", None, sub("y"));
+        t.insert("a/b/e", Some("g"), sub("z"));
+        assert!(!t.remove("a/b/c/d", None, "y"), "not y's");
+        assert!(!t.remove("a/b/c", None, "x"), "not a subscription");
+        assert!(!t.remove("a/b/e", Some("h"), "z"), "another group");
+        assert!(t.remove("a/b/c/d", None, "x"));
+        let b = &t.root.children["a"].children["b"];
+        assert!(!b.children.contains_key("c"), "c/d pruned");
+        assert!(b.children.contains_key("e"));
+        assert_eq!(matching(&t, "a/b"), vec!["y"]);
+        assert!(t.remove("a/b/e", Some("g"), "z"));
+        assert!(t.root.children["a"].children["b"].children.is_empty());
+        assert!(t.remove("a/b", None, "y"));
+        assert!(t.root.is_empty());
+        assert!(t.is_empty());
     }
 }

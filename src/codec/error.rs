@@ -31,7 +31,9 @@ impl DecodeError {
             DecodeError::Protocol(_) => ReasonCode::PROTOCOL_ERROR,
             DecodeError::UnsupportedProtocolVersion(_) => ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
             DecodeError::TopicNameInvalid(_) => ReasonCode::TOPIC_NAME_INVALID,
-            DecodeError::TopicFilterInvalid(_) => ReasonCode::TOPIC_FILTER_INVALID,
+            // A filter breaking §4.7.1 is not "correctly formed" (what 0x8F says): the
+            // packet is malformed (§4.13), as mosquitto treats it.
+            DecodeError::TopicFilterInvalid(_) => ReasonCode::MALFORMED_PACKET,
         }
     }
 }

@@ -128,6 +128,11 @@ fn level_end(s: &[u8], from: usize) -> usize {
     }
 }
 
+/// The number of levels of a topic name or filter: one more than its `/` separators.
+pub fn level_count(topic_or_filter: &str) -> usize {
+    topic_or_filter.bytes().filter(|&b| b == b'/').count() + 1
+}
+
 /// `$share/{group}/{filter}` split into group and filter; `None` for an ordinary filter.
 pub fn parse_shared(filter: &str) -> Option<(&str, &str)> {
     filter.strip_prefix(SHARE_PREFIX)?.split_once('/')
@@ -226,6 +231,14 @@ mod tests {
         for (f, t) in no {
             assert!(!matches(f, t), "{f} should not match {t}");
         }
+    }
+
+    #[test]
+    fn levels_are_counted_by_separators() {
+        assert_eq!(level_count("a"), 1);
+        assert_eq!(level_count("/"), 2);
+        assert_eq!(level_count("a/b/#"), 3);
+        assert_eq!(level_count(&vec!["x"; 201].join("/")), 201);
     }
 
     #[test]
