@@ -61,6 +61,9 @@ const WRITE_KEEP: usize = 256 * 1024;
 const PARK_AT_CONNACK_FROM: u64 = 256;
 /// How long a Python authentication hook may take to answer before the client is refused.
 const AUTH_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// What a taken-over connection reads from its socket, at most, before it closes
+/// (`unless_taken_over`): the kernel's receive buffer holds no more than a few of these.
+const TAKEOVER_DRAIN: usize = 4 * READ_MAX;
 /// How long a closing connection may take to flush its last packets.
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -1108,12 +1111,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
     /// connection's CONNECT and is handled first, as a broker reading connections in
     /// order would ([MQTT-3.14.4-3]: a DISCONNECT there deletes the will; PUBLISHes
     /// there are routed). SUBSCRIBE and UNSUBSCRIBE are not: the session may already be
-    /// another connection's, and there is no one left to acknowledge them to.
+    /// another connection's, and there is no one left to acknowledge them to. At most
+    /// `TAKEOVER_DRAIN` bytes are read: a client that keeps writing cannot hold the
+    /// worker here.
     fn unless_taken_over(&mut self, close: Close) -> Close {
         if !matches!(close, Close::TakenOver) {
             return close;
         }
         let plain_tcp = (&self.io.stream as &dyn std::any::Any).is::<TcpConn>();
+        let mut budget = TAKEOVER_DRAIN;
         loop {
             loop {
                 self.take_pubacks();
@@ -1132,6 +1138,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             // What the socket holds now. Through the descriptor for plain TCP: tokio's
             // readiness may not know yet of bytes the kernel has (the new connection's
             // CONNECT can be read first).
+            if budget == 0 {
+                return Close::TakenOver;
+            }
             self.io.rbuf.reserve(READ_MIN);
             let read = match (plain_tcp, self.io.tcp_fd) {
                 (true, Some(fd)) => crate::sockopt::recv_now(fd, &mut self.io.rbuf),
@@ -1151,7 +1160,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             };
             match read {
                 Ok(0) => return Close::Lost,
-                Ok(n) => Stats::add(&self.io.shared.stats.bytes_received, n as u64),
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    Stats::add(&self.io.shared.stats.bytes_received, n as u64);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Close::TakenOver,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return Close::Lost,
@@ -1444,7 +1456,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     message.properties = Some(props);
                 }
             }
-            let topic = self.v5().then(|| message.topic.clone());
+            // Kept for the PUBACK / PUBREC code below (v5, QoS 1 and 2 only).
+            let topic = (self.v5() && qos != QoS::AtMostOnce).then(|| message.topic.clone());
             let n = shared.route_with_backpressure(message, &mut self.busy);
             if let Some(topic) = topic.filter(|_| n == 0) {
                 // §3.4.2.1: 0x10 says no subscription matched; the publisher's own

@@ -221,3 +221,31 @@ def test_publishes_right_before_a_takeover_are_routed(broker, version):
         got.add(m.topic)
     assert len(got) == TRIALS, f"{TRIALS - len(got)} of {TRIALS} lost"
     sub.disconnect()
+
+
+def test_a_parked_connection_handles_its_last_packets_before_a_takeover():
+    """The same with the old connection parked (idle, its task ended, see `park.rs`)
+    when its last packets and the takeover arrive."""
+    trials = 10
+    with Broker(port=0, sys_interval=0, idle_park_after=0) as broker:
+        sink = Peer(broker.port, "sink", V311).connect()
+        assert sink.subscribe([("burst/#", 0), ("will/#", 0)]) == [0, 0]
+        will = ("will/P", b"gone")
+        current, _ = raw_connect(broker.port, connect("P", 4, clean=True, will=will))
+        for i in range(trials):
+            wait_until(lambda: broker.stats()["connections_parked"] >= 1)
+            current.send(publish_packet(f"burst/{i}", b"x", v5=False) + DISCONNECT)
+            current.close()
+            current, _ = raw_connect(broker.port, connect("P", 4, clean=True, will=will))
+        current.send(DISCONNECT)
+        current.close()
+        settled(broker, 1)
+        broker.publish("burst/end", b"marker")
+        got = []
+        while True:
+            m = sink.get(TIMEOUT)
+            if m.topic == "burst/end":
+                break
+            got.append(m.topic)
+        assert sorted(got) == sorted(f"burst/{i}" for i in range(trials)), got
+        sink.disconnect()
