@@ -183,6 +183,44 @@ fn reserved_fixed_header_flags() {
     );
 }
 
+/// MQTT 3.1 §2.1: a resent PUBREL, SUBSCRIBE or UNSUBSCRIBE has the DUP flag set next to
+/// QoS 1; in 3.1.1 and 5.0 the same byte is a malformed packet.
+#[test]
+fn mqtt_3_1_dup_flag_on_resent_packets() {
+    let subscribe = frame(0x8A, &[0, 1, 0, 1, b'a', 0]);
+    let unsubscribe = frame(0xAA, &[0, 1, 0, 1, b'a']);
+    let pubrel = frame(0x6A, &[0, 1]);
+    assert!(matches!(
+        accepted(Some(V31), &subscribe),
+        Packet::Subscribe(_)
+    ));
+    assert!(matches!(
+        accepted(Some(V31), &unsubscribe),
+        Packet::Unsubscribe(_)
+    ));
+    assert!(matches!(accepted(Some(V31), &pubrel), Packet::PubRel(_)));
+    let bad = DecodeError::Malformed("reserved fixed header flags set");
+    for v in [V311, V5] {
+        for p in [&subscribe, &unsubscribe, &pubrel] {
+            refused(Some(v), p, bad.clone(), MALFORMED);
+        }
+    }
+    // Only DUP joins QoS 1 in 3.1: other bits, or DUP on other packets, stay refused.
+    refused(
+        Some(V31),
+        &frame(0x8B, &[0, 1, 0, 1, b'a', 0]),
+        bad.clone(),
+        MALFORMED,
+    );
+    refused(
+        Some(V31),
+        &frame(0x88, &[0, 1, 0, 1, b'a', 0]),
+        bad.clone(),
+        MALFORMED,
+    );
+    refused(Some(V31), &frame(0x48, &[0, 1]), bad, MALFORMED);
+}
+
 // ---- PUBLISH ----
 
 #[test]
@@ -767,22 +805,24 @@ fn unknown_property_identifier() {
     }
 }
 
+/// MQTT 5 §2.2.2.2: an identifier not valid for its packet type makes a Malformed Packet
+/// (0x81), not a Protocol Error.
 #[test]
 fn property_not_allowed_in_packet() {
-    let want = DecodeError::Protocol("property not allowed in this packet");
+    let want = DecodeError::Malformed("property not allowed in this packet");
     // Topic alias outside PUBLISH.
     refused(
         Some(V5),
         &puback_with(&[0x23, 0, 1]),
         want.clone(),
-        PROTOCOL,
+        MALFORMED,
     );
     // Session expiry in PUBLISH.
     refused(
         Some(V5),
         &publish_with(&[0x11, 0, 0, 0, 1]),
         want.clone(),
-        PROTOCOL,
+        MALFORMED,
     );
     // Will delay interval in CONNECT properties rather than will properties.
     refused(
@@ -792,7 +832,7 @@ fn property_not_allowed_in_packet() {
             &connect_body(b"MQTT", 5, 0x02, &[5, 0x18, 0, 0, 0, 1, 0, 0]),
         ),
         want.clone(),
-        PROTOCOL,
+        MALFORMED,
     );
     // Topic alias in will properties.
     refused(
@@ -807,10 +847,10 @@ fn property_not_allowed_in_packet() {
             ),
         ),
         want.clone(),
-        PROTOCOL,
+        MALFORMED,
     );
     // Maximum QoS (CONNACK only) in DISCONNECT.
-    refused(Some(V5), &frame(0xE0, &[0, 2, 0x24, 0]), want, PROTOCOL);
+    refused(Some(V5), &frame(0xE0, &[0, 2, 0x24, 0]), want, MALFORMED);
 }
 
 #[test]

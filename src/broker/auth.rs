@@ -67,6 +67,15 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether a client may publish to `topic` as far as the broker's own topics go: never
+/// to `$SYS` (the broker's statistics, retained by it), except the
+/// `$SYS/broker/connection/<id>/state` topics that bridges publish about themselves.
+/// mosquitto applies the same rule before any ACL (`security.c`, `acl__check_dollar`),
+/// matching the prefix `$SYS` without a separator, as here.
+pub fn client_may_publish(topic: &str) -> bool {
+    !topic.starts_with("$SYS") || topic::matches("$SYS/broker/connection/+/state", topic)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Subscribe and receive.
@@ -170,11 +179,20 @@ impl Acl {
                 granted |= rule.grant.allows(access);
             }
         }
+        // A `+` or `#` in the client id or user name would widen every pattern it is
+        // substituted into (`devices/%c/#` for the id `#` covers every device: the
+        // CVE-2017-7650 class). Like mosquitto (`security_default.c`), such a client
+        // gets no grant from any pattern; deny patterns still hold (a wider denial only
+        // denies more).
+        let wild = |s: &str| s.contains(['+', '#']);
+        let no_pattern_grants = wild(client_id) || username.is_some_and(wild);
         for rule in &self.patterns {
-            let filter = rule
-                .filter
-                .replace("%c", client_id)
-                .replace("%u", username.unwrap_or(""));
+            if no_pattern_grants && rule.grant != Grant::Deny {
+                continue;
+            }
+            let Some(filter) = substitute(&rule.filter, client_id, username) else {
+                continue;
+            };
             if topic::matches(&filter, topic_or_filter) {
                 if rule.grant == Grant::Deny {
                     return false;
@@ -183,6 +201,20 @@ impl Acl {
             }
         }
         granted
+    }
+}
+
+/// A pattern with `%c` and `%u` replaced; None for a `%u` pattern and a client without
+/// a user name (mosquitto skips those rather than substituting an empty level).
+fn substitute(pattern: &str, client_id: &str, username: Option<&str>) -> Option<String> {
+    if !pattern.contains('%') {
+        return Some(pattern.to_string());
+    }
+    let with_id = pattern.replace("%c", client_id);
+    match username {
+        Some(u) => Some(with_id.replace("%u", u)),
+        None if pattern.contains("%u") => None,
+        None => Some(with_id),
     }
 }
 
@@ -258,5 +290,60 @@ mod tests {
         assert!(!acl.allows("x", Some("bob"), "users/eve/inbox", Access::Read));
         assert!(!acl.allows("x", Some("bob"), "other", Access::Read));
         assert!(Acl::parse("bogus line").is_err());
+    }
+
+    #[test]
+    fn clients_do_not_publish_to_sys() {
+        for t in [
+            "$SYS/broker/version",
+            "$SYS",
+            "$SYSX/a",
+            "$SYS/broker/connection/b/x",
+        ] {
+            assert!(!client_may_publish(t), "{t}");
+        }
+        for t in [
+            "$SYS/broker/connection/b1/state",
+            "a/$SYS",
+            "$share-ish/x",
+            "sys/x",
+        ] {
+            assert!(client_may_publish(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn wildcard_ids_and_user_names_get_no_pattern_grants() {
+        let acl = Acl::parse(
+            "pattern readwrite devices/%c/#\n\
+             pattern read homes/%u/#\n\
+             pattern read public/#\n\
+             pattern deny devices/%c/secret\n\
+             user mallory\n\
+             topic readwrite mallory/#\n",
+        )
+        .unwrap();
+        for id in ["#", "+", "a+", "b#c"] {
+            for topic in ["devices/d1/x", "devices/#", "devices/+/x", "public/x"] {
+                for access in [Access::Read, Access::Write] {
+                    assert!(!acl.allows(id, None, topic, access), "{id} {topic}");
+                }
+            }
+        }
+        for user in ["#", "+", "al+ce"] {
+            assert!(!acl.allows("c", Some(user), "homes/alice/door", Access::Read));
+            assert!(!acl.allows("c", Some(user), "homes/#", Access::Read));
+        }
+        // A wildcard id keeps its user's named rules, and deny patterns still apply.
+        assert!(acl.allows("#", Some("mallory"), "mallory/x", Access::Write));
+        assert!(!acl.allows("#", Some("mallory"), "devices/d1/x", Access::Write));
+        // Literal ids and names keep their own subtree, and only it.
+        assert!(acl.allows("d1", None, "devices/d1/x", Access::Write));
+        assert!(!acl.allows("d1", None, "devices/d2/x", Access::Write));
+        assert!(!acl.allows("d1", None, "devices/d1/secret", Access::Read));
+        assert!(acl.allows("c", Some("alice"), "homes/alice/door", Access::Read));
+        assert!(acl.allows("c", None, "public/x", Access::Read));
+        // A %u pattern grants nothing to a client without a user name.
+        assert!(!acl.allows("c", None, "homes//door", Access::Read));
     }
 }

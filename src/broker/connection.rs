@@ -66,6 +66,9 @@ const WRITE_KEEP: usize = 256 * 1024;
 const PARK_AT_CONNACK_FROM: u64 = 256;
 /// How long a Python authentication hook may take to answer before the client is refused.
 const AUTH_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// What a taken-over connection reads from its socket, at most, before it closes
+/// (`unless_taken_over`): the kernel's receive buffer holds no more than a few of these.
+const TAKEOVER_DRAIN: usize = 4 * READ_MAX;
 /// How long a closing connection may take to flush its last packets.
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -777,20 +780,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             keep_alive,
             protocol: connect.protocol as u8,
             clean_start: connect.clean_start,
+            session_ends: session_expiry == 0,
         };
-        let attached = shared.router.lock().attach(
+        let mut attached = shared.router.lock().attach(
             &client_id,
             connect.clean_start,
             link,
+            connect.username.as_deref(),
             config.max_queued_messages,
         );
-        if let Some(prev) = attached.previous {
+        if let Some(prev) = attached.previous.take() {
             prev.signals.send(Control::TakenOver);
+        }
+        if attached.other_user && !connect.clean_start {
+            shared.log(
+                Level::Warning,
+                format!(
+                    "client {client_id}: the existing session belongs to another user name; \
+                     not resumed, a new session starts"
+                ),
+            );
+        }
+        for will in std::mem::take(&mut attached.ended_wills) {
+            shared.route(will);
         }
         let cell = attached.cell;
         {
             let mut st = cell.state.lock();
-            st.username = connect.username.as_deref().map(Arc::from);
             let receive_max = if v5 {
                 connect.properties.receive_maximum.unwrap_or(65535)
             } else {
@@ -968,7 +984,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             if self.io.has_output() {
                 match self.flush_unless_commanded().await {
                     Ok(woken) => more |= woken,
-                    Err(close) => return close,
+                    Err(close) => return self.unless_taken_over(close),
                 }
             }
             if more {
@@ -985,7 +1001,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             let (n, spare) = match self.wait_for_input(read_size).await {
                 Ok(Some(read)) => read,
                 Ok(None) => continue,
-                Err(close) => return close,
+                Err(close) => return self.unless_taken_over(close),
             };
             if let Some(close) = self.handle_input() {
                 return close;
@@ -1110,6 +1126,71 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         }
     }
 
+    /// `close`, except for a takeover: what this connection already received (complete
+    /// packets in its buffer and what its socket holds right now) came before the new
+    /// connection's CONNECT and is handled first, as a broker reading connections in
+    /// order would ([MQTT-3.14.4-3]: a DISCONNECT there deletes the will; PUBLISHes
+    /// there are routed). SUBSCRIBE and UNSUBSCRIBE are not: the session may already be
+    /// another connection's, and there is no one left to acknowledge them to. At most
+    /// `TAKEOVER_DRAIN` bytes are read: a client that keeps writing cannot hold the
+    /// worker here.
+    fn unless_taken_over(&mut self, close: Close) -> Close {
+        if !matches!(close, Close::TakenOver) {
+            return close;
+        }
+        let plain_tcp = (&self.io.stream as &dyn std::any::Any).is::<TcpConn>();
+        let mut budget = TAKEOVER_DRAIN;
+        loop {
+            loop {
+                self.take_pubacks();
+                match self.io.decoder.decode(&mut self.io.rbuf) {
+                    Ok(Some(Packet::Subscribe(_) | Packet::Unsubscribe(_))) => {}
+                    Ok(Some(p)) => {
+                        Stats::add(&self.io.shared.stats.messages_received, 1);
+                        if let Some(close) = self.handle(p) {
+                            return close;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Close::Error(e.reason_code(), e.to_string()),
+                }
+            }
+            // What the socket holds now. Through the descriptor for plain TCP: tokio's
+            // readiness may not know yet of bytes the kernel has (the new connection's
+            // CONNECT can be read first).
+            if budget == 0 {
+                return Close::TakenOver;
+            }
+            self.io.rbuf.reserve(READ_MIN);
+            let read = match (plain_tcp, self.io.tcp_fd) {
+                (true, Some(fd)) => crate::sockopt::recv_now(fd, &mut self.io.rbuf),
+                _ => {
+                    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                    match poll_read_on_demand(
+                        &mut self.io.stream,
+                        &mut self.io.rbuf,
+                        READ_MIN,
+                        usize::MAX,
+                        &mut cx,
+                    ) {
+                        std::task::Poll::Ready(r) => r,
+                        std::task::Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
+                    }
+                }
+            };
+            match read {
+                Ok(0) => return Close::Lost,
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    Stats::add(&self.io.shared.stats.bytes_received, n as u64);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Close::TakenOver,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Close::Lost,
+            }
+        }
+    }
+
     /// Backpressure: before reading more, wait until the sessions this client's
     /// messages filled have drained, or mark them stalled if they do not (a subscriber
     /// that stopped reading must not stop the publishers).
@@ -1220,13 +1301,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 }
             }
             Packet::PubRel(a) => {
-                let known = self.cell.state.lock().session.on_pubrel(a.pkid);
-                let code = if known || !self.v5() {
-                    ReasonCode::SUCCESS
-                } else {
-                    ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
-                };
-                self.io.send_ack(0x70, a.pkid, code);
+                // An unknown identifier is most likely a PUBREL resent after our
+                // PUBCOMP was lost (the flow is complete): PUBCOMP 0x00 tells the client
+                // so, as mosquitto answers, where 0x92 would leave it in doubt.
+                self.cell.state.lock().session.on_pubrel(a.pkid);
+                self.io.send_ack(0x70, a.pkid, ReasonCode::SUCCESS);
             }
             Packet::PubComp(a) => {
                 self.cell.state.lock().session.on_pubcomp(a.pkid);
@@ -1386,12 +1465,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 return None;
             }
         }
-        let authorized = shared.allowed(
-            &self.client_id,
-            self.username.as_deref(),
-            &p.topic,
-            Access::Write,
-        );
+        let broker_topic = !super::auth::client_may_publish(&p.topic);
+        let authorized = !broker_topic
+            && shared.allowed(
+                &self.client_id,
+                self.username.as_deref(),
+                &p.topic,
+                Access::Write,
+            );
         let mut code = ReasonCode::SUCCESS;
         if authorized {
             let now = Instant::now();
@@ -1405,18 +1486,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     message.properties = Some(props);
                 }
             }
+            // Kept for the PUBACK / PUBREC code below (v5, QoS 1 and 2 only).
+            let topic = (self.v5() && qos != QoS::AtMostOnce).then(|| message.topic.clone());
             let n = shared.route_with_backpressure(message, &mut self.busy);
-            if n == 0 && self.v5() {
-                code = ReasonCode::NO_MATCHING_SUBSCRIBERS;
+            if let Some(topic) = topic.filter(|_| n == 0) {
+                // §3.4.2.1: 0x10 says no subscription matched; the publisher's own
+                // no-local subscription did match (it is only not sent back).
+                let own_match = self
+                    .cell
+                    .state
+                    .lock()
+                    .session
+                    .subscriptions
+                    .iter()
+                    .any(|(f, s)| s.options.no_local && topic::matches(f, &topic));
+                if !own_match {
+                    code = ReasonCode::NO_MATCHING_SUBSCRIBERS;
+                }
             }
         } else {
             code = ReasonCode::NOT_AUTHORIZED;
             shared.log(
                 Level::Warning,
                 format!(
-                    "client {}: PUBLISH to {:?} denied by ACL",
+                    "client {}: PUBLISH to {:?} denied {}",
                     self.client_id,
-                    p.topic.as_str()
+                    p.topic.as_str(),
+                    if broker_topic {
+                        "(a $SYS topic is the broker's)"
+                    } else {
+                        "by ACL"
+                    }
                 ),
             );
         }
@@ -1684,7 +1784,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             };
         }
         Close::Normal {
-            with_will: d.code == ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
+            with_will: disconnect_keeps_will(d.code),
         }
     }
 
@@ -1879,18 +1979,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         })
         .await;
 
-        let publish_will = !matches!(close, Close::Normal { with_will: false });
-        let will = self.will.take().filter(|_| publish_will);
         let attached = self.is_attached();
-        let will_delay = will
+        let will_delay = self
+            .will
             .as_ref()
             .and_then(|w| w.properties.will_delay_interval)
             .unwrap_or(0);
+        // Not attached: another connection took the client id over. Whether it resumed
+        // this session (the map still holds this cell) or started a new one decides the
+        // will of a v5 client.
+        let taken_over = (!attached).then(|| {
+            shared
+                .router
+                .lock()
+                .sessions
+                .get(&self.client_id)
+                .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
+        });
+        let fate = will_fate(&close, v5, will_delay, taken_over);
+        let will = self.will.take().filter(|_| fate != WillFate::Discard);
 
         if attached {
             let ends_now = self.session_expiry == 0 || matches!(close, Close::Shutdown);
-            {
-                let mut st = self.cell.state.lock();
+            let detach = |st: &mut super::router::SessionState| {
                 st.link = None;
                 st.session.online = false;
                 st.expires_at = if expiry_forever(self.session_expiry) {
@@ -1898,12 +2009,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 } else {
                     Some(Instant::now() + Duration::from_secs(u64::from(self.session_expiry)))
                 };
-            }
+            };
             if ends_now {
-                shared
-                    .router
-                    .lock()
-                    .remove_session(&self.client_id, &self.cell);
+                // Under the router lock (router, then session: the lock order), so a
+                // new connection never resumes a session between its detaching and its
+                // removal.
+                let mut router = shared.router.lock();
+                let still_attached = {
+                    let mut st = self.cell.state.lock();
+                    let mine = st
+                        .link
+                        .as_ref()
+                        .is_some_and(|l| l.signals.conn_id == self.conn_id);
+                    if mine {
+                        detach(&mut st);
+                    }
+                    mine
+                };
+                if still_attached {
+                    router.remove_session(&self.client_id, &self.cell);
+                }
+            } else {
+                let mut st = self.cell.state.lock();
+                if st
+                    .link
+                    .as_ref()
+                    .is_some_and(|l| l.signals.conn_id == self.conn_id)
+                {
+                    detach(&mut st);
+                }
             }
             if let Some(w) = will {
                 let delay = if ends_now {
@@ -1914,11 +2048,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 self.publish_will(*w, delay);
             }
         } else if let Some(w) = will {
-            // Taken over: the new connection resumes the session at once, so a delayed
-            // will is never sent (§3.1.3.2.2); an immediate one is.
-            if will_delay == 0 {
-                self.publish_will(*w, 0);
-            }
+            self.publish_will(*w, 0);
         }
         shared
             .stats
@@ -1938,16 +2068,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
         if props != Default::default() {
             message.properties = Some(Box::new(props));
         }
-        if !shared.allowed(
-            &self.client_id,
-            self.username.as_deref(),
-            &message.topic,
-            Access::Write,
-        ) {
+        if !super::auth::client_may_publish(&message.topic)
+            || !shared.allowed(
+                &self.client_id,
+                self.username.as_deref(),
+                &message.topic,
+                Access::Write,
+            )
+        {
             shared.log(
                 Level::Warning,
                 format!(
-                    "client {}: will on {:?} denied by ACL",
+                    "client {}: will on {:?} denied (ACL, or a $SYS topic)",
                     self.client_id,
                     message.topic.as_str()
                 ),
@@ -2285,6 +2417,49 @@ fn control_close(c: Control) -> Close {
     }
 }
 
+/// Whether a DISCONNECT with this reason keeps the will: only 0x00 deletes it
+/// ([MQTT-3.1.2-10]; a v3 DISCONNECT has no reason and counts as 0x00). 0x04 asks for
+/// it, and any error reason is a close without a normal disconnection.
+fn disconnect_keeps_will(code: ReasonCode) -> bool {
+    code != ReasonCode::SUCCESS
+}
+
+/// What becomes of the will of a closing connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WillFate {
+    Discard,
+    /// After the will delay, or when the session ends if sooner (MQTT 5 §3.1.3.2.2).
+    Delayed,
+    /// At once.
+    Now,
+}
+
+/// The will rule. `taken_over`: None while the connection is its session's, else
+/// whether the connection that took the client id over resumed the session.
+///
+/// - DISCONNECT 0x00 (every v3 DISCONNECT) deletes it ([MQTT-3.1.2-10]).
+/// - MQTT 3.1.1 has no will delay and deletes the will only on DISCONNECT: a takeover
+///   closes the connection without one, so the will goes out (§3.1.2.5, §3.1.4).
+/// - MQTT 5, the new connection started a new session: the old session ended, which
+///   makes the will due at once (§3.1.3.2.2).
+/// - MQTT 5, the new connection resumed the session: a new connection to the session
+///   came within the will delay, so the will is not sent ([MQTT-3.1.3-9]), unless the
+///   old connection had already ended by itself before the takeover (its DISCONNECT
+///   with a will reason, or the end of its stream, was read first) and its will was
+///   due at once.
+fn will_fate(close: &Close, v5: bool, will_delay: u32, taken_over: Option<bool>) -> WillFate {
+    if let Close::Normal { with_will: false } = close {
+        return WillFate::Discard;
+    }
+    match taken_over {
+        None => WillFate::Delayed,
+        Some(_) if !v5 => WillFate::Now,
+        Some(false) => WillFate::Now,
+        Some(true) if will_delay == 0 && !matches!(close, Close::TakenOver) => WillFate::Now,
+        Some(true) => WillFate::Discard,
+    }
+}
+
 /// Asks the Python hook of `method` and waits for its answer (the exchange before
 /// CONNACK, where the client may send nothing else: MQTT 5 §4.12).
 async fn ask_auth_hook(
@@ -2366,6 +2541,39 @@ pub fn injected(topic: &str, payload: Bytes, qos: QoS, retain: bool) -> Result<M
 mod tests {
     use super::*;
     use crate::codec::encode;
+
+    #[test]
+    fn only_disconnect_0x00_deletes_the_will() {
+        assert!(!disconnect_keeps_will(ReasonCode::SUCCESS));
+        for code in [0x04, 0x80, 0x81, 0x82, 0x8B, 0x93, 0x95, 0x98] {
+            assert!(disconnect_keeps_will(ReasonCode(code)), "0x{code:02X}");
+        }
+    }
+
+    #[test]
+    fn will_fates() {
+        let normal = |w| Close::Normal { with_will: w };
+        use WillFate::*;
+        for v5 in [false, true] {
+            for taken in [None, Some(false), Some(true)] {
+                assert_eq!(will_fate(&normal(false), v5, 0, taken), Discard);
+            }
+            assert_eq!(will_fate(&Close::Lost, v5, 0, None), Delayed);
+            assert_eq!(will_fate(&normal(true), v5, 5, None), Delayed);
+        }
+        // 3.1.1: a takeover is a close without DISCONNECT.
+        assert_eq!(will_fate(&Close::TakenOver, false, 0, Some(true)), Now);
+        assert_eq!(will_fate(&Close::TakenOver, false, 0, Some(false)), Now);
+        // 5.0: the session ended with the takeover.
+        assert_eq!(will_fate(&Close::TakenOver, true, 30, Some(false)), Now);
+        // 5.0: resumed by a connection that came while this one was open.
+        assert_eq!(will_fate(&Close::TakenOver, true, 0, Some(true)), Discard);
+        assert_eq!(will_fate(&Close::TakenOver, true, 30, Some(true)), Discard);
+        // 5.0: this connection had ended first, its will due at once.
+        assert_eq!(will_fate(&Close::Lost, true, 0, Some(true)), Now);
+        assert_eq!(will_fate(&normal(true), true, 0, Some(true)), Now);
+        assert_eq!(will_fate(&Close::Lost, true, 30, Some(true)), Discard);
+    }
 
     /// Every idle connection keeps its task's future alive: keep it small (the boxed
     /// CONNECT and closing phases are not part of it).

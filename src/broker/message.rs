@@ -39,6 +39,11 @@ impl Message {
         }
     }
 
+    /// A placeholder left where a message was taken out.
+    pub fn empty() -> Self {
+        Self::new(ByteStr::new(), Bytes::new(), QoS::AtMostOnce, false)
+    }
+
     pub fn expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|t| t <= now)
     }

@@ -11,7 +11,7 @@ use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::codec::{topic, QoS, ReasonCode, SubscribeOptions};
+use crate::codec::{topic, ReasonCode, SubscribeOptions};
 
 use super::message::Message;
 use super::retained::RetainedStore;
@@ -211,6 +211,10 @@ pub struct Link {
     pub keep_alive: u16,
     pub protocol: u8,
     pub clean_start: bool,
+    /// The session ends with this connection (v5 session expiry 0, v3 clean session):
+    /// a takeover ends it too, so it is never resumed by the new connection
+    /// ([MQTT-3.1.2-6], MQTT 5 §3.1.2.11.2).
+    pub session_ends: bool,
 }
 
 #[derive(Debug)]
@@ -339,26 +343,46 @@ pub struct Attached {
     pub session_present: bool,
     /// The connection that had this client id, to be told it was taken over.
     pub previous: Option<Link>,
+    /// A session of this client id existed under another user name (or none, or with
+    /// one where this connection has none): it was discarded, not resumed.
+    pub other_user: bool,
+    /// Delayed wills of the discarded session: its end makes them due now (MQTT 5
+    /// §3.1.3.2.2, "or the Session ends, whichever happens first").
+    pub ended_wills: Vec<Message>,
 }
 
 impl Router {
     /// Attaches a new connection to the session for `client_id` (MQTT 5 §3.1.2.4):
-    /// clean start discards an existing session, otherwise it is resumed. A pending will
-    /// of the client is cancelled (§3.1.3.2.2).
+    /// clean start discards an existing session, otherwise it is resumed, unless it
+    /// ended with its connection (the takeover closes that connection: [MQTT-3.1.2-6],
+    /// MQTT 5 §3.1.2.11.2) or belongs to another user name (a session's subscriptions
+    /// and queued messages never pass from one user to another). A pending will of the
+    /// client is cancelled if the session is resumed (§3.1.3.2.2) and due now if not.
     pub fn attach(
         &mut self,
         client_id: &Arc<str>,
         clean_start: bool,
         link: Link,
+        username: Option<&str>,
         max_queued: usize,
     ) -> Attached {
-        self.wills.retain(|w| &w.client_id != client_id);
+        let mut pending: Vec<Message> = Vec::new();
+        self.wills.retain_mut(|w| {
+            if &w.client_id != client_id {
+                return true;
+            }
+            pending.push(std::mem::replace(&mut w.message, Message::empty()));
+            false
+        });
         let existing = self.sessions.get(client_id).cloned();
         let mut previous = None;
+        let mut other_user = false;
         if let Some(cell) = existing {
             let mut st = cell.state.lock();
             previous = st.link.take();
-            if !clean_start {
+            let ended = previous.as_ref().is_some_and(|l| l.session_ends);
+            other_user = st.username.as_deref() != username;
+            if !clean_start && !ended && !other_user {
                 st.link = Some(link);
                 st.session.online = true;
                 st.session.max_queued = super::session::queue_bound(max_queued);
@@ -368,6 +392,8 @@ impl Router {
                     cell,
                     session_present: true,
                     previous,
+                    other_user,
+                    ended_wills: Vec::new(),
                 };
             }
             st.session.online = false;
@@ -380,12 +406,18 @@ impl Router {
         let mut session = Session::new(client_id.clone(), max_queued);
         session.online = true;
         let cell = SessionCell::new(session);
-        cell.state.lock().link = Some(link);
+        {
+            let mut st = cell.state.lock();
+            st.link = Some(link);
+            st.username = username.map(Arc::from);
+        }
         self.sessions.insert(client_id.clone(), cell.clone());
         Attached {
             cell,
             session_present: false,
             previous,
+            other_user,
+            ended_wills: pending,
         }
     }
 
@@ -504,15 +536,7 @@ impl Router {
         let mut due = Vec::new();
         self.wills.retain_mut(|w| {
             if w.due <= now {
-                due.push(std::mem::replace(
-                    &mut w.message,
-                    Message::new(
-                        Default::default(),
-                        Default::default(),
-                        QoS::AtMostOnce,
-                        false,
-                    ),
-                ));
+                due.push(std::mem::replace(&mut w.message, Message::empty()));
                 false
             } else {
                 true
@@ -561,7 +585,7 @@ fn merge_overlapping(out: &mut Vec<Target>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::ByteStr;
+    use crate::codec::{ByteStr, QoS};
     use bytes::Bytes;
 
     fn link(id: u64) -> Link {
@@ -573,6 +597,7 @@ mod tests {
             keep_alive: 0,
             protocol: 4,
             clean_start: true,
+            session_ends: false,
         }
     }
 
@@ -596,10 +621,10 @@ mod tests {
     fn persistent_session_resumes_and_clean_start_discards() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c1");
-        let a = r.attach(&id, false, link(1), 10);
+        let a = r.attach(&id, false, link(1), None, 10);
         assert!(!a.session_present);
         r.subscribe(&a.cell, &id, "a/+", opts(QoS::AtLeastOnce), None);
-        let b = r.attach(&id, false, link(2), 10);
+        let b = r.attach(&id, false, link(2), None, 10);
         assert!(b.session_present);
         assert_eq!(
             b.previous.unwrap().signals.conn_id,
@@ -608,16 +633,91 @@ mod tests {
         );
         assert!(Arc::ptr_eq(&a.cell, &b.cell));
         assert_eq!(r.targets(&msg("a/x", QoS::AtLeastOnce)).len(), 1);
-        let c = r.attach(&id, true, link(3), 10);
+        let c = r.attach(&id, true, link(3), None, 10);
         assert!(!c.session_present);
         assert!(r.targets(&msg("a/x", QoS::AtLeastOnce)).is_empty());
+    }
+
+    #[test]
+    fn a_session_that_ends_with_its_connection_is_not_resumed_by_a_takeover() {
+        let mut r = Router::default();
+        let id: Arc<str> = Arc::from("x");
+        let mut clean = link(1);
+        clean.session_ends = true;
+        let a = r.attach(&id, true, clean, None, 10);
+        r.subscribe(&a.cell, &id, "t", opts(QoS::AtLeastOnce), None);
+        let b = r.attach(&id, false, link(2), None, 10);
+        assert!(
+            !b.session_present,
+            "[MQTT-3.1.2-6]: it ended with the takeover"
+        );
+        assert_eq!(b.previous.unwrap().signals.conn_id, 1);
+        assert!(!Arc::ptr_eq(&a.cell, &b.cell));
+        assert!(r.targets(&msg("t", QoS::AtLeastOnce)).is_empty());
+        // The new connection's own session (not ending) is resumed by the next.
+        let c = r.attach(&id, false, link(3), None, 10);
+        assert!(c.session_present);
+    }
+
+    #[test]
+    fn another_user_name_starts_a_new_session() {
+        let mut r = Router::default();
+        let id: Arc<str> = Arc::from("phone");
+        let a = r.attach(&id, false, link(1), Some("bob"), 10);
+        r.subscribe(&a.cell, &id, "bob/inbox", opts(QoS::AtLeastOnce), None);
+        a.cell.state.lock().link = None;
+        r.wills.push(PendingWill {
+            client_id: id.clone(),
+            due: Instant::now() + std::time::Duration::from_secs(60),
+            message: (*msg("bob/will", QoS::AtMostOnce)).clone(),
+        });
+        for user in [Some("alice"), None] {
+            let b = r.attach(&id, false, link(2), user, 10);
+            assert!(!b.session_present);
+            assert!(b.other_user);
+            assert!(r.targets(&msg("bob/inbox", QoS::AtLeastOnce)).is_empty());
+        }
+        let ended: Vec<_> = r.wills.iter().map(|w| w.client_id.clone()).collect();
+        assert!(
+            ended.is_empty(),
+            "the ended session's will is due, not pending"
+        );
+        let mine = r.attach(&id, false, link(3), None, 10);
+        assert!(mine.session_present, "same user (none): resumed");
+        assert!(!mine.other_user);
+    }
+
+    #[test]
+    fn a_resumed_session_cancels_its_pending_will_and_an_ended_one_releases_it() {
+        let mut r = Router::default();
+        let id: Arc<str> = Arc::from("w");
+        let will = |r: &mut Router| {
+            r.wills.push(PendingWill {
+                client_id: id.clone(),
+                due: Instant::now() + std::time::Duration::from_secs(60),
+                message: (*msg("w/will", QoS::AtMostOnce)).clone(),
+            })
+        };
+        let a = r.attach(&id, false, link(1), None, 10);
+        a.cell.state.lock().link = None;
+        will(&mut r);
+        let b = r.attach(&id, false, link(2), None, 10);
+        assert!(b.session_present && b.ended_wills.is_empty() && r.wills.is_empty());
+        b.cell.state.lock().link = None;
+        will(&mut r);
+        let c = r.attach(&id, true, link(3), None, 10);
+        assert_eq!(
+            c.ended_wills.len(),
+            1,
+            "clean start ends the session: its will is due"
+        );
     }
 
     #[test]
     fn overlapping_subscriptions_deliver_once_with_every_id_and_max_qos() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1), 10);
+        let a = r.attach(&id, true, link(1), None, 10);
         r.subscribe(&a.cell, &id, "a/#", opts(QoS::AtMostOnce), Some(1));
         r.subscribe(&a.cell, &id, "a/+", opts(QoS::ExactlyOnce), Some(2));
         let t = r.targets(&msg("a/b", QoS::AtLeastOnce));
@@ -640,9 +740,9 @@ mod tests {
     fn a_session_is_merged_whenever_it_can_match_twice() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1), 10);
+        let a = r.attach(&id, true, link(1), None, 10);
         let other: Arc<str> = Arc::from("d");
-        let b = r.attach(&other, true, link(2), 10);
+        let b = r.attach(&other, true, link(2), None, 10);
         r.subscribe(&b.cell, &other, "a/b", opts(QoS::AtMostOnce), None);
         r.subscribe(&a.cell, &id, "a/#", opts(QoS::AtMostOnce), None);
         // A shared subscription delivers on its own (MQTT 5 §4.8.2).
@@ -669,7 +769,7 @@ mod tests {
     fn no_local_skips_the_publisher() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1), 10);
+        let a = r.attach(&id, true, link(1), None, 10);
         let mut o = opts(QoS::AtMostOnce);
         o.no_local = true;
         o.retain_as_published = true;
@@ -687,7 +787,7 @@ mod tests {
     fn removing_a_session_removes_its_subscriptions() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1), 10);
+        let a = r.attach(&id, true, link(1), None, 10);
         r.subscribe(&a.cell, &id, "x/#", opts(QoS::AtMostOnce), None);
         assert_eq!(
             r.unsubscribe(&a.cell, &id, "nope"),

@@ -164,6 +164,9 @@ fn check_first_byte(first: u8, version: Option<ProtocolVersion>) -> Result<(), D
     let expected = match kind {
         // QoS 3 and DUP on QoS 0 are checked with the PUBLISH itself.
         3 => return Ok(()),
+        // MQTT 3.1 §2.1: a resent PUBREL, SUBSCRIBE or UNSUBSCRIBE carries the DUP flag
+        // (0x08) next to QoS 1; 3.1.1 and 5.0 made these flags reserved.
+        6 | 8 | 10 if version == ProtocolVersion::V31 && flags == 0x0A => 0x0A,
         6 | 8 | 10 => 0x02,
         0 => return Err(DecodeError::Malformed("reserved packet type 0")),
         15 if !version.is_v5() => return Err(DecodeError::Malformed("AUTH packet before MQTT 5")),

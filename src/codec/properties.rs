@@ -227,7 +227,10 @@ impl Properties {
             let ident = ident as u8;
             let b = bit(ident);
             if allowed & b == 0 {
-                return Err(DecodeError::Protocol("property not allowed in this packet"));
+                // §2.2.2.2: an identifier not valid for the packet type is Malformed.
+                return Err(DecodeError::Malformed(
+                    "property not allowed in this packet",
+                ));
             }
             if seen & b != 0 && repeatable & b == 0 {
                 return Err(DecodeError::Protocol("property included more than once"));
