@@ -116,14 +116,15 @@ def load_config(path: str) -> dict[str, Any]:
     """
     with open(path, "rb") as f:
         data = f.read()
+    # Which of these ignores apply depends on the Python version and on tomli.
     try:
-        import tomllib  # type: ignore[import-not-found]
+        import tomllib  # type: ignore[import-not-found, unused-ignore]
     except ModuleNotFoundError:  # Python < 3.11
         try:
-            import tomli as tomllib  # type: ignore[import-not-found,no-redef]
+            import tomli as tomllib  # type: ignore[import-not-found, no-redef, unused-ignore]
         except ModuleNotFoundError:
-            from turbomqtt import _toml as tomllib  # type: ignore[no-redef]
-    config = tomllib.loads(data.decode("utf-8"))
+            from turbomqtt import _toml as tomllib  # type: ignore[no-redef, unused-ignore]
+    config: dict[str, Any] = tomllib.loads(data.decode("utf-8"))
     unknown = sorted(set(config) - set(OPTIONS) - {"auth_callback", "on_message", "enhanced_auth"})
     if unknown:
         raise ValueError(f"{path}: unknown broker option(s): {', '.join(unknown)}")
