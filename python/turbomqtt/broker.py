@@ -184,7 +184,7 @@ class Broker:
         ):
             raise TypeError("enhanced_auth must be a dict of method name -> callable")
         self._enhanced_auth: dict[str, Callable[..., Any]] = dict(enhanced)
-        self._core: Any | None = None
+        self._core: _core.BrokerCore | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -279,7 +279,7 @@ class Broker:
 
     # -- introspection -------------------------------------------------------------
 
-    def _running_core(self) -> Any:
+    def _running_core(self) -> _core.BrokerCore:
         core = self._core
         if core is None:
             raise RuntimeError("the broker is not running; call start() first")
@@ -349,7 +349,7 @@ class Broker:
 
     # -- the event thread ----------------------------------------------------------
 
-    def _drain(self, core: Any) -> None:
+    def _drain(self, core: _core.BrokerCore) -> None:
         while True:
             events = core.wait_events(0.25)
             if events is None:
@@ -360,7 +360,7 @@ class Broker:
                 except Exception:
                     logger.exception("turbomqtt broker: error in a Python hook")
 
-    def _dispatch(self, core: Any, event: tuple[Any, ...]) -> None:
+    def _dispatch(self, core: _core.BrokerCore, event: tuple[Any, ...]) -> None:
         kind = event[0]
         if kind == "log":
             logger.log(_LEVELS.get(event[1], logging.INFO), "%s", event[2])
