@@ -51,9 +51,9 @@ EV_MESSAGE: int
 properties: bytes | None)"""
 EV_PUBLISHED: int
 """(EV_PUBLISHED, mid: int, reason_code: int, properties: bytes | None,
-info: MQTTMessageInfo | None[, qos: int]): a QoS 0 message written or a QoS 1/2 one
-acknowledged; qos is present when the message was published with ``completing=True``
-(info None)."""
+info: MQTTMessageInfo | None, qos: int): a message written (QoS 0) or acknowledged
+(QoS 1/2); info is the one ``publish_info()`` returned, None for ``publish()`` and for
+``completing`` publishes reported after ``set_report_completed(True)``."""
 EV_WRITTEN: int
 """(EV_WRITTEN, infos: list[MQTTMessageInfo]): QoS 0 messages written, in order."""
 EV_SUBACK: int
