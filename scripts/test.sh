@@ -12,6 +12,16 @@ echo "== cargo clippy"
 cargo clippy --all-targets --all-features --locked -- -D warnings
 echo "== ruff"
 python3 -m ruff check .
+echo "== mypy --strict and stubtest"
+# Both check the installed package: run from tests/, where python/ is not importable.
+# mypy 1.18 is the first to know @disjoint_base, which _core.pyi uses (pip does nothing
+# when a recent enough mypy is installed).
+python3 -m pip install -q --disable-pip-version-check "mypy>=1.18"
+(
+    cd tests
+    python3 -m mypy --strict -p turbomqtt
+    python3 -m mypy.stubtest turbomqtt._core --allowlist stubtest-allowlist.txt
+)
 echo "== cargo test"
 cargo test --locked
 echo "== pytest"

@@ -375,6 +375,8 @@ def test_message_info_and_message_objects_behave_as_paho():
         info.wait_for_publish(0.01)  # times out silently, as paho
         info._set_as_published()
         assert info.is_published()
+        info.mid = 9  # a plain attribute in paho
+        assert (info.mid, info[1]) == (9, 9)
         msg = module.MQTTMessage(3, b"t/\xc3\xa9")
         assert msg.topic == "t/é" and msg == module.MQTTMessage(3) and msg != module.MQTTMessage(4)
         assert msg.info.mid == 3 and msg.properties is None and msg.payload == b""

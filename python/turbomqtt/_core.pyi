@@ -1,31 +1,78 @@
-"""Type stubs for the native module ``turbomqtt._core``."""
+"""Type stubs for the native module ``turbomqtt._core`` (checked against the built module
+by ``mypy.stubtest``)."""
+
+from typing import Any, final
+
+from typing_extensions import Self, disjoint_base
+
+from turbomqtt.enums import MQTTErrorCode
+
+__all__ = [
+    "EV_CONNACK",
+    "EV_CONNECT_FAILED",
+    "EV_DISCONNECTED",
+    "EV_LOG",
+    "EV_MESSAGE",
+    "EV_PUBLISHED",
+    "EV_SUBACK",
+    "EV_UNSUBACK",
+    "EV_WRITTEN",
+    "BrokerCore",
+    "ClientCore",
+    "MQTTMessageInfo",
+    "WebsocketConnectionError",
+    "__version__",
+    "_codec_decode",
+    "_codec_encode",
+    "_runtime_workers",
+    "_shutdown",
+]
 
 __version__: str
 
-def _shutdown() -> None: ...
-def _runtime_workers() -> int: ...
+def _shutdown() -> None:
+    """Stops the background runtime (registered with ``atexit``)."""
+
+def _runtime_workers() -> int:
+    """How many worker threads the background runtime has (starting it if needed)."""
 
 # Codec access for tests (private): packets as dicts of the Rust packet model's fields.
 def _codec_decode(data: bytes, version: int) -> dict[str, object]: ...
 def _codec_encode(fields: dict[str, object], version: int) -> bytes: ...
-# --- client core (branch `client`; contract: CLIENT_CORE.md) ------------------------------
 
+# --- client core --------------------------------------------------------------------------
+# Event kinds: the first item of each tuple ``ClientCore.drain()`` returns. Properties are
+# in MQTT wire form, None when absent.
 
-EV_CONNACK: int  # (1, session_present: bool, reason_code: int, properties: bytes | None)
-EV_MESSAGE: int  # (2, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int,
-#                   dup: bool, properties: bytes | None)
-EV_PUBLISHED: int  # (3, mid: int, reason_code: int, properties: bytes | None, info: object | None, qos: int)
-EV_WRITTEN: int  # (9, infos: list): QoS 0 messages written, their publish_info() infos
-EV_SUBACK: int  # (4, mid: int, codes: list[int], properties: bytes | None)
-EV_UNSUBACK: int  # (5, mid: int, codes: list[int], properties: bytes | None)
-EV_DISCONNECTED: int  # (6, code: int, from_server: bool, properties: bytes | None,
-#                        error: str | None)
-EV_LOG: int  # (7, level: int, message: str)
-EV_CONNECT_FAILED: int  # (8, exception: OSError) after connect(..., block=False) failed
+EV_CONNACK: int
+"""(EV_CONNACK, session_present: bool, reason_code: int, properties: bytes | None)"""
+EV_MESSAGE: int
+"""(EV_MESSAGE, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int, dup: bool,
+properties: bytes | None)"""
+EV_PUBLISHED: int
+"""(EV_PUBLISHED, mid: int, reason_code: int, properties: bytes | None,
+info: MQTTMessageInfo | None, qos: int): a message written (QoS 0) or acknowledged
+(QoS 1/2); info is the one ``publish_info()`` returned, None for ``publish()`` and for
+``completing`` publishes reported after ``set_report_completed(True)``."""
+EV_WRITTEN: int
+"""(EV_WRITTEN, infos: list[MQTTMessageInfo]): QoS 0 messages written, in order."""
+EV_SUBACK: int
+"""(EV_SUBACK, mid: int, codes: list[int], properties: bytes | None)"""
+EV_UNSUBACK: int
+"""(EV_UNSUBACK, mid: int, codes: list[int], properties: bytes | None)"""
+EV_DISCONNECTED: int
+"""(EV_DISCONNECTED, code: int | None, from_server: bool, properties: bytes | None,
+error: str | None); code None: a v5 DISCONNECT without reason code when
+``set_report_absent_disconnect_fields(True)``."""
+EV_LOG: int
+"""(EV_LOG, level: int, message: str)"""
+EV_CONNECT_FAILED: int
+"""(EV_CONNECT_FAILED, exception: OSError) after ``connect(..., block=False)`` failed."""
 
 class WebsocketConnectionError(ConnectionError):
     """The WebSocket upgrade of the broker connection failed."""
 
+@final
 class ClientCore:
     """The Rust MQTT client core: socket, session state, QoS handshakes, keepalive.
 
@@ -33,7 +80,7 @@ class ClientCore:
     paho's ``Properties.pack()`` writes), ``None`` meaning no properties.
     """
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Self: ...
     def set_max_inflight(self, n: int) -> None:
         """0 = unlimited; paho's default is 20."""
     def set_max_queued(self, n: int) -> None:
@@ -68,10 +115,10 @@ class ClientCore:
         transport: str = "tcp",
         ws_path: str | None = "/mqtt",
         ws_headers: dict[str, str] | list[tuple[str, str]] | None = None,
-        tls: dict[str, object] | None = None,
+        tls: dict[str, Any] | None = None,
         bind_address: str = "",
         bind_port: int = 0,
-        proxy: dict[str, str | int | None] | None = None,
+        proxy: dict[str, Any] | None = None,
         timeout: float = 5.0,
         block: bool = True,
         hold_output: bool = False,
@@ -79,12 +126,14 @@ class ClientCore:
     ) -> None:
         """Closes any previous connection (no event), opens the transport and writes
         CONNECT; EV_CONNACK follows. With ``block=False`` it returns at once and a
-        failure arrives as EV_CONNECT_FAILED carrying the exception instead of raising. Raises socket.gaierror, ConnectionRefusedError and
-        other OSError subclasses, TimeoutError, ssl.SSLCertVerificationError /
-        ssl.SSLError, WebsocketConnectionError, ConnectionError (proxy),
-        NotImplementedError (encrypted key file), ValueError (bad argument).
-        ``bridge=True`` sets mosquitto's bridge bit (0x80) on the CONNECT protocol level
-        (paho's enable_bridge_mode())."""
+        failure arrives as EV_CONNECT_FAILED carrying the exception instead of raising.
+
+        Raises socket.gaierror, ConnectionRefusedError and other OSError subclasses,
+        TimeoutError, ssl.SSLCertVerificationError / ssl.SSLError,
+        WebsocketConnectionError, ConnectionError (proxy), NotImplementedError (encrypted
+        key file), ValueError (bad argument). ``hold_output=True``: nothing is written
+        (not even CONNECT) until ``release_output()``. ``bridge=True`` sets mosquitto's
+        bridge bit (0x80) on the CONNECT protocol level (paho's enable_bridge_mode())."""
     def reconnect(self) -> None:
         """``connect()`` with the last arguments; ValueError('Invalid host.') if none."""
     def set_enforce_max_packet_size(self, on: bool) -> None:
@@ -117,11 +166,25 @@ class ClientCore:
         """publish() returning the paho MQTTMessageInfo the core keeps until done.
         ``completing``: the core marks the info published itself (written / acknowledged)
         and reports no event for it, unless ``set_report_completed(True)``."""
+    def publish_fast(
+        self,
+        topic: object,
+        payload: object,
+        qos: object,
+        retain: object,
+        protocol: int,
+        completing: bool,
+    ) -> MQTTMessageInfo | None:
+        """``publish_info()`` for paho's common call (a str topic, a bytes payload, an int
+        QoS, no properties) with paho's argument checks and messages (ValueError); None
+        when the arguments are not of that shape. ``protocol``: 3, 4 or 5 (an empty topic
+        is refused before MQTT 5)."""
     def set_report_completed(self, on: bool) -> None:
         """Also report ``completing`` publishes as EV_PUBLISHED (info None, qos last)."""
-    def take_infos(self, qos0_only: bool = False) -> list[object]:
+    def take_infos(self, qos0_only: bool = False) -> list[MQTTMessageInfo]:
         """Remove and return the publish_info() infos still waiting for EV_PUBLISHED."""
-    def take_info(self, mid: int) -> object | None: ...
+    def take_info(self, mid: int) -> MQTTMessageInfo | None:
+        """Remove and return the info waiting for the QoS 1/2 message ``mid``."""
     def pending_infos(self) -> int:
         """Infos waiting for EV_PUBLISHED plus ``completing`` ones not done yet."""
     def subscribe(
@@ -155,8 +218,10 @@ class ClientCore:
     ) -> list[Any]:
         """Removes and returns pending events in arrival order (0 = all), stopping before
         the message payloads taken exceed max_bytes (0 = no limit; at least one).
-        ``messages=(v5, now)``: messages come as MQTTMessage objects of the class given to
-        ``set_message_class`` instead of EV_MESSAGE tuples."""
+
+        Each event is a tuple (see the EV_* kinds above). ``messages=(v5, now)``: messages
+        come as objects of the class given to ``set_message_class`` instead of EV_MESSAGE
+        tuples."""
     def set_message_class(self, cls: type, undecoded: object, invalid_state: object) -> None:
         """The paho facade's MQTTMessage class for ``drain(messages=...)``; set once."""
     def pause_reading(self, on: bool) -> None:
@@ -177,39 +242,64 @@ class ClientCore:
         full, reading paused); stop watching the fd and close it."""
     def unwatch_socket(self) -> None:
         """Ends the watch begun by ``watch_socket()``."""
-# -- broker (src/bindings/broker.rs) ---------------------------------------------------
-from typing import Any
 
-class BrokerCore:
-    @staticmethod
-    def start(config: dict[str, Any]) -> BrokerCore: ...
-    def listeners(self) -> list[tuple[str, int, str, bool]]: ...
-    def stop(self, timeout: float) -> bool: ...
-    def is_running(self) -> bool: ...
-    def wait_events(self, timeout: float) -> list[tuple[Any, ...]] | None: ...
-    def auth_reply(self, request_id: int, accept: bool) -> None: ...
-    def enhanced_auth_reply(
-        self, request_id: int, step: str, data: bytes | None = None, code: int = 0x87
-    ) -> None: ...
-    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> int: ...
-    def stats(self) -> dict[str, int]: ...
-    def clients(self) -> list[dict[str, Any]]: ...
-
-
+@disjoint_base
 class MQTTMessageInfo:
-    """paho's MQTTMessageInfo (turbomqtt.client.MQTTMessageInfo is this class)."""
+    """paho's MQTTMessageInfo (``turbomqtt.client.MQTTMessageInfo`` is this class): the
+    message id and result code of a publish, and whether it has been published."""
 
+    # At run time extra arguments are accepted and ignored, so that a subclass may give
+    # its __init__ a signature of its own.
+    def __new__(cls, mid: int) -> Self: ...
     mid: int
-    rc: Any
+    rc: MQTTErrorCode
     _qos: int
     _published: bool
-    def __init__(self, mid: int) -> None: ...
-    def __iter__(self) -> MQTTMessageInfo: ...
-    def __next__(self) -> Any: ...
-    def next(self) -> Any: ...
-    def __getitem__(self, index: int) -> Any: ...
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> MQTTErrorCode | int: ...
+    def next(self) -> MQTTErrorCode | int: ...
+    def __getitem__(self, index: int, /) -> MQTTErrorCode | int: ...
     def _set_as_published(self) -> None: ...
     def _check_rc(self) -> None: ...
-    def is_published(self) -> bool: ...
-    def wait_for_publish(self, timeout: float | None = None) -> None: ...
+    def is_published(self) -> bool:
+        """True once the message has been published (see wait_for_publish for errors)."""
+    def wait_for_publish(self, timeout: float | None = None) -> None:
+        """Block until the message is published or ``timeout`` seconds pass (None: no
+        limit). Raises ValueError if the message was not queued (queue full),
+        RuntimeError if it was not published for another reason."""
 
+# --- broker core --------------------------------------------------------------------------
+
+@final
+class BrokerCore:
+    """The embedded broker's Rust core; ``turbomqtt.Broker`` is its Python face.
+
+    Methods other than ``stop``, ``is_running`` and ``wait_events`` raise RuntimeError
+    once the broker has stopped."""
+
+    @staticmethod
+    def start(config: dict[str, Any]) -> BrokerCore:
+        """Binds every listener and starts serving; raises OSError (port in use, missing
+        file), ValueError (bad option) or NotImplementedError."""
+    def listeners(self) -> list[tuple[str, int, str, bool]]:
+        """(host, port, transport "tcp" or "websocket", tls) of the bound listeners."""
+    def stop(self, timeout: float) -> bool:
+        """Stops every task and closes every socket; waits up to ``timeout`` seconds."""
+    def is_running(self) -> bool: ...
+    def wait_events(self, timeout: float) -> list[tuple[Any, ...]] | None:
+        """Waits up to ``timeout`` seconds for events; None once the broker has stopped.
+        Tuples: ("log", level, text), ("message", client_id, topic, payload, qos, retain),
+        ("auth", request_id, client_id, username, password),
+        ("enhanced_auth", request_id, client_id, method, data)."""
+    def auth_reply(self, request_id: int, accept: bool) -> None:
+        """Answers an ("auth", id, ...) event."""
+    def enhanced_auth_reply(
+        self, request_id: int, step: str, data: bytes | None = None, code: int = 0x87
+    ) -> None:
+        """Answers an ("enhanced_auth", id, ...) event: step is "continue", "success" or
+        "failure" (with ``code``, a reason code of 0x80 or above)."""
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> int:
+        """Publishes as the broker itself; returns the number of sessions it was
+        offered to."""
+    def stats(self) -> dict[str, int]: ...
+    def clients(self) -> list[dict[str, Any]]: ...

@@ -123,14 +123,15 @@ def load_config(path: str) -> dict[str, Any]:
     """
     with open(path, "rb") as f:
         data = f.read()
+    # Which of these ignores apply depends on the Python version and on tomli.
     try:
-        import tomllib  # type: ignore[import-not-found]
+        import tomllib  # type: ignore[import-not-found, unused-ignore]
     except ModuleNotFoundError:  # Python < 3.11
         try:
-            import tomli as tomllib  # type: ignore[import-not-found,no-redef]
+            import tomli as tomllib  # type: ignore[import-not-found, no-redef, unused-ignore]
         except ModuleNotFoundError:
-            from turbomqtt import _toml as tomllib  # type: ignore[no-redef]
-    config = tomllib.loads(data.decode("utf-8"))
+            from turbomqtt import _toml as tomllib  # type: ignore[no-redef, unused-ignore]
+    config: dict[str, Any] = tomllib.loads(data.decode("utf-8"))
     unknown = sorted(set(config) - set(OPTIONS) - {"auth_callback", "on_message", "enhanced_auth"})
     if unknown:
         raise ValueError(f"{path}: unknown broker option(s): {', '.join(unknown)}")
@@ -190,7 +191,7 @@ class Broker:
         ):
             raise TypeError("enhanced_auth must be a dict of method name -> callable")
         self._enhanced_auth: dict[str, Callable[..., Any]] = dict(enhanced)
-        self._core: Any | None = None
+        self._core: _core.BrokerCore | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -285,7 +286,7 @@ class Broker:
 
     # -- introspection -------------------------------------------------------------
 
-    def _running_core(self) -> Any:
+    def _running_core(self) -> _core.BrokerCore:
         core = self._core
         if core is None:
             raise RuntimeError("the broker is not running; call start() first")
@@ -355,7 +356,7 @@ class Broker:
 
     # -- the event thread ----------------------------------------------------------
 
-    def _drain(self, core: Any) -> None:
+    def _drain(self, core: _core.BrokerCore) -> None:
         while True:
             events = core.wait_events(0.25)
             if events is None:
@@ -366,7 +367,7 @@ class Broker:
                 except Exception:
                     logger.exception("turbomqtt broker: error in a Python hook")
 
-    def _dispatch(self, core: Any, event: tuple[Any, ...]) -> None:
+    def _dispatch(self, core: _core.BrokerCore, event: tuple[Any, ...]) -> None:
         kind = event[0]
         if kind == "log":
             logger.log(_LEVELS.get(event[1], logging.INFO), "%s", event[2])

@@ -56,13 +56,15 @@ try:
 except ImportError:  # pragma: no cover
     ssl = None  # type: ignore[assignment]
 
+# Optional packages: whether they are installed (and typed) differs between machines, so
+# these ignores may be unused.
 try:
-    import socks  # type: ignore[import-untyped]
+    import socks  # type: ignore[import-untyped, import-not-found, unused-ignore]
 except ImportError:
-    socks = None  # type: ignore[assignment]
+    socks = None  # type: ignore[assignment, unused-ignore]
 
 try:
-    import dns.resolver  # type: ignore[import-not-found]
+    import dns.resolver  # type: ignore[import-not-found, unused-ignore]
 
     HAVE_DNS = True
 except ImportError:
@@ -247,11 +249,7 @@ _socket = socket
 
 # The core's exception for a failed WebSocket upgrade, so `except WebsocketConnectionError`
 # catches what connect() raises.
-WebsocketConnectionError = getattr(_core, "WebsocketConnectionError", None)
-if WebsocketConnectionError is None:
-
-    class WebsocketConnectionError(ConnectionError):  # type: ignore[no-redef]
-        """Raised by connect()/reconnect() when the WebSocket upgrade fails."""
+WebsocketConnectionError = _core.WebsocketConnectionError
 
 
 # --- functions ---------------------------------------------------------------------------
@@ -409,7 +407,7 @@ class MQTTMessage:
     @property
     def properties(self) -> Properties | None:
         """In MQTT 5.0, the message's properties (decoded on first access)."""
-        props = self._properties
+        props: Properties | None = self._properties  # or _UNDECODED, replaced here
         if props is _UNDECODED:
             props = self._properties = _props(PacketTypes.PUBLISH, self._raw_properties)
         return props
@@ -456,7 +454,7 @@ class _Notifier:
 
     __slots__ = ("_core", "_fd")
 
-    def __init__(self, core: Any):
+    def __init__(self, core: _core.ClientCore | None):
         self._fd: int | None = None
         self._core = core
 
@@ -489,17 +487,17 @@ class _Notifier:
         return f"<turbomqtt notifier fd={self.fileno()}>"
 
 
-_EV_CONNACK = getattr(_core, "EV_CONNACK", 1)
-_EV_PUBLISHED = getattr(_core, "EV_PUBLISHED", 3)
-_EV_WRITTEN = getattr(_core, "EV_WRITTEN", 9)
+_EV_CONNACK = _core.EV_CONNACK
+_EV_PUBLISHED = _core.EV_PUBLISHED
+_EV_WRITTEN = _core.EV_WRITTEN
 # Payload bytes turned into Python objects per drain: below glibc's default trim threshold
 # (128 KiB), so large messages reuse the same heap memory instead of page-faulting it in
 # again after every batch; small messages still come by the thousand.
 _DRAIN_BYTES = 96 * 1024
-_EV_SUBACK = getattr(_core, "EV_SUBACK", 4)
-_EV_UNSUBACK = getattr(_core, "EV_UNSUBACK", 5)
-_EV_DISCONNECTED = getattr(_core, "EV_DISCONNECTED", 6)
-_EV_LOG = getattr(_core, "EV_LOG", 7)
+_EV_SUBACK = _core.EV_SUBACK
+_EV_UNSUBACK = _core.EV_UNSUBACK
+_EV_DISCONNECTED = _core.EV_DISCONNECTED
+_EV_LOG = _core.EV_LOG
 
 _ERR = {int(c): c for c in MQTTErrorCode}
 _LEVEL = {int(c): c for c in LogLevel}
@@ -528,16 +526,13 @@ def _reason(packet_type: int, code: int) -> ReasonCode:
 
 def _props(packet_type: int, raw: bytes | None) -> Properties:
     props = Properties(packet_type)
-    if raw not in _EMPTY_PROPS:
+    if raw is not None and raw not in _EMPTY_PROPS:
         props.unpack(raw)
     return props
 
 
-def _new_core() -> Any:
-    core_class = getattr(_core, "ClientCore", None)
-    if core_class is None:
-        return None
-    core = core_class()
+def _new_core() -> _core.ClientCore:
+    core = _core.ClientCore()
     # Incoming messages then come out of drain() as ready MQTTMessage objects.
     core.set_message_class(MQTTMessage, _UNDECODED, mqtt_ms_invalid)
     return core
@@ -621,6 +616,7 @@ class Client:
             self._clean_session = clean_session
 
         # [MQTT-3.1.3-4] the client id is a UTF-8 string; MQTT 3.1 brokers need one.
+        self._client_id: bytes | bytearray
         if client_id == "" or client_id is None:
             if protocol == MQTTv31:
                 self._client_id = _base62(uuid.uuid4().int, padding=22).encode("utf8")
@@ -687,7 +683,8 @@ class Client:
 
         # The MQTTMessageInfo of each publish waiting for its EV_PUBLISHED is kept by the
         # core (publish_info()) and comes back in that event: no lock on the hot path.
-        self._backlog: list[tuple] | None = None
+        # _backlog: events drained but not dispatched yet (tuples and MQTTMessages).
+        self._backlog: list[Any] | None = None
         self._write_gate = False
         # True while core.connect() runs in some thread: the connection exists in the core
         # (CONNACK may even be in) before that thread gets the GIL back to set _sock.
@@ -705,28 +702,19 @@ class Client:
         self._waiting_thread: threading.Thread | None = None
         self._held = False
         self._core = _new_core()
-        if self._core is not None:
-            self._core.set_max_inflight(self._max_inflight_messages)
-            self._core.set_max_queued(self._max_queued_messages)
-            self._core.set_manual_ack(bool(manual_ack))
-            resolve = getattr(self._core, "set_resolve_topic_aliases", None)
-            if resolve is not None:
-                # paho leaves incoming topic aliases to the application: an aliased PUBLISH
-                # arrives with topic "" and the TopicAlias property.
-                resolve(False)
-            invalid = getattr(self._core, "set_accept_invalid_topics", None)
-            if invalid is not None:
-                # paho delivers a message whose topic is not UTF-8 (msg.topic then raises).
-                invalid(True)
-            absent = getattr(self._core, "set_report_absent_disconnect_fields", None)
-            if absent is not None:
-                # paho's on_disconnect gets None for a missing reason code / properties.
-                absent(True)
-            limit = getattr(self._core, "set_enforce_max_packet_size", None)
-            if limit is not None:
-                # paho 2.2 sends a packet above the server's v5 Maximum Packet Size and the
-                # server disconnects with 0x95 (its test_maximum_packet_size expects that).
-                limit(False)
+        self._core.set_max_inflight(self._max_inflight_messages)
+        self._core.set_max_queued(self._max_queued_messages)
+        self._core.set_manual_ack(bool(manual_ack))
+        # paho leaves incoming topic aliases to the application: an aliased PUBLISH
+        # arrives with topic "" and the TopicAlias property.
+        self._core.set_resolve_topic_aliases(False)
+        # paho delivers a message whose topic is not UTF-8 (msg.topic then raises).
+        self._core.set_accept_invalid_topics(True)
+        # paho's on_disconnect gets None for a missing reason code / properties.
+        self._core.set_report_absent_disconnect_fields(True)
+        # paho 2.2 sends a packet above the server's v5 Maximum Packet Size and the
+        # server disconnects with 0x95 (its test_maximum_packet_size expects that).
+        self._core.set_enforce_max_packet_size(False)
 
     def __del__(self) -> None:
         core = getattr(self, "_core", None)
@@ -785,7 +773,7 @@ class Client:
     @property
     def transport(self) -> Literal["tcp", "websockets", "unix"]:
         """Transport: "tcp", "websockets" or "unix"."""
-        return self._transport  # type: ignore[return-value]
+        return self._transport
 
     @transport.setter
     def transport(self, value: Literal["tcp", "websockets"]) -> None:
@@ -844,8 +832,7 @@ class Client:
         if value < 0:
             raise ValueError("Invalid inflight.")
         self._max_inflight_messages = value
-        if self._core is not None:
-            self._core.set_max_inflight(value)
+        self._core.set_max_inflight(value)
 
     @property
     def max_queued_messages(self) -> int:
@@ -858,8 +845,7 @@ class Client:
         if value < 0:
             raise ValueError("Invalid queue size.")
         self._max_queued_messages = value
-        if self._core is not None:
-            self._core.set_max_queued(value)
+        self._core.set_max_queued(value)
 
     @property
     def will_topic(self) -> str | None:
@@ -894,8 +880,7 @@ class Client:
     ) -> None:
         """Reset the client to its just-constructed state (same callback API version)."""
         self._reset_sockets()
-        if self._core is not None:
-            self._core.close()
+        self._core.close()
         self.__init__(self.callback_api_version, client_id, clean_session, userdata)  # type: ignore[misc]
 
     def ws_set_options(self, path: str = "/mqtt", headers: WebSocketHeaders | None = None) -> None:
@@ -1115,7 +1100,7 @@ class Client:
         # Packet trace lines cost work in the core, so they are only produced when
         # someone listens.
         want = self.on_log is not None or self._logger is not None
-        if want != self._log_packets and self._core is not None:
+        if want != self._log_packets:
             self._core.set_log_packets(want)
             self._log_packets = want
 
@@ -1191,13 +1176,12 @@ class Client:
     def manual_ack_set(self, on: bool) -> None:
         """Withhold PUBACK/PUBCOMP of received messages until ack() is called."""
         self._manual_ack = on
-        if self._core is not None:
-            self._core.set_manual_ack(bool(on))
+        self._core.set_manual_ack(bool(on))
 
     def ack(self, mid: int, qos: int) -> MQTTErrorCode:
         """Acknowledge a received message (only with manual_ack)."""
         if self._manual_ack and qos in (1, 2):
-            return _ERR.get(self._require_core().ack(mid, qos), MQTT_ERR_UNKNOWN)
+            return _ERR.get(self._core.ack(mid, qos), MQTT_ERR_UNKNOWN)
         return MQTT_ERR_SUCCESS
 
     def message_callback_add(self, sub: str, callback: CallbackOnMessage) -> None:
@@ -1230,12 +1214,6 @@ class Client:
                 pass
 
     # --- connection ----------------------------------------------------------------------
-
-    def _require_core(self) -> Any:
-        if self._core is None:
-            raise NotImplementedError(
-                "turbomqtt._core.ClientCore is not available in this build")
-        return self._core
 
     def connect(
         self,
@@ -1345,7 +1323,7 @@ class Client:
             raise ValueError("Invalid host.")
         if self._port <= 0:
             raise ValueError("Invalid port number.")
-        core = self._require_core()
+        core = self._core
         self._state = _ConnectionState.MQTT_CS_CONNECTING
         self._sock_close()
 
@@ -1400,8 +1378,7 @@ class Client:
         if self._client_mode == MQTT_BRIDGE:
             kwargs["bridge"] = True
         waiting = self._waiting_thread
-        hold = (waiting is not None and waiting is not threading.current_thread()
-                and hasattr(core, "release_output"))
+        hold = waiting is not None and waiting is not threading.current_thread()
         if hold:
             kwargs["hold_output"] = True
         self._held = hold
@@ -1475,8 +1452,7 @@ class Client:
             self._call_socket_close(sock)
         finally:
             sock.close()
-            if self._core is not None:
-                self._core.close()
+            self._core.close()
 
     def _reset_sockets(self, sockpair_only: bool = False) -> None:
         if not sockpair_only:
@@ -1522,6 +1498,7 @@ class Client:
             raise ValueError("Publish topic cannot contain wildcards.")
         if qos < 0 or qos > 2:
             raise ValueError("Invalid QoS level.")
+        data: bytes | bytearray
         if isinstance(payload, bytes):
             data = payload
         else:
@@ -1532,8 +1509,6 @@ class Client:
             raise ValueError("Payload too large.")
         packed = properties.pack() if (v5 and properties is not None) else None
         core = self._core
-        if core is None:
-            core = self._require_core()
         # The core keeps the info until this message's EV_PUBLISHED / EV_WRITTEN (QoS>0
         # without a connection is delivered after the next CONNACK, as with paho). With
         # no on_publish to call, the core marks the info published itself and the loop
@@ -1557,7 +1532,8 @@ class Client:
 
     def subscribe(
         self,
-        topic: Any,
+        topic: str | tuple[str, int] | tuple[str, SubscribeOptions] | list[tuple[str, int]]
+        | list[tuple[str, SubscribeOptions]],
         qos: int = 0,
         options: SubscribeOptions | None = None,
         properties: Properties | None = None,
@@ -1567,15 +1543,17 @@ class Client:
         Returns (rc, mid); (MQTT_ERR_NO_CONN, None) without a connection.
         """
         v5 = self._protocol == MQTTv5
-        topic_qos_list = None
+        topic_qos_list: list[tuple[bytes, SubscribeOptions | int]] | None = None
         if isinstance(topic, tuple):
             if v5:
-                topic, options = topic
-                if not isinstance(options, SubscribeOptions):
+                topic, given = topic
+                if not isinstance(given, SubscribeOptions):
                     raise ValueError(
                         "Subscribe options must be instance of SubscribeOptions class.")
+                options = given
             else:
-                topic, qos = topic
+                # A SubscribeOptions here fails the QoS check below (TypeError, as in paho).
+                topic, qos = topic  # type: ignore[assignment]
         if isinstance(topic, (bytes, str)):
             if qos < 0 or qos > 2:
                 raise ValueError("Invalid QoS level.")
@@ -1621,7 +1599,7 @@ class Client:
             for t, o in topic_qos_list
         ]
         packed = properties.pack() if (v5 and properties is not None) else None
-        rc, mid = self._require_core().subscribe(filters, packed)
+        rc, mid = self._core.subscribe(filters, packed)
         # mid 0: not sent (too large for the server's Maximum Packet Size).
         return (_ERR.get(rc, MQTT_ERR_UNKNOWN), mid or None)
 
@@ -1648,13 +1626,12 @@ class Client:
             return (MQTT_ERR_NO_CONN, None)
         packed = properties.pack() if (self._protocol == MQTTv5 and properties is not None) \
             else None
-        rc, mid = self._require_core().unsubscribe([t.decode("utf-8") for t in topic_list],
-                                                   packed)
+        rc, mid = self._core.unsubscribe([t.decode("utf-8") for t in topic_list], packed)
         return (_ERR.get(rc, MQTT_ERR_UNKNOWN), mid or None)
 
     def drop_out_messages(self) -> list[MQTTMessage]:
         """Remove unacknowledged outgoing QoS>0 messages (for use in on_connect)."""
-        core = self._require_core()
+        core = self._core
         dropped = []
         for mid in core.drop_out_messages():
             info = core.take_info(mid)
@@ -1697,16 +1674,7 @@ class Client:
         self._core.release_output()
 
     def _wait(self, timeout: float) -> None:
-        core = self._core
-        if hasattr(core, "wake"):
-            core.wait(timeout)
-            return
-        # Without core.wake(), wait in short slices so loop_stop() is noticed quickly.
-        deadline = time_func() + timeout
-        while not self._thread_terminate:
-            remaining = deadline - time_func()
-            if remaining <= 0 or core.wait(min(remaining, 0.1)):
-                return
+        self._core.wait(timeout)
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         """Dispatch the events waiting in the core (for external event loops)."""
@@ -1784,7 +1752,7 @@ class Client:
                 # loop_stop(): leave once nothing waits for an acknowledgement and a
                 # disconnect() in progress has completed (paho waits for its queues).
                 if (self._thread_terminate is True
-                        and not (self._core is not None and self._core.pending_infos())
+                        and not self._core.pending_infos()
                         and not (self._state == _ConnectionState.MQTT_CS_DISCONNECTING
                                  and self._sock is not None)):
                     rc = MQTT_ERR_NOMEM
@@ -1853,9 +1821,7 @@ class Client:
         if thread is None:
             return MQTT_ERR_INVAL
         self._thread_terminate = True
-        wake = getattr(self._core, "wake", None)
-        if wake is not None:
-            wake()
+        self._core.wake()
         if threading.current_thread() != thread:
             thread.join()
             self._pause_keepalive(True)
@@ -1864,13 +1830,11 @@ class Client:
     def _pause_keepalive(self, paused: bool) -> None:
         # With paho, PINGREQs are sent by the loop: no loop, no pings, and the broker drops
         # the client after 1.5 x keepalive (paho's tests rely on it to get a will). The core
-        # pings by itself, so it is told when no loop runs (if it offers the hook).
+        # pings by itself, so it is told when no loop runs.
         if paused == self._keepalive_paused:
             return
-        hook = getattr(self._core, "set_keepalive_paused", None)
-        if hook is not None:
-            hook(paused)
-            self._keepalive_paused = paused
+        self._core.set_keepalive_paused(paused)
+        self._keepalive_paused = paused
 
     def _thread_main(self) -> None:
         try:
@@ -1947,7 +1911,7 @@ class Client:
             # Events after the failing one are kept for the next loop call (a callback
             # exception ends the loop as in paho; nothing that arrived is dropped).
             prev = events[i - 1] if i > 0 else None
-            if prev.__class__ is tuple and prev[0] == _EV_WRITTEN and prev[1]:
+            if isinstance(prev, tuple) and prev[0] == _EV_WRITTEN and prev[1]:
                 i -= 1  # a callback failed part-way through a batch: keep the rest of it
             if i < count:
                 self._backlog = events[i:]
@@ -1982,7 +1946,7 @@ class Client:
                 if not self.suppress_exceptions:
                     raise
 
-    def _ev_written(self, infos: list) -> None:
+    def _ev_written(self, infos: list[MQTTMessageInfo]) -> None:
         if self.on_publish is None:
             # The common case, kept to one store per message.
             for info in infos:
@@ -1997,7 +1961,7 @@ class Client:
                 del infos[:k + 1]
                 raise
 
-    def _ev_published(self, ev: tuple) -> None:
+    def _ev_published(self, ev: tuple[Any, ...]) -> None:
         info = ev[4]
         on_publish = self.on_publish
         if info is None:
@@ -2016,7 +1980,9 @@ class Client:
             raise
         info._set_as_published()
 
-    def _call_on_publish(self, on_publish: Callable[..., None], ev: tuple, qos: int) -> None:
+    def _call_on_publish(
+        self, on_publish: Callable[..., None], ev: tuple[Any, ...], qos: int
+    ) -> None:
         mid = ev[1]
         try:
             if self._callback_api_version == CallbackAPIVersion.VERSION1:
@@ -2035,7 +2001,7 @@ class Client:
             if not self.suppress_exceptions:
                 raise
 
-    def _ev_connack(self, ev: tuple) -> MQTTErrorCode:
+    def _ev_connack(self, ev: tuple[Any, ...]) -> MQTTErrorCode:
         _, session_present, code, raw_props = ev
         flags = 1 if session_present else 0
         v5 = self._protocol == MQTTv5
@@ -2116,7 +2082,7 @@ class Client:
         self._do_on_disconnect(packet_from_broker=False, v1_rc=rc)
         return rc
 
-    def _ev_suback(self, ev: tuple) -> None:
+    def _ev_suback(self, ev: tuple[Any, ...]) -> None:
         _, mid, codes, raw_props = ev
         reasoncodes = [ReasonCode(PacketTypes.SUBACK, identifier=c) for c in codes]
         if self._protocol == MQTTv5:
@@ -2138,7 +2104,7 @@ class Client:
                 if not self.suppress_exceptions:
                     raise
 
-    def _ev_unsuback(self, ev: tuple) -> None:
+    def _ev_unsuback(self, ev: tuple[Any, ...]) -> None:
         _, mid, codes, raw_props = ev
         v5 = self._protocol == MQTTv5
         if v5:
@@ -2165,7 +2131,7 @@ class Client:
                 if not self.suppress_exceptions:
                     raise
 
-    def _ev_disconnected(self, ev: tuple) -> MQTTErrorCode:
+    def _ev_disconnected(self, ev: tuple[Any, ...]) -> MQTTErrorCode:
         _, code, from_server, raw_props, _error = ev
         if self._sock is None:
             # Already handled (refused CONNACK, _sock_close(), or a replaced connection).
@@ -2332,11 +2298,10 @@ class Client:
     def on_publish(self, func: CallbackOnPublish | None) -> None:
         with self._callback_mutex:
             self._on_publish = func
-            if self._core is not None:
-                # Messages published while it was unset complete in the core without an
-                # event; from now on those still pending are reported too (paho calls
-                # the callback set at the time the acknowledgement is handled).
-                self._core.set_report_completed(func is not None)
+            # Messages published while it was unset complete in the core without an
+            # event; from now on those still pending are reported too (paho calls the
+            # callback set at the time the acknowledgement is handled).
+            self._core.set_report_completed(func is not None)
     on_unsubscribe = _callback_property(
         "on_unsubscribe",
         "Called on UNSUBACK. VERSION2: (client, userdata, mid, reason_codes, properties).")

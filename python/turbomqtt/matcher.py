@@ -1,5 +1,10 @@
 """Topic-filter trie (mirrors ``paho.mqtt.matcher``)."""
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
 
 class MQTTMatcher:
     """Maps topic filters (with ``+``/``#`` wildcards) to values, and finds every value
@@ -8,14 +13,14 @@ class MQTTMatcher:
     class Node:
         __slots__ = "_children", "_content"
 
-        def __init__(self):
-            self._children = {}
-            self._content = None
+        def __init__(self) -> None:
+            self._children: dict[str, MQTTMatcher.Node] = {}
+            self._content: Any = None
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._root = self.Node()
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: str, value: Any) -> None:
         node = self._root
         for level in key.split("/"):
             child = node._children.get(level)
@@ -24,18 +29,19 @@ class MQTTMatcher:
             node = child
         node._content = value
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> Any:
         node = self._root
         for level in key.split("/"):
-            node = node._children.get(level)
-            if node is None:
+            child = node._children.get(level)
+            if child is None:
                 raise KeyError(key)
+            node = child
         if node._content is None:
             raise KeyError(key)
         return node._content
 
-    def __delitem__(self, key):
-        path = []
+    def __delitem__(self, key: str) -> None:
+        path: list[tuple[MQTTMatcher.Node, str, MQTTMatcher.Node]] = []
         node = self._root
         for level in key.split("/"):
             child = node._children.get(level)
@@ -52,7 +58,7 @@ class MQTTMatcher:
                 break
             del parent._children[level]
 
-    def iter_match(self, topic):
+    def iter_match(self, topic: str) -> Iterator[Any]:
         """Iterate over the values of all filters matching ``topic``.
 
         ``#`` also matches the parent level; wildcards in the first level do not match
@@ -62,7 +68,7 @@ class MQTTMatcher:
         count = len(levels)
         normal = not topic.startswith("$")
 
-        def walk(node, i):
+        def walk(node: MQTTMatcher.Node, i: int) -> Iterator[Any]:
             children = node._children
             if i == count:
                 if node._content is not None:

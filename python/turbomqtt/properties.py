@@ -8,6 +8,7 @@ MQTT 5.0 section 2.2.2 (a Variable Byte Integer length, then identifier/value pa
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING, Any, Union
 
 from turbomqtt.exception import MalformedPacket, MQTTException
 from turbomqtt.packettypes import PacketTypes
@@ -18,30 +19,35 @@ __all__ = [
     "writeUTF",
 ]
 
+# What the readers accept: a received packet's bytes, or a buffer being built.
+_Buffer = Union[bytes, bytearray]
 
-def writeInt16(length):
+
+def writeInt16(length: int) -> bytearray:
     return bytearray(struct.pack("!H", length))
 
 
-def readInt16(buf):
-    return struct.unpack("!H", buf[:2])[0]
+def readInt16(buf: _Buffer) -> int:
+    value: int = struct.unpack("!H", buf[:2])[0]
+    return value
 
 
-def writeInt32(length):
+def writeInt32(length: int) -> bytearray:
     return bytearray(struct.pack("!L", length))
 
 
-def readInt32(buf):
-    return struct.unpack("!L", buf[:4])[0]
+def readInt32(buf: _Buffer) -> int:
+    value: int = struct.unpack("!L", buf[:4])[0]
+    return value
 
 
-def writeUTF(data):
+def writeUTF(data: str | bytes) -> bytearray:
     if not isinstance(data, bytes):
         data = bytes(data, "utf-8")
     return writeInt16(len(data)) + data
 
 
-def readUTF(buffer, maxlen):
+def readUTF(buffer: _Buffer, maxlen: int) -> tuple[str, int]:
     """Read a length-prefixed UTF-8 string; returns (text, bytes consumed)."""
     if maxlen < 2:
         raise MalformedPacket("Not enough data to read string length")
@@ -61,11 +67,11 @@ def readUTF(buffer, maxlen):
     return text, length + 2
 
 
-def writeBytes(buffer):
+def writeBytes(buffer: _Buffer) -> bytearray:
     return writeInt16(len(buffer)) + buffer
 
 
-def readBytes(buffer, maxlen):
+def readBytes(buffer: _Buffer, maxlen: int) -> tuple[_Buffer, int]:
     """Read length-prefixed binary data bounded by the property section (MQTT 5.0 1.4)."""
     if maxlen < 2:
         raise MalformedPacket("Not enough data to read binary data length")
@@ -79,7 +85,7 @@ class VariableByteIntegers:
     """Variable Byte Integer codec (MQTT 5.0 section 1.5.5)."""
 
     @staticmethod
-    def encode(x):
+    def encode(x: int) -> bytes:
         """Encode 0 <= x <= 268435455 in 1 to 4 bytes."""
         if not 0 <= x <= 268435455:
             raise ValueError(f"Value {x!r} must be in range 0-268435455")
@@ -94,7 +100,7 @@ class VariableByteIntegers:
                 return bytes(out)
 
     @staticmethod
-    def decode(buffer):
+    def decode(buffer: _Buffer) -> tuple[int, int]:
         """Decode from the start of ``buffer``; returns (value, bytes used)."""
         value = 0
         multiplier = 1
@@ -204,17 +210,23 @@ class Properties:
     types = _TYPES
     names = _NAMES
     properties = _PROPERTIES
+    packetType: int
 
-    def __init__(self, packetType):
+    if TYPE_CHECKING:
+        # Property values are attributes set at run time (``props.ReasonString``): reading
+        # one that is set gives its value, one that is not raises AttributeError.
+        def __getattr__(self, name: str) -> Any: ...
+
+    def __init__(self, packetType: int) -> None:
         object.__setattr__(self, "packetType", packetType)
 
-    def allowsMultiple(self, compressedName):
+    def allowsMultiple(self, compressedName: str) -> bool:
         return self.getIdentFromName(compressedName) in _MULTIPLE
 
-    def getIdentFromName(self, compressedName):
+    def getIdentFromName(self, compressedName: str) -> int:
         return _IDENT.get(compressedName, -1)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         name = name.replace(" ", "")
         if name in _INTERNAL:
             object.__setattr__(self, name, value)
@@ -246,31 +258,31 @@ class Properties:
                 value = previous + value
         object.__setattr__(self, name, value)
 
-    def _present(self):
+    def _present(self) -> list[tuple[str, int, Any]]:
         d = self.__dict__
         return [(n, i, d[n]) for n, i in _ORDER if n in d]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "[" + ", ".join(f"{n} : {v}" for n, _, v in self._present()) + "]"
 
-    def json(self):
-        data = {}
+    def json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
         for name, _, value in self._present():
             if name == "CorrelationData" and isinstance(value, bytes):
                 value = value.hex()
             data[name] = value
         return data
 
-    def isEmpty(self):
+    def isEmpty(self) -> bool:
         d = self.__dict__
         return not any(n in d for n, _ in _ORDER)
 
-    def clear(self):
+    def clear(self) -> None:
         d = self.__dict__
         for name, _ in _ORDER:
             d.pop(name, None)
 
-    def writeProperty(self, identifier, type, value):
+    def writeProperty(self, identifier: int, type: int, value: Any) -> bytes:
         out = VariableByteIntegers.encode(identifier)
         if type == _BYTE:
             return out + bytes([value])
@@ -288,7 +300,7 @@ class Properties:
             return out + writeUTF(value[0]) + writeUTF(value[1])
         return out
 
-    def pack(self):
+    def pack(self) -> bytes:
         """Serialise to wire format: VBI length, then the properties."""
         body = b""
         for name, ident, value in self._present():
@@ -300,7 +312,7 @@ class Properties:
                 body += self.writeProperty(ident, ptype, value)
         return VariableByteIntegers.encode(len(body)) + body
 
-    def readProperty(self, buffer, type, propslen):
+    def readProperty(self, buffer: _Buffer, type: int, propslen: int) -> tuple[Any, int]:
         if type == _BYTE:
             return buffer[0], 1
         if type == _TWO:
@@ -319,10 +331,10 @@ class Properties:
             return (key, val), used + used2
         return None, 0
 
-    def getNameFromIdent(self, identifier):
+    def getNameFromIdent(self, identifier: int) -> str | None:
         return _NAME_OF_IDENT.get(identifier)
 
-    def unpack(self, buffer):
+    def unpack(self, buffer: _Buffer) -> tuple[Properties, int]:
         """Replace the content with the properties read from ``buffer``.
 
         Returns (self, bytes consumed).

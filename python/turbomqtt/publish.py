@@ -4,8 +4,8 @@ message, disconnect."""
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from turbomqtt import client as paho
 from turbomqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -14,6 +14,35 @@ from turbomqtt.properties import Properties  # noqa: F401 - paho exposes these n
 from turbomqtt.reasoncodes import ReasonCode  # noqa: F401
 
 __all__ = ["multiple", "single"]
+
+if TYPE_CHECKING:
+    import ssl
+
+    from typing_extensions import NotRequired, Required, TypedDict
+
+    # The argument shapes of paho.mqtt.publish (the same names).
+    class AuthParameter(TypedDict, total=False):
+        username: Required[str]
+        password: NotRequired[str]
+
+    class TLSParameter(TypedDict, total=False):
+        """``tls_set()`` keyword arguments plus ``insecure``."""
+
+        ca_certs: Required[str]
+        certfile: NotRequired[str]
+        keyfile: NotRequired[str]
+        tls_version: NotRequired[int]
+        ciphers: NotRequired[str]
+        insecure: NotRequired[bool]
+
+    class MessageDict(TypedDict, total=False):
+        topic: Required[str]
+        payload: NotRequired[paho.PayloadType]
+        qos: NotRequired[int]
+        retain: NotRequired[bool]
+
+    MessageTuple = tuple[str, paho.PayloadType, int, bool]
+    MessagesList = Sequence[Union[MessageDict, MessageTuple]]
 
 
 def _do_publish(client: paho.Client) -> None:
@@ -45,7 +74,16 @@ def _on_publish(client: paho.Client, userdata: Any, mid: int, reason_codes: Any,
 
 
 
-def _connect_and_loop(client, hostname, port, keepalive, will, auth, tls, proxy_args) -> None:
+def _connect_and_loop(
+    client: paho.Client,
+    hostname: str,
+    port: int,
+    keepalive: int,
+    will: MessageDict | None,
+    auth: AuthParameter | None,
+    tls: TLSParameter | ssl.SSLContext | None,
+    proxy_args: dict[str, Any] | None,
+) -> None:
     """The connection set-up shared by ``publish.*`` and ``subscribe.*`` (as in paho):
     logging, proxy, credentials, will and TLS, then connect and loop until done."""
     client.enable_logger()
@@ -62,7 +100,8 @@ def _connect_and_loop(client, hostname, port, keepalive, will, auth, tls, proxy_
     if tls is not None:
         if isinstance(tls, dict):
             insecure = tls.pop("insecure", False)
-            client.tls_set(**tls)
+            # "insecure" was removed just above, which the checker does not follow.
+            client.tls_set(**tls)  # type: ignore[misc]
             if insecure:
                 client.tls_insecure_set(insecure)
         else:
@@ -71,17 +110,17 @@ def _connect_and_loop(client, hostname, port, keepalive, will, auth, tls, proxy_
     client.loop_forever()
 
 def multiple(
-    msgs: Any,
+    msgs: MessagesList,
     hostname: str = "localhost",
     port: int = 1883,
     client_id: str = "",
     keepalive: int = 60,
-    will: Any = None,
-    auth: Any = None,
-    tls: Any = None,
+    will: MessageDict | None = None,
+    auth: AuthParameter | None = None,
+    tls: TLSParameter | ssl.SSLContext | None = None,
     protocol: MQTTProtocolVersion = paho.MQTTv311,
-    transport: str = "tcp",
-    proxy_args: Any = None,
+    transport: Literal["tcp", "websockets", "unix"] = "tcp",
+    proxy_args: dict[str, Any] | None = None,
 ) -> None:
     """Publish several messages (dicts with topic/payload/qos/retain, or tuples) and
     disconnect. ``auth`` = {'username', 'password'}; ``tls`` = tls_set() arguments plus
@@ -111,14 +150,14 @@ def single(
     port: int = 1883,
     client_id: str = "",
     keepalive: int = 60,
-    will: Any = None,
-    auth: Any = None,
-    tls: Any = None,
+    will: MessageDict | None = None,
+    auth: AuthParameter | None = None,
+    tls: TLSParameter | ssl.SSLContext | None = None,
     protocol: MQTTProtocolVersion = paho.MQTTv311,
-    transport: str = "tcp",
-    proxy_args: Any = None,
+    transport: Literal["tcp", "websockets", "unix"] = "tcp",
+    proxy_args: dict[str, Any] | None = None,
 ) -> None:
     """Publish one message and disconnect."""
-    msg = {"topic": topic, "payload": payload, "qos": qos, "retain": retain}
+    msg: MessageDict = {"topic": topic, "payload": payload, "qos": qos, "retain": retain}
     multiple([msg], hostname, port, client_id, keepalive, will, auth, tls, protocol,
              transport, proxy_args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -84,7 +85,7 @@ class ReasonCode:
     Compares equal to its int value and to its name; orders against ints.
     """
 
-    names: MappingProxyType | dict = MappingProxyType(_NAMES)
+    names: Mapping[int, dict[str, list[int]]] = MappingProxyType(_NAMES)
 
     def __init__(self, packetType: int, aName: str = "Success", identifier: int = -1):
         self.packetType = packetType

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from turbomqtt import client as paho
 from turbomqtt.exception import MQTTException
 from turbomqtt.publish import _connect_and_loop
+
+if TYPE_CHECKING:
+    import ssl
+
+    from turbomqtt.publish import AuthParameter, MessageDict, TLSParameter
 
 __all__ = ["callback", "simple"]
 
@@ -41,10 +46,23 @@ def _on_message_simple(client: paho.Client, userdata: Any, message: paho.MQTTMes
         client.disconnect()
 
 
-def callback(callback, topics, qos=0, userdata=None, hostname="localhost",
-             port=1883, client_id="", keepalive=60, will=None, auth=None,
-             tls=None, protocol=paho.MQTTv311, transport="tcp",
-             clean_session=True, proxy_args=None):
+def callback(
+    callback: paho.CallbackOnMessage,
+    topics: str | list[str],
+    qos: int = 0,
+    userdata: Any = None,
+    hostname: str = "localhost",
+    port: int = 1883,
+    client_id: str = "",
+    keepalive: int = 60,
+    will: MessageDict | None = None,
+    auth: AuthParameter | None = None,
+    tls: TLSParameter | ssl.SSLContext | None = None,
+    protocol: paho.MQTTProtocolVersion = paho.MQTTv311,
+    transport: Literal["tcp", "websockets", "unix"] = "tcp",
+    clean_session: bool | None = True,
+    proxy_args: dict[str, Any] | None = None,
+) -> None:
     """Subscribe to ``topics`` and call ``callback(client, userdata, message)`` for each
     message, forever (blocking)."""
     if qos < 0 or qos > 2:
@@ -64,18 +82,33 @@ def callback(callback, topics, qos=0, userdata=None, hostname="localhost",
     _connect_and_loop(client, hostname, port, keepalive, will, auth, tls, proxy_args)
 
 
-def simple(topics, qos=0, msg_count=1, retained=True, hostname="localhost",
-           port=1883, client_id="", keepalive=60, will=None, auth=None,
-           tls=None, protocol=paho.MQTTv311, transport="tcp",
-           clean_session=True, proxy_args=None):
+def simple(
+    topics: str | list[str],
+    qos: int = 0,
+    msg_count: int = 1,
+    retained: bool = True,
+    hostname: str = "localhost",
+    port: int = 1883,
+    client_id: str = "",
+    keepalive: int = 60,
+    will: MessageDict | None = None,
+    auth: AuthParameter | None = None,
+    tls: TLSParameter | ssl.SSLContext | None = None,
+    protocol: paho.MQTTProtocolVersion = paho.MQTTv311,
+    transport: Literal["tcp", "websockets", "unix"] = "tcp",
+    clean_session: bool | None = True,
+    proxy_args: dict[str, Any] | None = None,
+) -> paho.MQTTMessage | list[paho.MQTTMessage]:
     """Subscribe, wait for ``msg_count`` messages and return them (one MQTTMessage when
     msg_count is 1, else a list)."""
     if msg_count < 1:
         raise ValueError("msg_count must be > 0")
-    messages = None if msg_count == 1 else []
+    messages: list[paho.MQTTMessage] | None = None if msg_count == 1 else []
     if protocol == paho.MQTTv5:
         clean_session = None
-    userdata = {"retained": retained, "msg_count": msg_count, "messages": messages}
+    userdata: dict[str, Any] = {"retained": retained, "msg_count": msg_count,
+                                "messages": messages}
     callback(_on_message_simple, topics, qos, userdata, hostname, port, client_id, keepalive,
              will, auth, tls, protocol, transport, clean_session, proxy_args)
-    return userdata["messages"]
+    received: paho.MQTTMessage | list[paho.MQTTMessage] = userdata["messages"]
+    return received

@@ -1010,7 +1010,7 @@ impl ClientCore {
         );
     }
 
-    // ---- asyncio face (branch aio) ----
+    // ---- asyncio face ----
 
     /// While `on`, the connection reads nothing more from the socket (queued events
     /// stay drainable); the asyncio face pauses while a consumer's queue is full.

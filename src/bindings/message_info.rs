@@ -149,7 +149,7 @@ impl MessageInfo {
         self.mid.load(Ordering::Relaxed)
     }
 
-    #[setter]
+    #[setter(mid)]
     fn set_mid_attr(&self, mid: u16) {
         self.set_mid(mid);
     }

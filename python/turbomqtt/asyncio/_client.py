@@ -618,7 +618,7 @@ class Client:
             "timeout": timeout,
         }
 
-        self._core: Any | None = None
+        self._core: _core.ClientCore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = -1
         self._reader_installed = False
@@ -879,7 +879,7 @@ class Client:
 
     def _wait_thread(
         self,
-        core: Any,
+        core: _core.ClientCore,
         loop: asyncio.AbstractEventLoop,
         stop: threading.Event,
         drained: threading.Event,

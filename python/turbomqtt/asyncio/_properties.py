@@ -63,6 +63,7 @@ class ReceivedProperties(dict):  # type: ignore[type-arg]
     wire form, so the object can be passed back wherever properties are accepted."""
 
     __slots__ = ("_wire",)
+    _wire: bytes | None  # the received wire form; unset for a dict built by hand
 
     def __getattr__(self, name: str) -> Any:
         key = _BY_SPEC_NAME.get(name)
@@ -71,7 +72,7 @@ class ReceivedProperties(dict):  # type: ignore[type-arg]
         return self[key]
 
     def pack(self) -> bytes:
-        wire = getattr(self, "_wire", None)
+        wire: bytes | None = getattr(self, "_wire", None)
         if wire is not None:
             return wire
         return encode_properties(dict(self)) or b"\x00"
