@@ -119,6 +119,8 @@ pub fn poll_readable(fds: [i32; 2], timeout: std::time::Duration) {
     }
 }
 
+/// Not reached off Linux: only a thread that reads the socket directly polls it, and
+/// threads read sockets directly on Linux only (`Client::wait`, `direct_read`).
 #[cfg(not(target_os = "linux"))]
 pub fn poll_readable(_fds: [i32; 2], timeout: std::time::Duration) {
     std::thread::sleep(timeout);
