@@ -18,6 +18,7 @@ import time
 
 import pytest
 import turbomqtt.client as mqtt
+from conftest import MOSQUITTO_BIN, mosquitto_tool, need_mosquitto
 from turbomqtt import _core
 from turbomqtt.packettypes import PacketTypes
 from turbomqtt.properties import Properties
@@ -26,8 +27,6 @@ from turbomqtt.subscribeoptions import SubscribeOptions
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(_core, "ClientCore"), reason="core without ClientCore"),
-    pytest.mark.skipif(shutil.which("mosquitto") is None and not os.path.exists(
-        "/usr/sbin/mosquitto"), reason="mosquitto not installed"),
 ]
 
 V2 = mqtt.CallbackAPIVersion.VERSION2
@@ -54,8 +53,8 @@ class Mosquitto:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen([exe, "-c", self.conf], stdout=subprocess.DEVNULL,
+        need_mosquitto()
+        self.proc = subprocess.Popen([MOSQUITTO_BIN, "-c", self.conf], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -666,7 +665,7 @@ def auth_broker():
     b = Mosquitto()
     passwd = os.path.join(b.dir, "passwd")
     open(passwd, "w").close()
-    subprocess.run(["mosquitto_passwd", "-b", passwd, "user", "secret"], check=True,
+    subprocess.run([mosquitto_tool("mosquitto_passwd"), "-b", passwd, "user", "secret"], check=True,
                    capture_output=True, timeout=30)
     os.chmod(passwd, 0o644)
     os.chmod(b.dir, 0o755)
@@ -678,7 +677,7 @@ def auth_broker():
     shutil.rmtree(b.dir, ignore_errors=True)
 
 
-@pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="needs mosquitto_passwd")
+@pytest.mark.requires_mosquitto("mosquitto", "mosquitto_passwd")
 def test_refused_connack_and_authentication(auth_broker):
     rec = Recorder()
     c = client_with(rec, V1, client_id="bad-auth", reconnect_on_failure=False)
@@ -709,6 +708,7 @@ def test_refused_connack_and_authentication(auth_broker):
     assert reason.is_failure and str(reason) in ("Not authorized", "Bad user name or password")
 
 
+@pytest.mark.requires_mosquitto
 def test_loop_start_retries_until_the_broker_comes_up():
     b = Mosquitto()
     rec = Recorder()
