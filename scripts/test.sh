@@ -55,8 +55,11 @@ sdist=$(ls target/ci-sdist/turbomqtt-*.tar.gz)
 venv=target/sdist-venv
 "$py" -m venv --clear "$venv"
 # pip builds the sdist in a temporary directory; cargo's target directory stays this
-# checkout's, so the dependencies compiled above are reused (the crate itself is built
-# again from the sdist's sources). pip -v, filtered, shows cargo's progress.
+# checkout's, so the dependencies compiled above are reused. The crate's own release
+# artifacts are removed first: cargo would otherwise take them as fresh (it compares
+# source mtimes, and the sdist's files are no newer) and nothing of the sdist would be
+# compiled. pip -v, filtered, shows cargo's progress.
+cargo clean --release --package turbomqtt
 if ! CARGO_TARGET_DIR="$PWD/target" "$venv/bin/python" -m pip install -v --no-cache-dir \
         --disable-pip-version-check "$sdist" 2>&1 | tee target/sdist-install.log \
         | { grep --line-buffered -E '^ *(Compiling turbomqtt|Finished|Successfully)' || true; }; then
