@@ -82,7 +82,9 @@ class EmbeddedBroker(Mosquitto):
         self.proc = subprocess.Popen(
             [python, "-m", "turbomqtt", "broker", "--host", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + 10
+        # A deadline, not a wait: a slow machine (or emulation) may need long to start
+        # the interpreter and import turbomqtt.
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
