@@ -6,14 +6,17 @@
 //! (topic and payload sliced from the buffer) is then dropped.
 //!
 //! `cargo bench --bench codec` measures wall-clock time. On a shared, loaded machine set
-//! `CODEC_BENCH_CPU_TIME=1` to measure this thread's CPU time instead (Linux), which other
+//! `CODEC_BENCH_CPU_TIME=1` to measure this thread's CPU time instead (Unix), which other
 //! processes competing for the cores do not inflate.
 
 use std::hint::black_box;
+#[cfg(unix)]
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::Measurement;
+#[cfg(unix)]
+use criterion::measurement::{ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput};
 use turbomqtt::codec::topic::matches;
 use turbomqtt::codec::{encode, Decoder, Packet, ProtocolVersion, Publish, QoS};
@@ -78,9 +81,11 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
     g.finish();
 }
 
-/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`, POSIX).
+#[cfg(unix)]
 struct ThreadCpuTime;
 
+#[cfg(unix)]
 impl Measurement for ThreadCpuTime {
     type Intermediate = Duration;
     type Value = Duration;
@@ -105,6 +110,7 @@ impl Measurement for ThreadCpuTime {
     }
 }
 
+#[cfg(unix)]
 fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -118,14 +124,19 @@ fn thread_cpu_time() -> Duration {
 
 fn main() {
     if std::env::var_os("CODEC_BENCH_CPU_TIME").is_some() {
-        let mut c = Criterion::default()
-            .with_measurement(ThreadCpuTime)
-            .configure_from_args();
-        bench(&mut c);
-        c.final_summary();
-    } else {
-        let mut c = Criterion::default().configure_from_args();
-        bench(&mut c);
-        c.final_summary();
+        #[cfg(unix)]
+        {
+            let mut c = Criterion::default()
+                .with_measurement(ThreadCpuTime)
+                .configure_from_args();
+            bench(&mut c);
+            c.final_summary();
+            return;
+        }
+        #[cfg(not(unix))]
+        eprintln!("CODEC_BENCH_CPU_TIME: no thread CPU clock on this system, measuring wall time");
     }
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
 }

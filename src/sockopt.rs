@@ -103,9 +103,11 @@ pub fn poll_readable(fds: [i32; 2], timeout: std::time::Duration) {
         events: libc::POLLIN,
         revents: 0,
     });
+    // The field types differ between C libraries (musl is moving `time_t` to 64 bits on
+    // 32-bit targets): cast to whatever they are; both values fit any of them.
     let ts = libc::timespec {
-        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as _,
+        tv_nsec: timeout.subsec_nanos() as _,
     };
     // SAFETY: `polled` is a valid array of `polled.len()` pollfd entries and `ts` a valid
     // timespec; a closed or reused fd only makes poll report it (or not), never unsafe.
@@ -119,6 +121,8 @@ pub fn poll_readable(fds: [i32; 2], timeout: std::time::Duration) {
     }
 }
 
+/// Not reached off Linux: only a thread that reads the socket directly polls it, and
+/// threads read sockets directly on Linux only (`Client::wait`, `direct_read`).
 #[cfg(not(target_os = "linux"))]
 pub fn poll_readable(_fds: [i32; 2], timeout: std::time::Duration) {
     std::thread::sleep(timeout);

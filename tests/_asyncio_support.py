@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-MOSQUITTO = "/usr/sbin/mosquitto"
+from conftest import MOSQUITTO_BIN as MOSQUITTO
+from conftest import need_mosquitto
 
 
 def free_port() -> int:
@@ -73,6 +73,7 @@ class Mosquitto:
 
 
 def make_mosquitto(extra: str = "", persistence: bool = False):
+    need_mosquitto()
     d = Path(tempfile.mkdtemp(prefix="aio-mosq-"))
     m = Mosquitto(d, extra, persistence)
     m.start()

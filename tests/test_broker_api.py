@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import socket
 import subprocess
 import threading
@@ -13,12 +12,10 @@ import threading
 import pytest
 import turbomqtt
 from broker_support import V5, V311, Peer, RawPeer, wait_until
+from conftest import mosquitto_tool
 from turbomqtt import Broker
 
-needs_mosquitto_clients = pytest.mark.skipif(
-    shutil.which("mosquitto_pub") is None or shutil.which("mosquitto_sub") is None,
-    reason="mosquitto-clients not installed (scripts/setup-test-tools.sh installs them)",
-)
+needs_mosquitto_clients = pytest.mark.requires_mosquitto("mosquitto_pub", "mosquitto_sub")
 
 
 def test_port_zero_reports_real_port_and_url():
@@ -149,10 +146,9 @@ def test_on_message_observer():
     assert (m.client_id, m.topic, m.payload, m.qos, m.retain) == ("pub", "obs/t", b"seen", 1, False)
 
 
+@pytest.mark.requires_mosquitto("mosquitto_passwd")
 def test_password_file_from_mosquitto_passwd(tmp_path):
-    tool = shutil.which("mosquitto_passwd")
-    if tool is None:
-        pytest.skip("mosquitto_passwd not installed")
+    tool = mosquitto_tool("mosquitto_passwd")
     pw = tmp_path / "passwd"
     pw.write_text("")
     subprocess.run([tool, "-b", str(pw), "alice", "wonderland"], check=True, timeout=30)
@@ -230,7 +226,7 @@ def test_mosquitto_pub_and_sub(version):
         port = str(b.port)
         sub = subprocess.Popen(
             [
-                "mosquitto_sub",
+                mosquitto_tool("mosquitto_sub"),
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -256,7 +252,7 @@ def test_mosquitto_pub_and_sub(version):
             for i in range(2):
                 subprocess.run(
                     [
-                        "mosquitto_pub",
+                        mosquitto_tool("mosquitto_pub"),
                         "-h",
                         "127.0.0.1",
                         "-p",
@@ -286,7 +282,7 @@ def test_mosquitto_sub_gets_retained_from_paho():
         Peer(b.port, "p", V5).connect().publish("ret/t", b"kept", 1, retain=True)
         out = subprocess.run(
             [
-                "mosquitto_sub",
+                mosquitto_tool("mosquitto_sub"),
                 "-h",
                 "127.0.0.1",
                 "-p",

@@ -6,16 +6,15 @@ duplicate), and retained messages keep their retain flag across it."""
 
 from __future__ import annotations
 
-import os
 import queue
 
 import pytest
 from broker_support import V311, Peer
-from conftest import MOSQUITTO_BIN, MosquittoProcess
+from conftest import MosquittoProcess
 
 pytestmark = [
     pytest.mark.timeout(60),
-    pytest.mark.skipif(not os.path.exists(MOSQUITTO_BIN), reason="mosquitto is not installed"),
+    pytest.mark.requires_mosquitto,
 ]
 
 

@@ -103,10 +103,9 @@ def mosquitto_unix():
     connection task only (no direct reads), through the same buffers. (mosquitto
     2.0.11's WebSocket listener itself stalls on a stream of 400 KB messages, paho-mqtt
     as subscriber too, so WebSockets are tested on the embedded broker.)"""
-    from conftest import MOSQUITTO_BIN, _free_port
+    from conftest import MOSQUITTO_BIN, _free_port, need_mosquitto
 
-    if not os.path.exists(MOSQUITTO_BIN):
-        pytest.skip("mosquitto is not installed")
+    need_mosquitto()
     d = tempfile.mkdtemp(prefix="tmqtt-large-")
     os.chmod(d, 0o777)  # mosquitto may drop to its own user and must create the socket here
     tcp_port = _free_port()

@@ -136,10 +136,9 @@ def broker(pki):
 def mosquitto_tls(pki):
     """mosquitto serving the CN-only certificate, twice: the second listener allows a
     single TLS 1.2 cipher (its tls_version is a minimum, so TLS 1.3 stays possible)."""
-    from conftest import MOSQUITTO_BIN, MosquittoProcess, _free_port
+    from conftest import MosquittoProcess, _free_port, need_mosquitto
 
-    if not os.path.exists(MOSQUITTO_BIN):
-        pytest.skip("mosquitto is not installed")
+    need_mosquitto()
     # mosquitto started as root drops to its own user: it needs a world-readable copy
     # (pytest's tmp root is private).
     d = tempfile.mkdtemp(prefix="tmqtt-tls-")

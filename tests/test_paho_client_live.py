@@ -18,6 +18,7 @@ import time
 
 import pytest
 import turbomqtt.client as mqtt
+from conftest import MOSQUITTO_BIN, mosquitto_tool, need_mosquitto
 from turbomqtt import _core
 from turbomqtt.packettypes import PacketTypes
 from turbomqtt.properties import Properties
@@ -26,8 +27,6 @@ from turbomqtt.subscribeoptions import SubscribeOptions
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(_core, "ClientCore"), reason="core without ClientCore"),
-    pytest.mark.skipif(shutil.which("mosquitto") is None and not os.path.exists(
-        "/usr/sbin/mosquitto"), reason="mosquitto not installed"),
 ]
 
 V2 = mqtt.CallbackAPIVersion.VERSION2
@@ -54,8 +53,8 @@ class Mosquitto:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen([exe, "-c", self.conf], stdout=subprocess.DEVNULL,
+        need_mosquitto()
+        self.proc = subprocess.Popen([MOSQUITTO_BIN, "-c", self.conf], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -83,7 +82,9 @@ class EmbeddedBroker(Mosquitto):
         self.proc = subprocess.Popen(
             [python, "-m", "turbomqtt", "broker", "--host", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + 10
+        # A deadline, not a wait: a slow machine (or emulation) may need long to start
+        # the interpreter and import turbomqtt.
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
@@ -666,7 +667,7 @@ def auth_broker():
     b = Mosquitto()
     passwd = os.path.join(b.dir, "passwd")
     open(passwd, "w").close()
-    subprocess.run(["mosquitto_passwd", "-b", passwd, "user", "secret"], check=True,
+    subprocess.run([mosquitto_tool("mosquitto_passwd"), "-b", passwd, "user", "secret"], check=True,
                    capture_output=True, timeout=30)
     os.chmod(passwd, 0o644)
     os.chmod(b.dir, 0o755)
@@ -678,7 +679,7 @@ def auth_broker():
     shutil.rmtree(b.dir, ignore_errors=True)
 
 
-@pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="needs mosquitto_passwd")
+@pytest.mark.requires_mosquitto("mosquitto", "mosquitto_passwd")
 def test_refused_connack_and_authentication(auth_broker):
     rec = Recorder()
     c = client_with(rec, V1, client_id="bad-auth", reconnect_on_failure=False)
@@ -709,6 +710,7 @@ def test_refused_connack_and_authentication(auth_broker):
     assert reason.is_failure and str(reason) in ("Not authorized", "Bad user name or password")
 
 
+@pytest.mark.requires_mosquitto
 def test_loop_start_retries_until_the_broker_comes_up():
     b = Mosquitto()
     rec = Recorder()

@@ -13,12 +13,12 @@ import time
 
 import pytest
 import turbomqtt.client as mqtt
+from conftest import MOSQUITTO_BIN
 from turbomqtt import _core
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(_core, "ClientCore"), reason="core without ClientCore"),
-    pytest.mark.skipif(shutil.which("mosquitto") is None and not os.path.exists(
-        "/usr/sbin/mosquitto"), reason="mosquitto not installed"),
+    pytest.mark.requires_mosquitto,
     pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl"),
 ]
 
@@ -62,8 +62,7 @@ def broker():
                 f"listener 0 {unix_path}\n"
                 f"listener {ports['ws']} 127.0.0.1\nprotocol websockets\n"
                 f"listener {ports['tls']} 127.0.0.1\ncafile {ca}\ncertfile {crt}\nkeyfile {key}\n")
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    proc = subprocess.Popen([exe, "-c", conf], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([MOSQUITTO_BIN, "-c", conf], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

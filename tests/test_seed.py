@@ -5,7 +5,6 @@ from PyPI) and checks that every shelf record arrives exactly once.
 """
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 import pytest
@@ -34,8 +33,7 @@ def test_seed_scenario_on_turbomqtt_embedded_broker_and_paho_switch():
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.skipif(shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(),
-                    reason="mosquitto is not installed")
+@pytest.mark.requires_mosquitto("mosquitto", "mosquitto_passwd")
 def test_seed_scenario_reference_paho_and_mosquitto():
     """The example programs themselves, on the real paho-mqtt and mosquitto."""
     pytest.importorskip("paho.mqtt.client")

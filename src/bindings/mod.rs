@@ -22,7 +22,11 @@ fn _runtime_workers() -> usize {
     crate::runtime::handle().metrics().num_workers()
 }
 
-#[pymodule]
+/// Declared safe without the GIL (free-threaded CPython 3.13t and later keep it off on
+/// import): every class here is `frozen` and keeps its state in atomics, locks or the
+/// Rust core, which its own threads share already; nothing relies on the GIL to
+/// serialize access. (Also PyO3's default since 0.28; spelled out as a promise.)
+#[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;

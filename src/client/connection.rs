@@ -276,6 +276,7 @@ fn woken_in_vain(shared: &Shared, r: &mut TcpReader, wasted: &mut u32) {
 /// a face stopped reading without saying so (a paho loop thread busy in a callback, or
 /// stopped; see `EventQueue::lease_end`). A face that stops for good says so, see
 /// `EventQueue::set_watched`.
+#[cfg(target_os = "linux")]
 const LEASE: Duration = Duration::from_millis(5);
 
 /// (connection task, stepped aside) Returns when told to read again, or when the faces

@@ -165,6 +165,7 @@ impl Pending {
 
     /// A face reads the socket now: a thread inside `Client::wait`'s reading, or an
     /// event loop watching it.
+    #[cfg(target_os = "linux")]
     fn face_reads(&self) -> bool {
         self.readers > 0 || self.watched_socket
     }
@@ -460,46 +461,6 @@ impl EventQueue {
         self.pending.lock().task_away
     }
 
-    /// (connection task, stepped aside) Until when it may stay away: `lease` after the
-    /// last reader left; None when that time has passed. While a face reads or watches,
-    /// ten leases from now: the task then only looks again (a face that waits for long
-    /// would otherwise cost it a wake-up per lease).
-    pub(crate) fn lease_end(&self, lease: Duration) -> Option<Instant> {
-        let p = self.pending.lock();
-        let now = Instant::now();
-        if p.face_reads() {
-            return Some(now + lease * 10);
-        }
-        p.last_read.map(|t| t + lease).filter(|&end| end > now)
-    }
-
-    /// (connection task, socket readable) True if a thread is reading the socket (see
-    /// `enter_reading`) or a face watches it: the task then leaves the bytes to it
-    /// rather than both waking up for them and racing for the read lock. The last
-    /// reader to leave learns of it from `leave_reading`.
-    pub(crate) fn defer_to_poller(&self) -> bool {
-        let mut p = self.pending.lock();
-        let someone = p.face_reads();
-        if someone {
-            p.deferred = true;
-        }
-        someone
-    }
-
-    /// (connection task, woken for bytes a face read or will read) True if a face reads
-    /// the socket now: the task then stops watching it (marked here, under the lock the
-    /// faces check it under) until told otherwise or until `lease_end` passes. Not for
-    /// a face that has just stopped reading: it may be waiting for the task already
-    /// (see `Client::wait`), and would sit out the lease.
-    pub(crate) fn step_aside(&self) -> bool {
-        let mut p = self.pending.lock();
-        let reading = p.face_reads();
-        if reading {
-            p.task_away = true;
-        }
-        reading
-    }
-
     /// The notifier's fd for pollers (without arming it for the face).
     pub(crate) fn notifier_fd(&self) -> i64 {
         self.notifier.fileno()
@@ -566,6 +527,54 @@ impl EventQueue {
             }
             notified.await;
         }
+    }
+}
+
+/// Handing the socket between the connection task and the faces that read it themselves
+/// (see `direct_read`). Faces read a plain-TCP socket directly on Linux only (through the
+/// raw `recv`, `ppoll` and `dup` of `sockopt`); on other systems the connection task is the
+/// only reader of every transport, never defers to a face nor steps aside, and waiting
+/// faces sleep on this queue until it hands them events.
+#[cfg(target_os = "linux")]
+impl EventQueue {
+    /// (connection task, stepped aside) Until when it may stay away: `lease` after the
+    /// last reader left; None when that time has passed. While a face reads or watches,
+    /// ten leases from now: the task then only looks again (a face that waits for long
+    /// would otherwise cost it a wake-up per lease).
+    pub(crate) fn lease_end(&self, lease: Duration) -> Option<Instant> {
+        let p = self.pending.lock();
+        let now = Instant::now();
+        if p.face_reads() {
+            return Some(now + lease * 10);
+        }
+        p.last_read.map(|t| t + lease).filter(|&end| end > now)
+    }
+
+    /// (connection task, socket readable) True if a thread is reading the socket (see
+    /// `enter_reading`) or a face watches it: the task then leaves the bytes to it
+    /// rather than both waking up for them and racing for the read lock. The last
+    /// reader to leave learns of it from `leave_reading`.
+    pub(crate) fn defer_to_poller(&self) -> bool {
+        let mut p = self.pending.lock();
+        let someone = p.face_reads();
+        if someone {
+            p.deferred = true;
+        }
+        someone
+    }
+
+    /// (connection task, woken for bytes a face read or will read) True if a face reads
+    /// the socket now: the task then stops watching it (marked here, under the lock the
+    /// faces check it under) until told otherwise or until `lease_end` passes. Not for
+    /// a face that has just stopped reading: it may be waiting for the task already
+    /// (see `Client::wait`), and would sit out the lease.
+    pub(crate) fn step_aside(&self) -> bool {
+        let mut p = self.pending.lock();
+        let reading = p.face_reads();
+        if reading {
+            p.task_away = true;
+        }
+        reading
     }
 }
 
@@ -789,6 +798,7 @@ mod tests {
         assert_eq!(notifier_bytes(&q), 1);
     }
     #[test]
+    #[cfg(target_os = "linux")]
     fn the_task_defers_to_readers_and_the_last_one_learns_of_it() {
         let q = EventQueue::new(10).unwrap();
         assert!(!q.defer_to_poller(), "nobody reads: the task reads");
@@ -806,6 +816,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn a_watching_face_takes_deferred_reads_when_it_stops() {
         let q = EventQueue::new(10).unwrap();
         assert!(!q.set_watched(true));
@@ -817,6 +828,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn a_task_that_stepped_aside_is_told_when_the_face_stops_watching() {
         let q = EventQueue::new(10).unwrap();
         assert!(!q.step_aside(), "no face reads: the task keeps reading");
@@ -840,6 +852,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn the_lease_of_a_task_that_stepped_aside_runs_from_the_last_read() {
         let lease = Duration::from_millis(5);
         let q = EventQueue::new(10).unwrap();

@@ -138,10 +138,14 @@ impl Client {
     /// of our QoS 1/2 messages is outstanding: the connection task then answers each
     /// acknowledgement with the next queued message at once, while this thread hands
     /// the completions to the face (reading here would put the face's work between
-    /// every acknowledgement and the next message).
+    /// every acknowledgement and the next message). Only on Linux, where faces read the
+    /// socket directly at all (see `event::EventQueue::step_aside`): elsewhere the
+    /// connection task is the only reader and this thread sleeps until it hands over
+    /// events.
     pub fn wait(&self, timeout: Duration) -> Wait {
         let start = Instant::now();
-        let direct = self.shared.direct_read.last_wait_was_long()
+        let direct = cfg!(target_os = "linux")
+            && self.shared.direct_read.last_wait_was_long()
             && self.shared.session.lock().outgoing_len() <= 1;
         let w = if direct {
             self.wait_reading(start + timeout)

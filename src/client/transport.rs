@@ -3,7 +3,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -355,7 +354,7 @@ pub async fn open(opts: &TransportOptions) -> Result<Stream, ConnectError> {
     let base: Stream = match opts.kind {
         #[cfg(unix)]
         TransportKind::Unix => {
-            let s = tokio::net::UnixStream::connect(PathBuf::from(&opts.host)).await?;
+            let s = tokio::net::UnixStream::connect(std::path::Path::new(&opts.host)).await?;
             Stream::Other(Box::new(s))
         }
         #[cfg(not(unix))]
