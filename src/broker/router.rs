@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use crate::codec::{topic, QoS, ReasonCode, SubscribeOptions};
 
 use super::message::Message;
-use super::session::{Delivery, Enqueued, Session, SessionSubscription};
+use super::session::{Delivery, Enqueued, QueueLimit, QueueLimits, Session, SessionSubscription};
 use super::tree::{Subscriber, SubscriptionTree};
 
 /// A command from the broker to a connection task.
@@ -228,9 +228,9 @@ pub struct SessionCell {
     /// Signalled when an online session's queue falls below the low-water mark, so
     /// publishers held back by it (see `Offered::Busy`) resume.
     pub drained: Notify,
-    /// Set when a publisher waited for this session in vain: it is not draining, so
-    /// publishers stop waiting for it (its queue bound then drops messages) until it
-    /// drains again.
+    /// Set when a publisher waited for this session and saw nothing leave its queue
+    /// (the client stopped reading): publishers stop waiting for it, its queue fills to
+    /// its limits and then drops, until it drains again.
     pub stalled: std::sync::atomic::AtomicBool,
     /// The session has more than one ordinary (not shared) subscription, so a message
     /// may match it twice (`Router::targets` merges those). Kept by the router, read
@@ -246,6 +246,7 @@ pub enum Offered {
     Busy,
     Dropped {
         first: bool,
+        limit: QueueLimit,
         client_id: Arc<str>,
     },
     Skipped,
@@ -301,8 +302,9 @@ impl SessionCell {
                     Offered::Queued
                 }
             }
-            Enqueued::Dropped { first } => Offered::Dropped {
+            Enqueued::Dropped { first, limit } => Offered::Dropped {
                 first,
+                limit,
                 client_id: st.session.client_id.clone(),
             },
             Enqueued::Skipped => Offered::Skipped,
@@ -349,7 +351,7 @@ impl Router {
         client_id: &Arc<str>,
         clean_start: bool,
         link: Link,
-        max_queued: usize,
+        limits: QueueLimits,
     ) -> Attached {
         self.wills.retain(|w| &w.client_id != client_id);
         let existing = self.sessions.get(client_id).cloned();
@@ -360,7 +362,7 @@ impl Router {
             if !clean_start {
                 st.link = Some(link);
                 st.session.online = true;
-                st.session.max_queued = super::session::queue_bound(max_queued);
+                st.session.set_limits(limits);
                 st.expires_at = None;
                 drop(st);
                 return Attached {
@@ -376,7 +378,7 @@ impl Router {
                 self.remove_subscription(client_id, &f);
             }
         }
-        let mut session = Session::new(client_id.clone(), max_queued);
+        let mut session = Session::new(client_id.clone(), limits);
         session.online = true;
         let cell = SessionCell::new(session);
         cell.state.lock().link = Some(link);
@@ -599,6 +601,11 @@ mod tests {
     use crate::codec::ByteStr;
     use bytes::Bytes;
 
+    const LIMITS: QueueLimits = QueueLimits {
+        messages: 10,
+        bytes: 0,
+    };
+
     fn link(id: u64) -> Link {
         Link {
             signals: Arc::new(Signals::new(id, std::sync::Weak::new())),
@@ -631,10 +638,10 @@ mod tests {
     fn persistent_session_resumes_and_clean_start_discards() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c1");
-        let a = r.attach(&id, false, link(1), 10);
+        let a = r.attach(&id, false, link(1), LIMITS);
         assert!(!a.session_present);
         r.subscribe(&a.cell, &id, "a/+", opts(QoS::AtLeastOnce), None);
-        let b = r.attach(&id, false, link(2), 10);
+        let b = r.attach(&id, false, link(2), LIMITS);
         assert!(b.session_present);
         assert_eq!(
             b.previous.unwrap().signals.conn_id,
@@ -643,7 +650,7 @@ mod tests {
         );
         assert!(Arc::ptr_eq(&a.cell, &b.cell));
         assert_eq!(r.targets(&msg("a/x", QoS::AtLeastOnce)).len(), 1);
-        let c = r.attach(&id, true, link(3), 10);
+        let c = r.attach(&id, true, link(3), LIMITS);
         assert!(!c.session_present);
         assert!(r.targets(&msg("a/x", QoS::AtLeastOnce)).is_empty());
     }
@@ -652,7 +659,7 @@ mod tests {
     fn overlapping_subscriptions_deliver_once_with_every_id_and_max_qos() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1), 10);
+        let a = r.attach(&id, true, link(1), LIMITS);
         r.subscribe(&a.cell, &id, "a/#", opts(QoS::AtMostOnce), Some(1));
         r.subscribe(&a.cell, &id, "a/+", opts(QoS::ExactlyOnce), Some(2));
         let t = r.targets(&msg("a/b", QoS::AtLeastOnce));
@@ -675,9 +682,9 @@ mod tests {
     fn a_session_is_merged_whenever_it_can_match_twice() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1), 10);
+        let a = r.attach(&id, true, link(1), LIMITS);
         let other: Arc<str> = Arc::from("d");
-        let b = r.attach(&other, true, link(2), 10);
+        let b = r.attach(&other, true, link(2), LIMITS);
         r.subscribe(&b.cell, &other, "a/b", opts(QoS::AtMostOnce), None);
         r.subscribe(&a.cell, &id, "a/#", opts(QoS::AtMostOnce), None);
         // A shared subscription delivers on its own (MQTT 5 §4.8.2).
@@ -704,7 +711,7 @@ mod tests {
     fn no_local_skips_the_publisher() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1), 10);
+        let a = r.attach(&id, true, link(1), LIMITS);
         let mut o = opts(QoS::AtMostOnce);
         o.no_local = true;
         o.retain_as_published = true;
@@ -722,7 +729,7 @@ mod tests {
     fn removing_a_session_removes_its_subscriptions() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1), 10);
+        let a = r.attach(&id, true, link(1), LIMITS);
         r.subscribe(&a.cell, &id, "x/#", opts(QoS::AtMostOnce), None);
         assert_eq!(
             r.unsubscribe(&a.cell, &id, "nope"),

@@ -13,6 +13,7 @@ use super::config::Config;
 use super::events::{Event, EventQueue, Level};
 use super::message::Message;
 use super::router::{Offered, Router};
+use super::session::QueueLimit;
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -189,7 +190,8 @@ impl Shared {
         self.route_with_backpressure(message, &mut Vec::new())
     }
 
-    /// `route`, collecting the sessions that asked the publisher to wait (`Offered::Busy`).
+    /// `route`, collecting the sessions that asked the publisher to wait (`Offered::Busy`),
+    /// each once for a run of messages (the list is deduplicated before the wait).
     pub fn route_with_backpressure(
         &self,
         message: Message,
@@ -220,18 +222,37 @@ impl Shared {
         for t in targets {
             let offered = t.cell.offer(t.delivery);
             if let Offered::Busy = offered {
-                busy.push(t.cell);
+                // A publisher's run of messages finds the same busy sessions again and
+                // again: the recent ones are not listed twice.
+                let listed = busy.len() <= 16 && busy.iter().any(|c| Arc::ptr_eq(c, &t.cell))
+                    || busy.last().is_some_and(|c| Arc::ptr_eq(c, &t.cell));
+                if !listed {
+                    busy.push(t.cell);
+                }
                 continue;
             }
-            if let Offered::Dropped { first, client_id } = offered {
+            if let Offered::Dropped {
+                first,
+                limit,
+                client_id,
+            } = offered
+            {
                 Stats::add(&self.stats.messages_dropped, 1);
                 if first {
+                    let what = match limit {
+                        QueueLimit::Messages => format!(
+                            "{} QoS 1/2 messages, max_queued_messages",
+                            self.config.max_queued_messages
+                        ),
+                        QueueLimit::Bytes => {
+                            format!("{} bytes, max_queued_bytes", self.config.max_queued_bytes)
+                        }
+                    };
                     self.log(
                         Level::Warning,
                         format!(
-                            "client {client_id}: message queue full ({} messages, \
-                             max_queued_messages); dropping new messages until it drains",
-                            self.config.max_queued_messages
+                            "client {client_id}: message queue full ({what}); dropping new \
+                             messages until it drains"
                         ),
                     );
                 }
