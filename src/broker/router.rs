@@ -87,7 +87,7 @@ impl Signals {
 
     /// Milliseconds since the connection last received bytes.
     pub fn since_read(&self, now_ms: u64) -> u64 {
-        u64::from((now_ms as u32).wrapping_sub(self.last_read_ms.load(Ordering::Relaxed)))
+        elapsed_ms(now_ms, self.last_read_ms.load(Ordering::Relaxed))
     }
 
     /// Milliseconds since the connection last received or sent bytes (sends as seen
@@ -96,13 +96,26 @@ impl Signals {
         if self.sent.swap(false, Ordering::Relaxed) {
             self.last_sent_ms.store(now_ms as u32, Ordering::Relaxed);
         }
-        let sent = (now_ms as u32).wrapping_sub(self.last_sent_ms.load(Ordering::Relaxed));
-        self.since_read(now_ms).min(u64::from(sent))
+        let sent = elapsed_ms(now_ms, self.last_sent_ms.load(Ordering::Relaxed));
+        self.since_read(now_ms).min(sent)
     }
 
     /// Drops the waker (a parked connection's is its own signals: see `park.rs`).
     pub fn clear_waker(&self) {
         drop(self.waker.take());
+    }
+}
+
+/// Milliseconds from `then` (a stored clock reading modulo 2^32) to `now_ms`. A reading
+/// later than `now_ms` (the connection read after the caller took the time) is zero,
+/// not a wrapped difference of 49 days: that made a busy publisher's connection look
+/// silent and closed it for keep-alive.
+fn elapsed_ms(now_ms: u64, then: u32) -> u64 {
+    let d = (now_ms as u32).wrapping_sub(then);
+    if d > u32::MAX / 2 {
+        0
+    } else {
+        u64::from(d)
     }
 }
 
@@ -632,6 +645,19 @@ mod tests {
             qos,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_read_after_the_clock_was_taken_is_not_a_silence() {
+        let s = Signals::new(1, std::sync::Weak::new());
+        s.read_at(10_000);
+        assert_eq!(s.since_read(12_500), 2_500);
+        // The housekeeping task took the time (9,990), then the connection read.
+        assert_eq!(s.since_read(9_990), 0);
+        assert_eq!(s.since_active(9_990), 0);
+        // Across the 2^32 ms wrap of the stored readings.
+        s.read_at(u64::from(u32::MAX) - 5);
+        assert_eq!(s.since_read(u64::from(u32::MAX) + 10), 15);
     }
 
     #[test]
