@@ -190,8 +190,7 @@ impl Shared {
         self.route_with_backpressure(message, &mut Vec::new())
     }
 
-    /// `route`, collecting the sessions that asked the publisher to wait (`Offered::Busy`),
-    /// each once for a run of messages (the list is deduplicated before the wait).
+    /// `route`, collecting the sessions that asked the publisher to wait (`Offered::Busy`).
     pub fn route_with_backpressure(
         &self,
         message: Message,
@@ -222,13 +221,7 @@ impl Shared {
         for t in targets {
             let offered = t.cell.offer(t.delivery);
             if let Offered::Busy = offered {
-                // A publisher's run of messages finds the same busy sessions again and
-                // again: the recent ones are not listed twice.
-                let listed = busy.len() <= 16 && busy.iter().any(|c| Arc::ptr_eq(c, &t.cell))
-                    || busy.last().is_some_and(|c| Arc::ptr_eq(c, &t.cell));
-                if !listed {
-                    busy.push(t.cell);
-                }
+                busy.push(t.cell);
                 continue;
             }
             if let Offered::Dropped {
