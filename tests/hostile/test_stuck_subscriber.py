@@ -13,8 +13,9 @@ import uuid
 
 import pytest
 import turbomqtt.asyncio as amqtt
-from _flow_peers import CountingClient, flood, stuck_subscriber
 from broker_support import publish_packet, wait_until
+
+from hostile._flow_peers import CountingClient, flood, stuck_subscriber
 
 # Bytes a queued message accounts for besides its topic and payload (README: broker
 # options, max_queued_bytes).
