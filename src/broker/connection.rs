@@ -507,8 +507,15 @@ fn poll_auth_answer(
 
 /// How long a publisher waits for a busy subscriber to take anything from its queue
 /// before treating it as stalled (stopped reading). A subscriber that keeps taking
-/// messages is waited for as long as it does: its pace is the publisher's.
+/// messages is waited for while it does (its pace is the publisher's), up to
+/// `BACKPRESSURE_MAX_WAIT`.
 const BACKPRESSURE_WAIT: Duration = Duration::from_millis(200);
+
+/// The longest a publisher waits for one busy subscriber to drain to its low mark: a
+/// subscriber that reads only a trickle must not hold its publishers to that trickle
+/// for as long as it likes. Past it, the subscriber is treated as stalled (its own
+/// limits bound it) until it drains.
+const BACKPRESSURE_MAX_WAIT: Duration = Duration::from_secs(5);
 
 fn expiry_forever(secs: u32) -> bool {
     secs == u32::MAX
@@ -1102,9 +1109,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
 
     /// Backpressure: before reading more, wait until the sessions this client's
     /// messages filled have drained, as long as each keeps taking messages from its
-    /// queue. One that takes nothing for `BACKPRESSURE_WAIT` has stopped reading: it
-    /// is marked stalled and not waited for again until it drains (its own limits then
-    /// bound it), so it never holds back the publisher or the other subscribers.
+    /// queue. One that takes nothing for `BACKPRESSURE_WAIT` has stopped reading (and
+    /// one still above its mark after `BACKPRESSURE_MAX_WAIT` reads too little to be
+    /// waited for): it is marked stalled and not waited for again until it drains (its
+    /// own limits then bound it), so it never holds back the publisher or the other
+    /// subscribers for long.
     async fn wait_for_subscribers(&mut self) {
         use std::sync::atomic::Ordering::Relaxed;
         let mut busy = std::mem::take(&mut self.busy);
@@ -1119,6 +1128,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 continue;
             }
             let mut seen = None;
+            let started = Instant::now();
             loop {
                 let drained = cell.drained.notified();
                 tokio::pin!(drained);
@@ -1130,7 +1140,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                     }
                     st.session.taken()
                 };
-                if seen == Some(taken) {
+                if seen == Some(taken) || started.elapsed() >= BACKPRESSURE_MAX_WAIT {
                     cell.stalled.store(true, Relaxed);
                     break;
                 }
