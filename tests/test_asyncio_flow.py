@@ -66,10 +66,12 @@ async def test_qos0_flood_pauses_reading_instead_of_growing(any_broker):
             for _ in range(3):
                 await pub.publish(f"{topic}/ping", b"", qos=1)
             # Bounded: the stream's size, plus what the core had already read when it
-            # paused (its event limit plus one socket read of at most ~72 KiB, in
-            # PUBLISH packets of 22 bytes here); the rest waits in TCP buffers and in
-            # the broker. Without the pause all 20000 would be here.
-            bound = queue_size + 64 + (72 * 1024) // 22
+            # paused: its event limit, plus one socket read (at most ~72 KiB, in PUBLISH
+            # packets of 22 bytes here) by each of the two readers that may find room
+            # at the same moment, the connection task and the event loop's direct read
+            # (each checks for room before its read, not during it). The rest waits in
+            # TCP buffers and in the broker. Without the pause all 20000 would be here.
+            bound = queue_size + 64 + 2 * ((72 * 1024) // 22)
             assert stream.qsize() <= bound
             assert sub._core.pending() <= bound
             seen = 0

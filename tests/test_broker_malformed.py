@@ -246,11 +246,11 @@ def test_qos2_exactly_once_across_reconnect_outgoing(broker, bystander):
 
 
 def test_slow_subscriber_memory_is_bounded(mqtt_broker_factory, caplog):
-    """A subscriber that never reads: its queue stops at max_queued_messages and the
-    excess is dropped and counted, with a warning when dropping starts (not one per
-    message); the publisher is not blocked."""
+    """A subscriber that never reads: its QoS 0 queue stops at max_queued_bytes (the
+    message count bounds QoS 1/2 only) and the excess is dropped and counted, with a
+    warning when dropping starts (not one per message); the publisher is not blocked."""
     caplog.set_level("WARNING", logger="turbomqtt.broker")
-    broker = mqtt_broker_factory(sys_interval=0, max_queued_messages=50)
+    broker = mqtt_broker_factory(sys_interval=0, max_queued_messages=50, max_queued_bytes=1 << 20)
     raw = RawPeer(broker.port)
     raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     raw.connect(client_id="slow", version=4)
@@ -266,7 +266,7 @@ def test_slow_subscriber_memory_is_bounded(mqtt_broker_factory, caplog):
     assert stats["publish_received"] >= 1501
     wait_until(lambda: any("queue full" in r.getMessage() for r in caplog.records))
     full = [r.getMessage() for r in caplog.records if "queue full" in r.getMessage()]
-    assert all("client slow" in m and "max_queued_messages" in m for m in full)
+    assert all("client slow" in m and "max_queued_bytes" in m for m in full)
     assert len(full) < stats["messages_dropped"]
     pub.disconnect()
     raw.close()

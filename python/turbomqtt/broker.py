@@ -55,8 +55,17 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "max_queued_messages": (
         1000,
         (
-            "per-session queue bound, online or offline; when full, the newest messages "
-            "are dropped (like mosquitto), logged once per client until it catches up"
+            "per-session bound on QoS 1/2 messages waiting beyond the inflight window, "
+            "online or offline (mosquitto's meaning); when full, the newest are dropped, "
+            "counted and logged once per client until it catches up"
+        ),
+    ),
+    "max_queued_bytes": (
+        64 * 1024 * 1024,
+        (
+            "per-session bound on queued messages of every QoS in bytes (topic + payload "
+            "+ 64 each); bounds an online client's QoS 0 backlog; when full, the newest "
+            "are dropped like above; 0: no bound"
         ),
     ),
     "max_inflight_messages": (100, "unacknowledged QoS 1/2 messages sent per client"),
@@ -146,10 +155,13 @@ class Broker:
     at once; ``stop()`` closes every socket and ends every task. Usable as a context
     manager and an async context manager.
 
-    ``max_queued_messages`` (default 1000) bounds every session's queue, also while
-    its client is online: a subscriber that falls that far behind loses the newest
-    messages (mosquitto's policy; a warning is logged once each time a client starts
-    dropping). Raise it (for example to 100_000_000) where no message may be lost.
+    Flow control: a publisher is slowed to the pace of a subscriber that falls behind
+    while that subscriber keeps reading. A subscriber that stops reading is not waited
+    for: its queue fills to ``max_queued_messages`` (default 1000 QoS 1/2 messages
+    beyond the inflight window, as in mosquitto) and ``max_queued_bytes`` (default
+    64 MiB, every QoS), then its newest messages are dropped (mosquitto's policy),
+    counted in ``messages_dropped`` with one warning each time a client starts
+    dropping. Offline sessions queue QoS 1/2 messages under the same limits.
 
     Enhanced authentication (MQTT 5 §4.12): ``enhanced_auth={"METHOD": hook}``.
     A CONNECT with authentication method ``METHOD`` calls ``hook(client_id, method,

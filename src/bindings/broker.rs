@@ -103,6 +103,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<Config> {
     opt!(message_observer);
     opt!(max_packet_size);
     opt!(max_queued_messages);
+    opt!(max_queued_bytes);
     opt!(max_inflight_messages);
     opt!(receive_maximum);
     opt!(max_connections);

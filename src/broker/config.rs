@@ -62,8 +62,12 @@ pub struct Config {
     pub enhanced_auth_methods: Vec<String>,
     /// Largest packet accepted from clients (MQTT 5 §3.2.2.3.6), fixed header included.
     pub max_packet_size: u32,
-    /// Per-session bound on queued messages (online and offline).
+    /// Per-session bound on queued QoS 1/2 messages beyond the inflight window (online
+    /// and offline), as in mosquitto. QoS 0 messages are bounded by bytes only.
     pub max_queued_messages: usize,
+    /// Per-session bound on queued messages of every QoS in bytes (topic, payload and
+    /// a fixed overhead each); 0: none.
+    pub max_queued_bytes: usize,
     /// Outgoing inflight window per client (further capped by the client's receive maximum).
     pub max_inflight_messages: u16,
     /// Our receive maximum: QoS 2 messages a client may have unreleased at once.
@@ -106,6 +110,7 @@ impl Default for Config {
             enhanced_auth_methods: Vec::new(),
             max_packet_size: 268_435_455,
             max_queued_messages: 1000,
+            max_queued_bytes: 64 * 1024 * 1024,
             max_inflight_messages: 100,
             receive_maximum: 100,
             max_connections: 0,
@@ -120,6 +125,16 @@ impl Default for Config {
             sys_interval: Duration::from_secs(10),
             log_debug: false,
             idle_park_after: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
+impl Config {
+    /// The per-session queue bounds.
+    pub fn queue_limits(&self) -> super::session::QueueLimits {
+        super::session::QueueLimits {
+            messages: self.max_queued_messages,
+            bytes: self.max_queued_bytes,
         }
     }
 }

@@ -516,8 +516,17 @@ fn poll_auth_answer(
     }
 }
 
-/// How long a publisher waits for a busy subscriber before treating it as stalled.
+/// How long a publisher waits for a busy subscriber to take anything from its queue
+/// before treating it as stalled (stopped reading). A subscriber that keeps taking
+/// messages is waited for while it does (its pace is the publisher's), up to
+/// `BACKPRESSURE_MAX_WAIT`.
 const BACKPRESSURE_WAIT: Duration = Duration::from_millis(200);
+
+/// The longest a publisher waits for one busy subscriber to drain to its low mark: a
+/// subscriber that reads only a trickle must not hold its publishers to that trickle
+/// for as long as it likes. Past it, the subscriber is treated as stalled (its own
+/// limits bound it) until it drains.
+const BACKPRESSURE_MAX_WAIT: Duration = Duration::from_secs(5);
 
 fn expiry_forever(secs: u32) -> bool {
     secs == u32::MAX
@@ -787,7 +796,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             connect.clean_start,
             link,
             connect.username.as_deref(),
-            config.max_queued_messages,
+            config.queue_limits(),
         );
         if let Some(prev) = attached.previous.take() {
             prev.signals.send(Control::TakenOver);
@@ -995,6 +1004,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
                 // Boxed: rare, and its timer would otherwise sit in every idle task.
                 Box::pin(self.wait_for_subscribers()).await;
             }
+            if self.input_waiting() {
+                // Packets left unhandled by a backpressure pause go before any read, so
+                // the read buffer does not grow while subscribers are busy.
+                if let Some(close) = self.handle_input() {
+                    return close;
+                }
+                continue;
+            }
             if self.may_park() {
                 return Close::Park;
             }
@@ -1192,32 +1209,60 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
     }
 
     /// Backpressure: before reading more, wait until the sessions this client's
-    /// messages filled have drained, or mark them stalled if they do not (a subscriber
-    /// that stopped reading must not stop the publishers).
+    /// messages filled have drained, as long as each keeps taking messages from its
+    /// queue. One that takes nothing for `BACKPRESSURE_WAIT` has stopped reading (and
+    /// one still above its mark after `BACKPRESSURE_MAX_WAIT` reads too little to be
+    /// waited for): it is marked stalled and not waited for again until it drains (its
+    /// own limits then bound it), so it never holds back the publisher or the other
+    /// subscribers for long.
     async fn wait_for_subscribers(&mut self) {
-        let busy = std::mem::take(&mut self.busy);
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut busy = std::mem::take(&mut self.busy);
+        if busy.len() > 1 {
+            busy.sort_unstable_by_key(|c| Arc::as_ptr(c) as usize);
+            busy.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        }
         for cell in &busy {
-            let drained = cell.drained.notified();
-            tokio::pin!(drained);
-            drained.as_mut().enable();
-            let still_high = {
-                let st = cell.state.lock();
-                st.link.is_some() && !st.session.backlog_low()
-            };
-            if still_high
-                && tokio::time::timeout(BACKPRESSURE_WAIT, drained)
-                    .await
-                    .is_err()
-            {
-                cell.stalled
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            if Arc::ptr_eq(cell, &self.cell) {
+                // Our own session drains only when this task writes: waiting for it
+                // here would be waiting for ourselves.
+                continue;
+            }
+            let mut seen = None;
+            let started = Instant::now();
+            loop {
+                let drained = cell.drained.notified();
+                tokio::pin!(drained);
+                drained.as_mut().enable();
+                let taken = {
+                    let st = cell.state.lock();
+                    if st.link.is_none() || st.session.backlog_low() || cell.stalled.load(Relaxed) {
+                        break;
+                    }
+                    st.session.taken()
+                };
+                if seen == Some(taken) || started.elapsed() >= BACKPRESSURE_MAX_WAIT {
+                    cell.stalled.store(true, Relaxed);
+                    break;
+                }
+                seen = Some(taken);
+                // Woken when it drains; otherwise look again whether it moved at all.
+                let _ = tokio::time::timeout(BACKPRESSURE_WAIT, drained).await;
             }
         }
+        busy.clear();
         self.busy = busy;
-        self.busy.clear();
     }
 
-    /// Decodes and handles every complete packet in the read buffer.
+    /// A complete packet waits in the read buffer.
+    fn input_waiting(&self) -> bool {
+        Decoder::frame_len(&self.io.rbuf).is_some_and(|len| len <= self.io.rbuf.len())
+    }
+
+    /// Decodes and handles the complete packets in the read buffer: all of them, or
+    /// up to the first PUBLISH that filled a subscriber's queue above its backpressure
+    /// mark (the rest waits for it: `wait_for_subscribers`), so a subscriber that keeps
+    /// reading is never flooded past its limits by one large read.
     fn handle_input(&mut self) -> Option<Close> {
         // Counted once per read: a shared counter is a cache line every thread writes.
         let mut received = 0;
@@ -1234,6 +1279,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             received += 1;
             if let Some(close) = self.handle(packet) {
                 break Some(close);
+            }
+            if !self.busy.is_empty() {
+                break None;
             }
         };
         Stats::add(&self.io.shared.stats.messages_received, received);
@@ -1680,7 +1728,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection<S> {
             if !st.session.backlog_low() {
                 return false;
             }
-            let quarter = (st.session.max_queued as usize / 4).max(1);
+            let quarter = (st.session.max_queued() as usize / 4).max(1);
             quarter.saturating_sub(st.session.queued_len()).max(1)
         };
         let Some(pending) = self.retained.as_mut() else {

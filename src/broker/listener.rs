@@ -1,7 +1,7 @@
 //! Listeners: bound synchronously at start (so errors surface in `start()`), then one
 //! accept task each on the runtime.
 
-use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
@@ -22,8 +22,20 @@ use super::events::Level;
 use super::shared::Shared;
 use super::{BoundListener, BrokerError};
 
+/// Connections the kernel may hold completed but not yet accepted (clamped by the
+/// system, `net.core.somaxconn` on Linux). std's listeners use 128: a burst of
+/// thousands of clients connecting at once then overflows the queue, and each dropped
+/// SYN is retried by the client only after 1 s, 3 s, 7 s...
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Connections accepted one after another before the accept loop looks at its
+/// shutdown signal again (each accept is a syscall; the signal is a `select!`).
+const ACCEPT_BATCH: usize = 64;
+
 pub struct Prepared {
-    std: StdListener,
+    /// Bound, not yet listening: `spawn` listens with `LISTEN_BACKLOG` (on the runtime,
+    /// which the listening socket registers with).
+    socket: tokio::net::TcpSocket,
     bound: BoundListener,
     tls: Option<TlsAcceptor>,
     ws_path: Option<String>,
@@ -103,21 +115,14 @@ pub fn prepare(config: &ListenerConfig) -> Result<Prepared, BrokerError> {
         .collect();
     let mut last_err = None;
     for addr in addrs {
-        // std's bind sets SO_REUSEADDR on Unix, so a stopped broker's port can be bound
-        // again at once despite connections in TIME_WAIT.
-        match StdListener::bind(addr) {
-            Ok(std) => {
-                std.set_nonblocking(true)
-                    .map_err(|source| BrokerError::Bind {
-                        addr: display.clone(),
-                        source,
-                    })?;
-                let local = std.local_addr().map_err(|source| BrokerError::Bind {
+        match bind(addr) {
+            Ok(socket) => {
+                let local = socket.local_addr().map_err(|source| BrokerError::Bind {
                     addr: display.clone(),
                     source,
                 })?;
                 return Ok(Prepared {
-                    std,
+                    socket,
                     bound: BoundListener {
                         addr: local,
                         transport: config.transport,
@@ -136,6 +141,20 @@ pub fn prepare(config: &ListenerConfig) -> Result<Prepared, BrokerError> {
     })
 }
 
+/// A TCP socket bound to `addr`, as std's `TcpListener::bind` makes it (SO_REUSEADDR on
+/// Unix, so a stopped broker's port can be bound again at once despite connections in
+/// TIME_WAIT), but not listening yet.
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
+}
+
 pub fn spawn(
     handle: &Handle,
     shared: &Arc<Shared>,
@@ -144,10 +163,13 @@ pub fn spawn(
     let bound = prepared.bound.clone();
     let listener = {
         let _enter = handle.enter();
-        tokio::net::TcpListener::from_std(prepared.std).map_err(|source| BrokerError::Bind {
-            addr: bound.addr.to_string(),
-            source,
-        })?
+        prepared
+            .socket
+            .listen(LISTEN_BACKLOG)
+            .map_err(|source| BrokerError::Bind {
+                addr: bound.addr.to_string(),
+                source,
+            })?
     };
     let guard = shared.task_guard();
     let shared = shared.clone();
@@ -165,34 +187,45 @@ pub fn spawn(
         let mut shutdown = shared.shutdown.subscribe();
         shared.log(Level::Info, format!("listening on {name}"));
         loop {
-            let accepted = tokio::select! {
+            let first = tokio::select! {
                 _ = shutdown.changed() => break,
                 a = listener.accept() => a,
             };
-            match accepted {
-                Ok((stream, peer)) => {
-                    // Small packets must not wait for delayed ACKs (Nagle).
-                    let _ = stream.set_nodelay(true);
-                    let ctx = ConnectionContext {
-                        shared: shared.clone(),
-                        peer: Arc::from(peer.to_string()),
-                        listener: name.clone(),
-                        tcp_fd: crate::sockopt::tcp_fd(&stream),
-                    };
-                    if tls.is_none() && ws_path.is_none() {
-                        tokio::spawn(reporting_panics(
-                            shared.clone(),
-                            connection::run(ctx, super::park::TcpConn::Open(stream)),
-                        ));
-                    } else {
-                        let task = upgrade(ctx, stream, tls.clone(), ws_path.clone());
-                        tokio::spawn(reporting_panics(shared.clone(), task));
+            // A burst is taken in one go: the connections already queued are accepted
+            // without a trip through the `select!` for each.
+            let mut next = Some(first);
+            let mut taken = 0;
+            while let Some(accepted) = next.take() {
+                taken += 1;
+                match accepted {
+                    Ok((stream, peer)) => {
+                        // Small packets must not wait for delayed ACKs (Nagle).
+                        let _ = stream.set_nodelay(true);
+                        let ctx = ConnectionContext {
+                            shared: shared.clone(),
+                            peer: Arc::from(peer.to_string()),
+                            listener: name.clone(),
+                            tcp_fd: crate::sockopt::tcp_fd(&stream),
+                        };
+                        if tls.is_none() && ws_path.is_none() {
+                            tokio::spawn(reporting_panics(
+                                shared.clone(),
+                                connection::run(ctx, super::park::TcpConn::Open(stream)),
+                            ));
+                        } else {
+                            let task = upgrade(ctx, stream, tls.clone(), ws_path.clone());
+                            tokio::spawn(reporting_panics(shared.clone(), task));
+                        }
+                    }
+                    Err(e) => {
+                        shared.log(Level::Error, format!("{name}: accept failed: {e}"));
+                        // EMFILE and friends: back off instead of spinning.
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        break;
                     }
                 }
-                Err(e) => {
-                    shared.log(Level::Error, format!("{name}: accept failed: {e}"));
-                    // EMFILE and friends: back off instead of spinning.
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                if taken < ACCEPT_BATCH {
+                    next = listener.accept().now_or_never();
                 }
             }
         }

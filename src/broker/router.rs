@@ -15,7 +15,7 @@ use crate::codec::{topic, ReasonCode, SubscribeOptions};
 
 use super::message::Message;
 use super::retained::RetainedStore;
-use super::session::{Delivery, Enqueued, Session, SessionSubscription};
+use super::session::{Delivery, Enqueued, QueueLimit, QueueLimits, Session, SessionSubscription};
 use super::tree::{Subscriber, SubscriptionTree};
 
 /// A command from the broker to a connection task.
@@ -88,7 +88,7 @@ impl Signals {
 
     /// Milliseconds since the connection last received bytes.
     pub fn since_read(&self, now_ms: u64) -> u64 {
-        u64::from((now_ms as u32).wrapping_sub(self.last_read_ms.load(Ordering::Relaxed)))
+        elapsed_ms(now_ms, self.last_read_ms.load(Ordering::Relaxed))
     }
 
     /// Milliseconds since the connection last received or sent bytes (sends as seen
@@ -97,13 +97,26 @@ impl Signals {
         if self.sent.swap(false, Ordering::Relaxed) {
             self.last_sent_ms.store(now_ms as u32, Ordering::Relaxed);
         }
-        let sent = (now_ms as u32).wrapping_sub(self.last_sent_ms.load(Ordering::Relaxed));
-        self.since_read(now_ms).min(u64::from(sent))
+        let sent = elapsed_ms(now_ms, self.last_sent_ms.load(Ordering::Relaxed));
+        self.since_read(now_ms).min(sent)
     }
 
     /// Drops the waker (a parked connection's is its own signals: see `park.rs`).
     pub fn clear_waker(&self) {
         drop(self.waker.take());
+    }
+}
+
+/// Milliseconds from `then` (a stored clock reading modulo 2^32) to `now_ms`. A reading
+/// later than `now_ms` (the connection read after the caller took the time) is zero,
+/// not a wrapped difference of 49 days: that made a busy publisher's connection look
+/// silent and closed it for keep-alive.
+fn elapsed_ms(now_ms: u64, then: u32) -> u64 {
+    let d = (now_ms as u32).wrapping_sub(then);
+    if d > u32::MAX / 2 {
+        0
+    } else {
+        u64::from(d)
     }
 }
 
@@ -233,9 +246,9 @@ pub struct SessionCell {
     /// Signalled when an online session's queue falls below the low-water mark, so
     /// publishers held back by it (see `Offered::Busy`) resume.
     pub drained: Notify,
-    /// Set when a publisher waited for this session in vain: it is not draining, so
-    /// publishers stop waiting for it (its queue bound then drops messages) until it
-    /// drains again.
+    /// Set when a publisher waited for this session and saw nothing leave its queue
+    /// (the client stopped reading): publishers stop waiting for it, its queue fills to
+    /// its limits and then drops, until it drains again.
     pub stalled: std::sync::atomic::AtomicBool,
     /// The session has more than one ordinary (not shared) subscription, so a message
     /// may match it twice (`Router::targets` merges those). Kept by the router, read
@@ -251,6 +264,7 @@ pub enum Offered {
     Busy,
     Dropped {
         first: bool,
+        limit: QueueLimit,
         client_id: Arc<str>,
     },
     Skipped,
@@ -306,8 +320,9 @@ impl SessionCell {
                     Offered::Queued
                 }
             }
-            Enqueued::Dropped { first } => Offered::Dropped {
+            Enqueued::Dropped { first, limit } => Offered::Dropped {
                 first,
+                limit,
                 client_id: st.session.client_id.clone(),
             },
             Enqueued::Skipped => Offered::Skipped,
@@ -364,7 +379,7 @@ impl Router {
         clean_start: bool,
         link: Link,
         username: Option<&str>,
-        max_queued: usize,
+        limits: QueueLimits,
     ) -> Attached {
         let mut pending: Vec<Message> = Vec::new();
         self.wills.retain_mut(|w| {
@@ -385,7 +400,7 @@ impl Router {
             if !clean_start && !ended && !other_user {
                 st.link = Some(link);
                 st.session.online = true;
-                st.session.max_queued = super::session::queue_bound(max_queued);
+                st.session.set_limits(limits);
                 st.expires_at = None;
                 drop(st);
                 return Attached {
@@ -403,7 +418,7 @@ impl Router {
                 self.remove_subscription(client_id, &f);
             }
         }
-        let mut session = Session::new(client_id.clone(), max_queued);
+        let mut session = Session::new(client_id.clone(), limits);
         session.online = true;
         let cell = SessionCell::new(session);
         {
@@ -588,6 +603,11 @@ mod tests {
     use crate::codec::{ByteStr, QoS};
     use bytes::Bytes;
 
+    const LIMITS: QueueLimits = QueueLimits {
+        messages: 10,
+        bytes: 0,
+    };
+
     fn link(id: u64) -> Link {
         Link {
             signals: Arc::new(Signals::new(id, std::sync::Weak::new())),
@@ -618,13 +638,26 @@ mod tests {
     }
 
     #[test]
+    fn a_read_after_the_clock_was_taken_is_not_a_silence() {
+        let s = Signals::new(1, std::sync::Weak::new());
+        s.read_at(10_000);
+        assert_eq!(s.since_read(12_500), 2_500);
+        // The housekeeping task took the time (9,990), then the connection read.
+        assert_eq!(s.since_read(9_990), 0);
+        assert_eq!(s.since_active(9_990), 0);
+        // Across the 2^32 ms wrap of the stored readings.
+        s.read_at(u64::from(u32::MAX) - 5);
+        assert_eq!(s.since_read(u64::from(u32::MAX) + 10), 15);
+    }
+
+    #[test]
     fn persistent_session_resumes_and_clean_start_discards() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c1");
-        let a = r.attach(&id, false, link(1), None, 10);
+        let a = r.attach(&id, false, link(1), None, LIMITS);
         assert!(!a.session_present);
         r.subscribe(&a.cell, &id, "a/+", opts(QoS::AtLeastOnce), None);
-        let b = r.attach(&id, false, link(2), None, 10);
+        let b = r.attach(&id, false, link(2), None, LIMITS);
         assert!(b.session_present);
         assert_eq!(
             b.previous.unwrap().signals.conn_id,
@@ -633,7 +666,7 @@ mod tests {
         );
         assert!(Arc::ptr_eq(&a.cell, &b.cell));
         assert_eq!(r.targets(&msg("a/x", QoS::AtLeastOnce)).len(), 1);
-        let c = r.attach(&id, true, link(3), None, 10);
+        let c = r.attach(&id, true, link(3), None, LIMITS);
         assert!(!c.session_present);
         assert!(r.targets(&msg("a/x", QoS::AtLeastOnce)).is_empty());
     }
@@ -644,9 +677,9 @@ mod tests {
         let id: Arc<str> = Arc::from("x");
         let mut clean = link(1);
         clean.session_ends = true;
-        let a = r.attach(&id, true, clean, None, 10);
+        let a = r.attach(&id, true, clean, None, LIMITS);
         r.subscribe(&a.cell, &id, "t", opts(QoS::AtLeastOnce), None);
-        let b = r.attach(&id, false, link(2), None, 10);
+        let b = r.attach(&id, false, link(2), None, LIMITS);
         assert!(
             !b.session_present,
             "[MQTT-3.1.2-6]: it ended with the takeover"
@@ -655,7 +688,7 @@ mod tests {
         assert!(!Arc::ptr_eq(&a.cell, &b.cell));
         assert!(r.targets(&msg("t", QoS::AtLeastOnce)).is_empty());
         // The new connection's own session (not ending) is resumed by the next.
-        let c = r.attach(&id, false, link(3), None, 10);
+        let c = r.attach(&id, false, link(3), None, LIMITS);
         assert!(c.session_present);
     }
 
@@ -663,7 +696,7 @@ mod tests {
     fn another_user_name_starts_a_new_session() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("phone");
-        let a = r.attach(&id, false, link(1), Some("bob"), 10);
+        let a = r.attach(&id, false, link(1), Some("bob"), LIMITS);
         r.subscribe(&a.cell, &id, "bob/inbox", opts(QoS::AtLeastOnce), None);
         a.cell.state.lock().link = None;
         r.wills.push(PendingWill {
@@ -672,7 +705,7 @@ mod tests {
             message: (*msg("bob/will", QoS::AtMostOnce)).clone(),
         });
         for user in [Some("alice"), None] {
-            let b = r.attach(&id, false, link(2), user, 10);
+            let b = r.attach(&id, false, link(2), user, LIMITS);
             assert!(!b.session_present);
             assert!(b.other_user);
             assert!(r.targets(&msg("bob/inbox", QoS::AtLeastOnce)).is_empty());
@@ -682,7 +715,7 @@ mod tests {
             ended.is_empty(),
             "the ended session's will is due, not pending"
         );
-        let mine = r.attach(&id, false, link(3), None, 10);
+        let mine = r.attach(&id, false, link(3), None, LIMITS);
         assert!(mine.session_present, "same user (none): resumed");
         assert!(!mine.other_user);
     }
@@ -698,14 +731,14 @@ mod tests {
                 message: (*msg("w/will", QoS::AtMostOnce)).clone(),
             })
         };
-        let a = r.attach(&id, false, link(1), None, 10);
+        let a = r.attach(&id, false, link(1), None, LIMITS);
         a.cell.state.lock().link = None;
         will(&mut r);
-        let b = r.attach(&id, false, link(2), None, 10);
+        let b = r.attach(&id, false, link(2), None, LIMITS);
         assert!(b.session_present && b.ended_wills.is_empty() && r.wills.is_empty());
         b.cell.state.lock().link = None;
         will(&mut r);
-        let c = r.attach(&id, true, link(3), None, 10);
+        let c = r.attach(&id, true, link(3), None, LIMITS);
         assert_eq!(
             c.ended_wills.len(),
             1,
@@ -717,7 +750,7 @@ mod tests {
     fn overlapping_subscriptions_deliver_once_with_every_id_and_max_qos() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1), None, 10);
+        let a = r.attach(&id, true, link(1), None, LIMITS);
         r.subscribe(&a.cell, &id, "a/#", opts(QoS::AtMostOnce), Some(1));
         r.subscribe(&a.cell, &id, "a/+", opts(QoS::ExactlyOnce), Some(2));
         let t = r.targets(&msg("a/b", QoS::AtLeastOnce));
@@ -740,9 +773,9 @@ mod tests {
     fn a_session_is_merged_whenever_it_can_match_twice() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1), None, 10);
+        let a = r.attach(&id, true, link(1), None, LIMITS);
         let other: Arc<str> = Arc::from("d");
-        let b = r.attach(&other, true, link(2), None, 10);
+        let b = r.attach(&other, true, link(2), None, LIMITS);
         r.subscribe(&b.cell, &other, "a/b", opts(QoS::AtMostOnce), None);
         r.subscribe(&a.cell, &id, "a/#", opts(QoS::AtMostOnce), None);
         // A shared subscription delivers on its own (MQTT 5 §4.8.2).
@@ -769,7 +802,7 @@ mod tests {
     fn no_local_skips_the_publisher() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1), None, 10);
+        let a = r.attach(&id, true, link(1), None, LIMITS);
         let mut o = opts(QoS::AtMostOnce);
         o.no_local = true;
         o.retain_as_published = true;
@@ -787,7 +820,7 @@ mod tests {
     fn removing_a_session_removes_its_subscriptions() {
         let mut r = Router::default();
         let id: Arc<str> = Arc::from("c");
-        let a = r.attach(&id, true, link(1), None, 10);
+        let a = r.attach(&id, true, link(1), None, LIMITS);
         r.subscribe(&a.cell, &id, "x/#", opts(QoS::AtMostOnce), None);
         assert_eq!(
             r.unsubscribe(&a.cell, &id, "nope"),

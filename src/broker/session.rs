@@ -157,6 +157,15 @@ impl Inflight {
     }
 }
 
+/// Which bound of a session's queue a dropped message met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueLimit {
+    /// `max_queued_messages`: QoS 1/2 messages waiting beyond the inflight window.
+    Messages,
+    /// `max_queued_bytes`: the queued messages of every QoS, in bytes.
+    Bytes,
+}
+
 /// Outcome of offering a message to a session's queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
@@ -165,6 +174,7 @@ pub enum Enqueued {
     /// after the queue last had room, so the caller logs once per episode, not per message.
     Dropped {
         first: bool,
+        limit: QueueLimit,
     },
     /// QoS 0 messages are not queued for an offline client (MQTT 5 §3.1.2.4 allows it;
     /// mosquitto does not either by default).
@@ -176,6 +186,22 @@ pub fn queue_bound(max_queued: usize) -> u32 {
     u32::try_from(max_queued).unwrap_or(u32::MAX)
 }
 
+/// The bounds of a session's queue (broker options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// `max_queued_messages`: QoS 1/2 messages waiting to enter the inflight window
+    /// (mosquitto's meaning). QoS 0 messages are not counted: an online client's QoS 0
+    /// traffic is bounded by bytes only, as in mosquitto.
+    pub messages: usize,
+    /// `max_queued_bytes`: queued messages of every QoS, each counted as its topic,
+    /// payload and `QUEUED_MESSAGE_OVERHEAD`; 0 is no bound.
+    pub bytes: usize,
+}
+
+/// Bytes a queued message counts for besides its topic and payload: the queue entry and
+/// the broker's share of the message, so a flood of empty messages is bounded too.
+pub const QUEUED_MESSAGE_OVERHEAD: usize = 64;
+
 /// The queue of a session, allocated with its first message: an idle session carries
 /// only the empty pointer (8 bytes instead of 32; with the other fields this keeps a
 /// session cell within a 256-byte allocation).
@@ -185,13 +211,18 @@ struct Queue(Option<Box<QueueInner>>);
 #[derive(Debug, Default)]
 struct QueueInner {
     items: VecDeque<Delivery>,
-    /// Topic and payload bytes of `items` (see `Session::queued_bytes`).
+    /// Bytes of `items` as `delivery_bytes` counts them (see `Session::queued_bytes`).
     bytes: usize,
+    /// QoS 1/2 deliveries among `items` (what `max_queued_messages` bounds).
+    acked: usize,
+    /// Deliveries taken from the queue so far, wrapping: publishers waiting for this
+    /// session watch it to tell a slow reader from one that stopped.
+    taken: u32,
 }
 
 /// The bytes a queued delivery accounts for.
 fn delivery_bytes(d: &Delivery) -> usize {
-    d.message.payload.len() + d.message.topic.len()
+    d.message.payload.len() + d.message.topic.len() + QUEUED_MESSAGE_OVERHEAD
 }
 
 impl Queue {
@@ -203,6 +234,14 @@ impl Queue {
         self.0.as_ref().map_or(0, |q| q.bytes)
     }
 
+    fn acked(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.acked)
+    }
+
+    fn taken(&self) -> u32 {
+        self.0.as_ref().map_or(0, |q| q.taken)
+    }
+
     fn front(&self) -> Option<&Delivery> {
         self.0.as_ref()?.items.front()
     }
@@ -211,12 +250,15 @@ impl Queue {
         let q = self.0.as_mut()?;
         let d = q.items.pop_front()?;
         q.bytes -= delivery_bytes(&d);
+        q.acked -= usize::from(d.qos != QoS::AtMostOnce);
+        q.taken = q.taken.wrapping_add(1);
         Some(d)
     }
 
     fn push_back(&mut self, d: Delivery) {
         let q = self.0.get_or_insert_with(Default::default);
         q.bytes += delivery_bytes(&d);
+        q.acked += usize::from(d.qos != QoS::AtMostOnce);
         q.items.push_back(d);
     }
 
@@ -224,16 +266,16 @@ impl Queue {
         if let Some(q) = &mut self.0 {
             q.items.clear();
             q.bytes = 0;
+            q.acked = 0;
         }
     }
 }
 
-/// Backpressure marks on an online session's queue, in bytes (topics and payloads):
-/// above the high mark publishers pause reading their sockets until it drains below
-/// the low one. With large payloads the count marks (see `Session::backlog_high`)
-/// would let hundreds of megabytes queue up before a publisher waits.
+/// Backpressure mark on an online session's queue, in bytes (as `delivery_bytes`
+/// counts them): above it publishers wait for the session while it reads (see
+/// `Session::backlog_high`), until it drains to half of it. Lower if `max_queued_bytes`
+/// is: half of that.
 const QUEUED_BYTES_HIGH: usize = 4 * 1024 * 1024;
-const QUEUED_BYTES_LOW: usize = QUEUED_BYTES_HIGH / 2;
 
 #[derive(Debug)]
 pub struct Session {
@@ -253,16 +295,17 @@ pub struct Session {
     incoming_qos2: Option<Box<HashSet<u16>>>,
     /// Outgoing inflight window: the client's receive maximum (MQTT 5 §4.9).
     pub send_quota: u16,
-    /// u32 (not usize) with `dropped`: together they keep a session cell within a
+    /// `QueueLimits::messages`; u32 (not usize): it keeps a session cell within a
     /// 240-byte allocation.
-    pub max_queued: u32,
+    max_queued: u32,
     dropping: bool,
-    pub dropped: u32,
     pub online: bool,
+    /// `QueueLimits::bytes`, 0: no bound.
+    max_queued_bytes: usize,
 }
 
 impl Session {
-    pub fn new(client_id: Arc<str>, max_queued: usize) -> Self {
+    pub fn new(client_id: Arc<str>, limits: QueueLimits) -> Self {
         Self {
             client_id,
             subscriptions: BTreeMap::new(),
@@ -271,11 +314,22 @@ impl Session {
             next_pkid: 1,
             incoming_qos2: None,
             send_quota: 65535,
-            max_queued: queue_bound(max_queued),
+            max_queued: queue_bound(limits.messages),
             dropping: false,
-            dropped: 0,
             online: false,
+            max_queued_bytes: limits.bytes,
         }
+    }
+
+    /// Applies the broker's current limits (a resumed session).
+    pub fn set_limits(&mut self, limits: QueueLimits) {
+        self.max_queued = queue_bound(limits.messages);
+        self.max_queued_bytes = limits.bytes;
+    }
+
+    /// `max_queued_messages` of this session.
+    pub fn max_queued(&self) -> u32 {
+        self.max_queued
     }
 
     pub fn queued_len(&self) -> usize {
@@ -287,37 +341,74 @@ impl Session {
         self.queue.bytes()
     }
 
-    /// Backpressure: the queue of this (online) session is full enough that publishers
-    /// should pause reading their sockets: half of `max_queued` messages, or
-    /// `QUEUED_BYTES_HIGH` bytes. A QoS 0 burst is then slowed down rather than dropped
-    /// (or held in memory) while the subscriber keeps up.
-    pub fn backlog_high(&self) -> bool {
-        let high = (self.max_queued as usize / 2).max(1);
-        self.queue.len() >= high || self.queue.bytes() >= QUEUED_BYTES_HIGH
+    /// QoS 1/2 messages waiting in the queue (what `max_queued_messages` bounds).
+    pub fn queued_acked(&self) -> usize {
+        self.queue.acked()
     }
 
-    /// The queue drained enough for waiting publishers to read again: at most a
-    /// quarter of `max_queued` messages and `QUEUED_BYTES_LOW` bytes.
+    /// Deliveries taken from the queue so far (wrapping): unchanged while the client
+    /// reads nothing (its socket is full, or its inflight window is).
+    pub fn taken(&self) -> u32 {
+        self.queue.taken()
+    }
+
+    /// The backpressure marks: QoS 1/2 messages and bytes.
+    fn high_marks(&self) -> (usize, usize) {
+        let bytes = match self.max_queued_bytes {
+            0 => QUEUED_BYTES_HIGH,
+            max => QUEUED_BYTES_HIGH.min(max / 2).max(1),
+        };
+        ((self.max_queued as usize / 2).max(1), bytes)
+    }
+
+    /// Backpressure: the queue of this (online) session is full enough that publishers
+    /// should wait for it while it reads: half of `max_queued_messages` QoS 1/2
+    /// messages, or `QUEUED_BYTES_HIGH` bytes (at most half of `max_queued_bytes`). A
+    /// burst is then slowed to the pace of the subscriber rather than dropped; a
+    /// subscriber that stops reading is not waited for (see `SessionCell::stalled`).
+    pub fn backlog_high(&self) -> bool {
+        let (messages, bytes) = self.high_marks();
+        self.queue.acked() >= messages || self.queue.bytes() >= bytes
+    }
+
+    /// The queue drained enough for waiting publishers to read again: half of each
+    /// high mark.
     pub fn backlog_low(&self) -> bool {
-        let low = (self.max_queued as usize / 2).max(1) / 2;
-        self.queue.len() <= low && self.queue.bytes() <= QUEUED_BYTES_LOW
+        let (messages, bytes) = self.high_marks();
+        self.queue.acked() <= messages / 2 && self.queue.bytes() <= bytes / 2
+    }
+
+    /// Room again after drops: at most half of each limit is used.
+    fn has_room_again(&self) -> bool {
+        self.queue.acked() <= self.max_queued as usize / 2
+            && (self.max_queued_bytes == 0 || self.queue.bytes() <= self.max_queued_bytes / 2)
     }
 
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()
     }
 
-    /// Offers a delivery; bounded by `max_queued` (drop-newest policy, like mosquitto's
-    /// `max_queued_messages`).
+    /// Offers a delivery. Policy when full (mosquitto's): the new message is dropped.
+    /// A QoS 1/2 message is queued while fewer than `max_queued_messages` QoS 1/2
+    /// messages wait; a message of any QoS while the queue holds fewer than
+    /// `max_queued_bytes` bytes (so one message may cross the bound, and one larger
+    /// than the bound still gets through an empty queue).
     pub fn enqueue(&mut self, delivery: Delivery) -> Enqueued {
         if !self.online && delivery.qos == QoS::AtMostOnce {
             return Enqueued::Skipped;
         }
-        if self.queue.len() >= self.max_queued as usize {
-            self.dropped += 1;
+        let limit =
+            if delivery.qos != QoS::AtMostOnce && self.queue.acked() >= self.max_queued as usize {
+                Some(QueueLimit::Messages)
+            } else if self.max_queued_bytes != 0 && self.queue.bytes() >= self.max_queued_bytes {
+                Some(QueueLimit::Bytes)
+            } else {
+                None
+            };
+        if let Some(limit) = limit {
             let first = !self.dropping;
             self.dropping = true;
-            return Enqueued::Dropped { first };
+            return Enqueued::Dropped { first, limit };
         }
         self.queue.push_back(delivery);
         Enqueued::Queued
@@ -361,7 +452,7 @@ impl Session {
                 return None;
             }
             let delivery = self.queue.pop_front()?;
-            if self.queue.len() < self.max_queued as usize / 2 + 1 {
+            if self.dropping && self.has_room_again() {
                 self.dropping = false;
             }
             if delivery.qos == QoS::AtMostOnce {
@@ -525,11 +616,22 @@ mod tests {
             .collect()
     }
 
+    fn limits(messages: usize, bytes: usize) -> QueueLimits {
+        QueueLimits { messages, bytes }
+    }
+
     fn online(max: usize) -> Session {
-        let mut s = Session::new(Arc::from("c"), max);
+        online_with(limits(max, 0))
+    }
+
+    fn online_with(limits: QueueLimits) -> Session {
+        let mut s = Session::new(Arc::from("c"), limits);
         s.online = true;
         s
     }
+
+    /// What `delivery_bytes` counts for a delivery of `delivery()` ("t", "x").
+    const SMALL: usize = 2 + QUEUED_MESSAGE_OVERHEAD;
 
     fn large(len: usize) -> Delivery {
         Delivery {
@@ -556,7 +658,8 @@ mod tests {
             assert!(queued <= 16, "4 MiB of payloads is a full backlog");
         }
         assert_eq!(queued, 16);
-        assert_eq!(s.queued_bytes(), 16 * (size + 3));
+        let cost = size + 3 + QUEUED_MESSAGE_OVERHEAD;
+        assert_eq!(s.queued_bytes(), 16 * cost);
         assert!(!s.backlog_low());
         let now = Instant::now();
         while !s.backlog_low() {
@@ -567,20 +670,20 @@ mod tests {
             7,
             "at most 2 MiB left: publishers read again"
         );
-        assert_eq!(s.queued_bytes(), 7 * (size + 3));
+        assert_eq!(s.queued_bytes(), 7 * cost);
         s.clear();
         assert_eq!(s.queued_bytes(), 0);
         assert!(s.backlog_low());
     }
 
     #[test]
-    fn small_payloads_keep_the_message_count_marks() {
+    fn qos1_messages_keep_the_message_count_marks() {
         let mut s = online(10);
         for _ in 0..4 {
-            s.enqueue(delivery(QoS::AtMostOnce));
+            s.enqueue(delivery(QoS::AtLeastOnce));
         }
         assert!(!s.backlog_high());
-        s.enqueue(delivery(QoS::AtMostOnce));
+        s.enqueue(delivery(QoS::AtLeastOnce));
         assert!(s.backlog_high(), "half of max_queued");
         let now = Instant::now();
         for _ in 0..3 {
@@ -643,20 +746,136 @@ mod tests {
 
     #[test]
     fn qos0_skipped_offline_and_queue_bounded() {
-        let mut s = Session::new(Arc::from("c"), 2);
+        let mut s = Session::new(Arc::from("c"), limits(2, 0));
         assert_eq!(s.enqueue(delivery(QoS::AtMostOnce)), Enqueued::Skipped);
         assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce)), Enqueued::Queued);
         assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce)), Enqueued::Queued);
+        let full = |first| Enqueued::Dropped {
+            first,
+            limit: QueueLimit::Messages,
+        };
+        assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce)), full(true));
+        assert_eq!(s.enqueue(delivery(QoS::ExactlyOnce)), full(false));
+        assert_eq!(s.queued_len(), 2);
+    }
+
+    #[test]
+    fn online_qos0_is_bounded_by_bytes_not_by_the_message_count() {
+        // The count bound (2) is for QoS 1/2; 10 small messages fill the byte bound.
+        let mut s = online_with(limits(2, 10 * SMALL));
+        for _ in 0..10 {
+            assert_eq!(s.enqueue(delivery(QoS::AtMostOnce)), Enqueued::Queued);
+        }
+        let full = |first| Enqueued::Dropped {
+            first,
+            limit: QueueLimit::Bytes,
+        };
+        assert_eq!(s.enqueue(delivery(QoS::AtMostOnce)), full(true));
+        for _ in 0..50 {
+            assert_eq!(s.enqueue(delivery(QoS::AtMostOnce)), full(false));
+        }
+        assert_eq!(s.queued_len(), 10);
+        assert_eq!(s.queued_bytes(), 10 * SMALL);
         assert_eq!(
             s.enqueue(delivery(QoS::AtLeastOnce)),
-            Enqueued::Dropped { first: true }
+            full(false),
+            "bytes bound QoS 1 too"
         );
+        // Draining to half of the bound ends the episode: the next drop is logged again.
+        let now = Instant::now();
+        for _ in 0..5 {
+            s.next_outgoing(now).expect("queued");
+        }
+        while s.queued_len() < 10 {
+            assert_eq!(s.enqueue(delivery(QoS::AtMostOnce)), Enqueued::Queued);
+        }
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtMostOnce)),
+            full(true),
+            "a new episode"
+        );
+    }
+
+    #[test]
+    fn the_message_count_bounds_only_qos1_and_qos2() {
+        let mut s = online_with(limits(3, 0));
+        for _ in 0..1000 {
+            assert_eq!(s.enqueue(delivery(QoS::AtMostOnce)), Enqueued::Queued);
+        }
+        for _ in 0..3 {
+            assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce)), Enqueued::Queued);
+        }
         assert_eq!(
             s.enqueue(delivery(QoS::ExactlyOnce)),
-            Enqueued::Dropped { first: false }
+            Enqueued::Dropped {
+                first: true,
+                limit: QueueLimit::Messages
+            }
         );
-        assert_eq!(s.dropped, 2);
-        assert_eq!(s.queued_len(), 2);
+        assert_eq!(s.enqueue(delivery(QoS::AtMostOnce)), Enqueued::Queued);
+        assert_eq!((s.queued_len(), s.queued_acked()), (1004, 3));
+        assert_eq!(s.queued_bytes(), 1004 * SMALL);
+        // Only the QoS 1/2 messages count toward the backpressure mark by number.
+        assert!(s.backlog_high(), "3 of 3 QoS 1 messages");
+        s.clear();
+        assert_eq!(
+            (s.queued_len(), s.queued_acked(), s.queued_bytes()),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn a_message_larger_than_the_byte_bound_passes_an_empty_queue() {
+        let mut s = online_with(limits(1000, 1000));
+        assert_eq!(s.enqueue(large(5000)), Enqueued::Queued);
+        assert!(matches!(
+            s.enqueue(delivery(QoS::AtMostOnce)),
+            Enqueued::Dropped {
+                limit: QueueLimit::Bytes,
+                ..
+            }
+        ));
+        s.next_outgoing(Instant::now()).expect("queued");
+        assert_eq!(s.enqueue(delivery(QoS::AtMostOnce)), Enqueued::Queued);
+    }
+
+    #[test]
+    fn a_small_byte_bound_lowers_the_backpressure_mark() {
+        // Half of max_queued_bytes, below the 4 MiB default mark.
+        let mut s = online_with(limits(1000, 20 * SMALL));
+        for _ in 0..9 {
+            s.enqueue(delivery(QoS::AtMostOnce));
+        }
+        assert!(!s.backlog_high());
+        s.enqueue(delivery(QoS::AtMostOnce));
+        assert!(s.backlog_high());
+        let now = Instant::now();
+        for _ in 0..4 {
+            s.next_outgoing(now);
+        }
+        assert!(!s.backlog_low());
+        s.next_outgoing(now);
+        assert!(s.backlog_low(), "a quarter of the bound");
+    }
+
+    #[test]
+    fn taken_counts_what_leaves_the_queue() {
+        let mut s = online(10);
+        s.send_quota = 1;
+        assert_eq!(s.taken(), 0);
+        s.enqueue(delivery(QoS::AtLeastOnce));
+        s.enqueue(delivery(QoS::AtLeastOnce));
+        let (p, _) = s.next_outgoing(Instant::now()).unwrap();
+        assert_eq!(s.taken(), 1);
+        assert!(s.next_outgoing(Instant::now()).is_none(), "window full");
+        assert_eq!(
+            s.taken(),
+            1,
+            "a client that does not acknowledge makes no progress"
+        );
+        s.on_puback(p);
+        s.next_outgoing(Instant::now()).unwrap();
+        assert_eq!(s.taken(), 2);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::config::Config;
 use super::events::{Event, EventQueue, Level};
 use super::message::Message;
 use super::router::{Offered, Router};
+use super::session::QueueLimit;
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -223,15 +224,28 @@ impl Shared {
                 busy.push(t.cell);
                 continue;
             }
-            if let Offered::Dropped { first, client_id } = offered {
+            if let Offered::Dropped {
+                first,
+                limit,
+                client_id,
+            } = offered
+            {
                 Stats::add(&self.stats.messages_dropped, 1);
                 if first {
+                    let what = match limit {
+                        QueueLimit::Messages => format!(
+                            "{} QoS 1/2 messages, max_queued_messages",
+                            self.config.max_queued_messages
+                        ),
+                        QueueLimit::Bytes => {
+                            format!("{} bytes, max_queued_bytes", self.config.max_queued_bytes)
+                        }
+                    };
                     self.log(
                         Level::Warning,
                         format!(
-                            "client {client_id}: message queue full ({} messages, \
-                             max_queued_messages); dropping new messages until it drains",
-                            self.config.max_queued_messages
+                            "client {client_id}: message queue full ({what}); dropping new \
+                             messages until it drains"
                         ),
                     );
                 }

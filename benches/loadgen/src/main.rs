@@ -8,8 +8,9 @@
 //! Modes (one JSON line on stdout at the end):
 //!   pubsub  --pubs P --subs S --msgs M --qos Q --size B   every publisher sends M messages
 //!           to one topic that every subscriber subscribed; counts deliveries (P*M*S expected)
-//!   idle    --conns N                                       opens N connections, prints a
-//!           JSON line once all are connected, then holds them until stdin closes
+//!   idle    --conns N [--gate G]                            opens N connections (at most G
+//!           connecting at a time; 0: all at once), prints a JSON line once all are
+//!           connected, then holds them until stdin closes
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,6 +38,7 @@ struct Opts {
     threads: usize,
     idle_ms: u64,
     timeout_s: u64,
+    gate: usize,
     username: Option<String>,
     password: Option<String>,
 }
@@ -58,6 +60,7 @@ fn parse_args() -> Opts {
         conns: 1000,
         threads: 2,
         idle_ms: 3000,
+        gate: 200,
         timeout_s: 120,
         username: None,
         password: None,
@@ -88,6 +91,7 @@ fn parse_args() -> Opts {
             "--conns" => o.conns = num(&v),
             "--threads" => o.threads = num(&v),
             "--idle-ms" => o.idle_ms = num(&v),
+            "--gate" => o.gate = num::<usize>(&v),
             "--timeout" => o.timeout_s = num(&v),
             "--username" => o.username = Some(v),
             "--password" => o.password = Some(v),
@@ -111,7 +115,7 @@ fn usage(msg: &str) -> ! {
     eprintln!("loadgen: {msg}");
     eprintln!(
         "usage: loadgen [pubsub|idle] --port N [--host H] [--pubs P] [--subs S] [--msgs M] \
-         [--qos Q] [--size B] [--window W] [--conns N] [--threads T] [--idle-ms MS] [--timeout S]"
+         [--qos Q] [--size B] [--window W] [--conns N] [--threads T] [--idle-ms MS] [--gate G] [--timeout S]"
     );
     std::process::exit(2)
 }
@@ -547,8 +551,14 @@ async fn run_pubsub(o: Opts) -> String {
 
 async fn run_idle(o: Opts) -> String {
     let o = Arc::new(o);
-    // Bounded concurrency: a burst of 10k SYNs would overflow the listen backlog.
-    let gate = Arc::new(Semaphore::new(200));
+    // Bounded concurrency (`--gate`, 200 by default): a burst of 10k SYNs would
+    // overflow a short listen backlog. `--gate 0`: every connection at once (the
+    // accept-burst benchmark).
+    let gate = Arc::new(Semaphore::new(if o.gate == 0 {
+        Semaphore::MAX_PERMITS
+    } else {
+        o.gate
+    }));
     let t = Instant::now();
     let mut tasks = Vec::with_capacity(o.conns);
     for i in 0..o.conns {
