@@ -8,8 +8,9 @@ read access per retained message, as it does per live message).
 from __future__ import annotations
 
 import pytest
-from _retained_support import receive_publishes, retain_many
 from broker_support import RawPeer, packet, publish_packet, subscribe_packet
+
+from hostile._retained_support import receive_publishes, retain_many
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import random
 
 import pytest
-from _retained_support import (
+from broker_support import RawPeer, packet, subscribe_packet, wait_until
+
+from hostile._retained_support import (
     level_order,
     receive_publishes,
     retain_many,
     subscribe_many,
 )
-from broker_support import RawPeer, packet, subscribe_packet, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
