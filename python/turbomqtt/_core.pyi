@@ -16,6 +16,7 @@ EV_MESSAGE: int  # (2, topic: bytes, payload: bytes, qos: int, retain: bool, mid
 #                   dup: bool, properties: bytes | None)
 EV_PUBLISHED: int  # (3, mid: int, reason_code: int, properties: bytes | None, info: object | None, qos: int)
 EV_WRITTEN: int  # (9, infos: list): QoS 0 messages written, their publish_info() infos
+EV_PUBREC_HELD: int  # (10, mid): never returned by drain() (see set_hold_pubrec)
 EV_SUBACK: int  # (4, mid: int, codes: list[int], properties: bytes | None)
 EV_UNSUBACK: int  # (5, mid: int, codes: list[int], properties: bytes | None)
 EV_DISCONNECTED: int  # (6, code: int, from_server: bool, properties: bytes | None,
@@ -40,6 +41,14 @@ class ClientCore:
         """0 = unlimited (paho's default); QoS 0 is never counted."""
     def set_manual_ack(self, on: bool) -> None:
         """Withhold PUBACK (QoS 1) / PUBCOMP (QoS 2) until ``ack()``."""
+    def set_hold_pubrec(self, on: bool) -> None:
+        """On: the PUBREC of an incoming QoS 2 message waits until drain() has handed its
+        PUBLISH to Python and release_pubrecs() is called (an external loop's write turn,
+        as paho-mqtt answers in loop_write()). Off: answered on receipt; turning it off
+        sends what is still held."""
+    def pubrecs_due(self) -> int:
+        """Held PUBRECs whose PUBLISH drain() handed over: what release_pubrecs() sends."""
+    def release_pubrecs(self) -> None: ...
     def set_event_limit(self, n: int) -> None:
         """Stop reading the socket while more than ``n`` events wait (default 65536)."""
     def set_resolve_topic_aliases(self, on: bool) -> None:
