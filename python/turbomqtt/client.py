@@ -694,6 +694,8 @@ class Client:
         # host's loop_write().
         self._hold_pubrec = False
         self._pubrec_write = False
+        # False while reconnect() runs: see loop_write().
+        self._connect_returned = True
         # True while core.connect() runs in some thread: the connection exists in the core
         # (CONNACK may even be in) before that thread gets the GIL back to set _sock.
         self._core_connecting = False
@@ -1416,6 +1418,7 @@ class Client:
         if hold or external:
             kwargs["hold_output"] = True
         self._held = hold or external
+        self._connect_returned = False
         self._hold_pubrec = external
         self._pubrec_write = False
         core.set_hold_pubrec(external)
@@ -1424,19 +1427,23 @@ class Client:
             core.connect(**kwargs)
         except BaseException:
             self._held = False
+            self._connect_returned = True
             raise
         finally:
             self._core_connecting = False
-        self._registered_write = False
-        self._sock = _Notifier(core)
-        self._call_socket_open(self._sock)
-        if external:
-            # An external event loop: paho queues CONNECT and asks the host loop to write it,
-            # so nothing can arrive before the host's first loop_write(). The core has already
-            # written CONNECT; holding the events until that loop_write() gives the host the
-            # same order of events as with paho (one write turn per connection, no spinning).
-            self._write_gate = True
-            self._call_socket_register_write()
+        try:
+            self._registered_write = False
+            self._sock = _Notifier(core)
+            self._call_socket_open(self._sock)
+            if external:
+                # An external event loop: paho queues CONNECT and asks the host loop to write
+                # it, so nothing can arrive before the host's first loop_write(). The core
+                # holds CONNECT (and the events) until that loop_write(), which gives the
+                # host the same order of events as with paho (one write turn per connection).
+                self._write_gate = True
+                self._call_socket_register_write()
+        finally:
+            self._connect_returned = True
         return MQTT_ERR_SUCCESS
 
     def is_connected(self) -> bool:
@@ -1741,6 +1748,12 @@ class Client:
         PUBRECs go out now)."""
         if self._sock is None:
             return MQTT_ERR_NO_CONN
+        if self._write_gate and not self._connect_returned:
+            # The host's loop runs while connect() has not yet returned in the thread that
+            # called it (aiomqtt runs connect() in an executor): CONNECT waits for the next
+            # turn (the registration stays), so its CONNACK cannot reach the host before the
+            # host has learnt that connect() returned.
+            return MQTT_ERR_SUCCESS
         if self._held:
             self._release_held()
         self._write_gate = False
