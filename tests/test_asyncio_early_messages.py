@@ -5,6 +5,7 @@ it reads them, bounded and flow-controlled like a stream, also across a reconnec
 from __future__ import annotations
 
 import asyncio
+import collections
 import socket
 import struct
 import uuid
@@ -227,3 +228,13 @@ async def test_leftovers_of_a_closed_subscription_do_not_fill_the_window(mqtt_br
             (m,) = await take(marker, 1)
             assert m.payload == b"m"
         assert c.pending_messages() == 0
+
+
+async def test_connection_events_opened_after_connecting_report_that_connect(mqtt_broker):
+    async with client(mqtt_broker) as c:
+        await c.subscribe("early/x", qos=1)
+        events = c.connection_events()
+        first = await asyncio.wait_for(events.__anext__(), 10)
+        assert (first.kind, first.session_present) == ("connected", False)
+        # Taken by that stream: a later one starts with what happens from then on.
+        assert c.connection_events()._queue == collections.deque()

@@ -424,9 +424,10 @@ class Subscription:
 
 
 class ConnectionEventStream:
-    """Connection changes as :class:`ConnectionEvent` objects. Bounded: beyond
-    ``maxsize`` undelivered events the oldest is dropped (they are state changes, the
-    latest matter)."""
+    """Connection changes as :class:`ConnectionEvent` objects, starting with those that
+    happened while no such stream was open (see :meth:`Client.connection_events`).
+    Bounded: beyond ``maxsize`` undelivered events the oldest is dropped (they are
+    state changes, the latest matter)."""
 
     def __init__(self, client: Client, maxsize: int = 256) -> None:
         self._client = client
@@ -673,6 +674,8 @@ class Client:
         # connection, since the broker resends its PUBREL and waits for it (§4.4).
         self._session_start = 0
         self._event_streams: weakref.WeakSet[ConnectionEventStream] = weakref.WeakSet()
+        # Connection events emitted while no ConnectionEventStream was open, for the next.
+        self._event_backlog: collections.deque[ConnectionEvent] = collections.deque(maxlen=256)
         # Active subscriptions (filter -> (options byte, properties)), re-sent after a
         # reconnect that did not resume the session.
         self._subscriptions: dict[str, tuple[int, bytes | None]] = {}
@@ -1337,7 +1340,10 @@ class Client:
             self._teardown(lost)
 
     def _emit(self, event: ConnectionEvent) -> None:
-        for s in list(self._event_streams):
+        streams = list(self._event_streams)
+        if not streams:
+            self._event_backlog.append(event)
+        for s in streams:
             s._put(event)
 
     def _schedule_reconnect(self) -> None:
@@ -1416,9 +1422,15 @@ class Client:
         )
 
     def connection_events(self, *, maxsize: int = 256) -> ConnectionEventStream:
-        """A stream of connect/disconnect events (see ConnectionEvent)."""
+        """A stream of connect/disconnect events (see ConnectionEvent). Like
+        :meth:`messages`, it starts with the events no open stream took: opened after
+        ``async with Client(...)``, it still reports that connect. At most the last 256
+        such events are kept."""
         stream = ConnectionEventStream(self, maxsize)
         self._event_streams.add(stream)
+        backlog, self._event_backlog = self._event_backlog, collections.deque(maxlen=256)
+        for event in backlog:
+            stream._put(event)
         return stream
 
     # ------------------------------------------------------------------ operations
