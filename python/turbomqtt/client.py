@@ -694,6 +694,7 @@ class Client:
         # host's loop_write().
         self._hold_pubrec = False
         self._pubrec_write = False
+        self._pubrec_turn_waited = False
         # False while reconnect() runs: see loop_write().
         self._connect_returned = True
         # True while core.connect() runs in some thread: the connection exists in the core
@@ -1421,6 +1422,7 @@ class Client:
         self._connect_returned = False
         self._hold_pubrec = external
         self._pubrec_write = False
+        self._pubrec_turn_waited = False
         core.set_hold_pubrec(external)
         self._core_connecting = True
         try:
@@ -1758,7 +1760,15 @@ class Client:
             self._release_held()
         self._write_gate = False
         if self._pubrec_write:
+            if not self._pubrec_turn_waited:
+                # One turn later than paho: the core reads the socket on its own thread, so
+                # packets paho reads in one loop_read() (a PUBLISH and the PUBCOMP sent
+                # with it) can reach the host in two; the extra turn (the registration
+                # stays) lets the host dispatch both before the PUBREL can come back.
+                self._pubrec_turn_waited = True
+                return MQTT_ERR_SUCCESS
             self._pubrec_write = False
+            self._pubrec_turn_waited = False
             self._core.release_pubrecs()
         self._call_socket_unregister_write()
         return MQTT_ERR_SUCCESS
