@@ -107,7 +107,9 @@ async def test_publish_nowait_raises_when_the_outgoing_queue_is_full():
             assert isinstance(full.value, asyncio.QueueFull)
             assert full.value.reason_code == 15
             broker.close()
-            await asyncio.wait_for(c.connection_events().__anext__(), 10)
+            events = c.connection_events()
+            while (await asyncio.wait_for(events.__anext__(), 10)).kind != "disconnected":
+                pass
     finally:
         broker.close()
 

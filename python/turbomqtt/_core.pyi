@@ -56,6 +56,8 @@ info: MQTTMessageInfo | None, qos: int): a message written (QoS 0) or acknowledg
 ``completing`` publishes reported after ``set_report_completed(True)``."""
 EV_WRITTEN: int
 """(EV_WRITTEN, infos: list[MQTTMessageInfo]): QoS 0 messages written, in order."""
+EV_PUBREC_HELD: int
+"""(EV_PUBREC_HELD, mid: int): never returned by ``drain()`` (see ``set_hold_pubrec``)."""
 EV_SUBACK: int
 """(EV_SUBACK, mid: int, codes: list[int], properties: bytes | None)"""
 EV_UNSUBACK: int
@@ -87,6 +89,14 @@ class ClientCore:
         """0 = unlimited (paho's default); QoS 0 is never counted."""
     def set_manual_ack(self, on: bool) -> None:
         """Withhold PUBACK (QoS 1) / PUBCOMP (QoS 2) until ``ack()``."""
+    def set_hold_pubrec(self, on: bool) -> None:
+        """On: the PUBREC of an incoming QoS 2 message waits until drain() has handed its
+        PUBLISH to Python and release_pubrecs() is called (an external loop's write turn,
+        as paho-mqtt answers in loop_write()). Off: answered on receipt; turning it off
+        sends what is still held."""
+    def pubrecs_due(self) -> int:
+        """Held PUBRECs whose PUBLISH drain() handed over: what release_pubrecs() sends."""
+    def release_pubrecs(self) -> None: ...
     def set_event_limit(self, n: int) -> None:
         """Stop reading the socket while more than ``n`` events wait (default 65536)."""
     def set_resolve_topic_aliases(self, on: bool) -> None:

@@ -13,9 +13,10 @@ only pass on what an ``ssl.SSLContext`` exposes (verify mode, hostname check,
 minimum/maximum version, CA certificates loaded into it); client certificates must come
 through ``tls_set``.
 ``socket()`` returns a notifier object (``fileno()``/``close()``, readable while events
-wait) instead of the real socket. The core writes by itself: with an external event loop,
-``on_socket_register_write`` is called once per connection, as paho does for CONNECT, and
-the host's ``loop_write()`` ends that turn.
+wait) instead of the real socket. The core writes by itself, except that with an external
+event loop (``on_socket_register_write`` set, no loop thread) it writes CONNECT and the PUBREC
+of each incoming QoS 2 PUBLISH only in the host's ``loop_write()``, as paho does:
+``on_socket_register_write`` is called for those turns only.
 """
 
 from __future__ import annotations
@@ -686,6 +687,14 @@ class Client:
         # _backlog: events drained but not dispatched yet (tuples and MQTTMessages).
         self._backlog: list[Any] | None = None
         self._write_gate = False
+        # External-loop mode (see reconnect()): the core holds the PUBREC of incoming QoS 2
+        # messages; _pubrec_write: some were handed over by loop_read() and wait for the
+        # host's loop_write().
+        self._hold_pubrec = False
+        self._pubrec_write = False
+        self._pubrec_turn_waited = False
+        # False while reconnect() runs: see loop_write().
+        self._connect_returned = True
         # True while core.connect() runs in some thread: the connection exists in the core
         # (CONNACK may even be in) before that thread gets the GIL back to set _sock.
         self._core_connecting = False
@@ -1379,27 +1388,42 @@ class Client:
             kwargs["bridge"] = True
         waiting = self._waiting_thread
         hold = waiting is not None and waiting is not threading.current_thread()
-        if hold:
+        # An external event loop (a host that registers for writes, as aiomqtt does): paho
+        # writes only in the host's loop_write(), CONNECT first and then the PUBREC of each
+        # QoS 2 PUBLISH that loop_read() read. The core does the same here, so what arrives
+        # reaches the host in paho's order: CONNACK only after the host's first write turn,
+        # a QoS 2 message (on PUBREL) only after the host dispatched what came with it.
+        external = self._thread is None and self.on_socket_register_write is not None
+        if hold or external:
             kwargs["hold_output"] = True
-        self._held = hold
+        self._held = hold or external
+        self._connect_returned = False
+        self._hold_pubrec = external
+        self._pubrec_write = False
+        self._pubrec_turn_waited = False
+        core.set_hold_pubrec(external)
         self._core_connecting = True
         try:
             core.connect(**kwargs)
         except BaseException:
             self._held = False
+            self._connect_returned = True
             raise
         finally:
             self._core_connecting = False
-        self._registered_write = False
-        self._sock = _Notifier(core)
-        self._call_socket_open(self._sock)
-        if self._thread is None and self.on_socket_register_write is not None:
-            # An external event loop: paho queues CONNECT and asks the host loop to write it,
-            # so nothing can arrive before the host's first loop_write(). The core has already
-            # written CONNECT; holding the events until that loop_write() gives the host the
-            # same order of events as with paho (one write turn per connection, no spinning).
-            self._write_gate = True
-            self._call_socket_register_write()
+        try:
+            self._registered_write = False
+            self._sock = _Notifier(core)
+            self._call_socket_open(self._sock)
+            if external:
+                # An external event loop: paho queues CONNECT and asks the host loop to write
+                # it, so nothing can arrive before the host's first loop_write(). The core
+                # holds CONNECT (and the events) until that loop_write(), which gives the
+                # host the same order of events as with paho (one write turn per connection).
+                self._write_gate = True
+                self._call_socket_register_write()
+        finally:
+            self._connect_returned = True
         return MQTT_ERR_SUCCESS
 
     def is_connected(self) -> bool:
@@ -1463,9 +1487,10 @@ class Client:
         return self._sock
 
     def want_write(self) -> bool:
-        """True only until the host loop's first loop_write() after a connect (the core
-        writes by itself; see reconnect())."""
-        return self._write_gate
+        """True until the host loop's first loop_write() after a connect, and while the
+        answers to incoming QoS 2 messages wait for it (see reconnect()); the core writes
+        everything else by itself."""
+        return self._write_gate or self._pubrec_write
 
     # --- publish / subscribe ---------------------------------------------------------------
 
@@ -1685,16 +1710,35 @@ class Client:
             return MQTT_ERR_NO_CONN
         if self._write_gate:
             return MQTT_ERR_SUCCESS
-        return self._handle_events()
+        return self._handle_events(write_turn=True)
 
     def loop_write(self) -> MQTTErrorCode:
         """The core writes by itself; for external event loops this ends the write turn
-        requested after connecting (and releases the events held until then)."""
+        requested after connecting (CONNECT goes out now, and the events held until then
+        are released) or after loop_read() handed over incoming QoS 2 messages (their
+        PUBRECs go out now)."""
         if self._sock is None:
             return MQTT_ERR_NO_CONN
+        if self._write_gate and not self._connect_returned:
+            # The host's loop runs while connect() has not yet returned in the thread that
+            # called it (aiomqtt runs connect() in an executor): CONNECT waits for the next
+            # turn (the registration stays), so its CONNACK cannot reach the host before the
+            # host has learnt that connect() returned.
+            return MQTT_ERR_SUCCESS
         if self._held:
             self._release_held()
         self._write_gate = False
+        if self._pubrec_write:
+            if not self._pubrec_turn_waited:
+                # One turn later than paho: the core reads the socket on its own thread, so
+                # packets paho reads in one loop_read() (a PUBLISH and the PUBCOMP sent
+                # with it) can reach the host in two; the extra turn (the registration
+                # stays) lets the host dispatch both before the PUBREL can come back.
+                self._pubrec_turn_waited = True
+                return MQTT_ERR_SUCCESS
+            self._pubrec_write = False
+            self._pubrec_turn_waited = False
+            self._core.release_pubrecs()
         self._call_socket_unregister_write()
         return MQTT_ERR_SUCCESS
 
@@ -1858,11 +1902,19 @@ class Client:
 
     # --- event dispatch ----------------------------------------------------------------------
 
-    def _handle_events(self) -> MQTTErrorCode:
-        """Dispatch queued core events in order; returns what paho's loop_read would."""
+    def _handle_events(self, write_turn: bool = False) -> MQTTErrorCode:
+        """Dispatch queued core events in order; returns what paho's loop_read would.
+        `write_turn`: answers held for the host's loop_write() (see reconnect()) are
+        left to it; otherwise they go out now."""
         events = self._backlog
         if events is None:
             events = self._core.drain(0, _DRAIN_BYTES, (self._protocol == MQTTv5, time_func()))
+            if self._hold_pubrec and self._core.pubrecs_due():
+                if write_turn and self.on_socket_register_write is not None:
+                    self._pubrec_write = True
+                    self._call_socket_register_write()
+                else:
+                    self._core.release_pubrecs()
             if not events:
                 return MQTT_ERR_SUCCESS
         else:
@@ -2242,8 +2294,9 @@ class Client:
                     raise
 
     def _call_socket_register_write(self) -> None:
-        # Only after connecting in external-loop mode (see reconnect()); never for ordinary
-        # writes, which the core does by itself.
+        # Only in external-loop mode (see reconnect()): after connecting, and when loop_read()
+        # handed over incoming QoS 2 messages; never for ordinary writes, which the core does
+        # by itself.
         if not self._sock or self._registered_write:
             return
         self._registered_write = True

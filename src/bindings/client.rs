@@ -46,6 +46,9 @@ pub const EV_LOG: u8 = 7;
 pub const EV_CONNECT_FAILED: u8 = 8;
 /// QoS 0 messages written, as a list of their `publish_info` infos (one event per run).
 pub const EV_WRITTEN: u8 = 9;
+/// `(EV_PUBREC_HELD, mid)`: never returned by `drain`, which keeps these for
+/// `release_pubrecs` (see `set_hold_pubrec`).
+pub const EV_PUBREC_HELD: u8 = 10;
 
 /// How often blocking waits wake up to let Python handle signals (Ctrl-C).
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
@@ -277,6 +280,10 @@ fn event_tuple<'py>(
             level.into_pyobject(py)?.into_any(),
             message.into_pyobject(py)?.into_any(),
         ],
+        Event::PubRecHeld { mid } => vec![
+            EV_PUBREC_HELD.into_pyobject(py)?.into_any(),
+            mid.into_pyobject(py)?.into_any(),
+        ],
         Event::ConnectFailed(failure) => vec![
             EV_CONNECT_FAILED.into_pyobject(py)?.into_any(),
             connect_error(py, &failure.0)
@@ -378,6 +385,8 @@ pub struct ClientCore {
     /// has registered its info: no Python-level lock on the publish path.
     infos: parking_lot::Mutex<PublishInfos>,
     message_class: pyo3::sync::PyOnceLock<MessageClass>,
+    /// Held PUBRECs whose PUBLISH `drain` has handed to Python, for `release_pubrecs`.
+    pubrecs_due: parking_lot::Mutex<Vec<u16>>,
 }
 
 /// Builds the paho facade's `MQTTMessage` objects in `drain`: filling the object's slots
@@ -530,6 +539,7 @@ impl ClientCore {
             client: Client::new()?,
             infos: parking_lot::Mutex::new(PublishInfos::default()),
             message_class: pyo3::sync::PyOnceLock::new(),
+            pubrecs_due: parking_lot::Mutex::new(Vec::new()),
         })
     }
 
@@ -545,6 +555,30 @@ impl ClientCore {
 
     fn set_manual_ack(&self, on: bool) {
         self.client.set_manual_ack(on);
+    }
+
+    /// On (a host drives the paho facade's loop): the PUBREC of an incoming QoS 2
+    /// message waits until `drain` has handed its PUBLISH to Python and the facade calls
+    /// `release_pubrecs` (paho answers in the host's `loop_write()`). Off (default):
+    /// answered on receipt; turning it off sends what is still held.
+    fn set_hold_pubrec(&self, on: bool) {
+        if !on {
+            self.release_pubrecs();
+        }
+        self.client.set_hold_pubrec(on);
+    }
+
+    /// How many held PUBRECs `drain` has handed over and `release_pubrecs` would send.
+    fn pubrecs_due(&self) -> usize {
+        self.pubrecs_due.lock().len()
+    }
+
+    /// Sends the held PUBRECs whose PUBLISH was drained.
+    fn release_pubrecs(&self) {
+        let mids = std::mem::take(&mut *self.pubrecs_due.lock());
+        if !mids.is_empty() {
+            self.client.release_pubrecs(&mids);
+        }
     }
 
     /// While more than `n` events wait undrained the core stops reading the socket
@@ -965,6 +999,10 @@ impl ClientCore {
         // facade's per-message work is then one attribute store, not an event dispatch.
         let mut written: Option<Bound<'py, PyList>> = None;
         for e in &events {
+            if let Event::PubRecHeld { mid } = e {
+                self.pubrecs_due.lock().push(*mid);
+                continue;
+            }
             if let (Event::Message(m), Some((v5, now, class))) = (e, &build) {
                 written = None;
                 list.append(class.build(py, m, *v5, now)?)?;
@@ -1058,5 +1096,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EV_LOG", EV_LOG)?;
     m.add("EV_CONNECT_FAILED", EV_CONNECT_FAILED)?;
     m.add("EV_WRITTEN", EV_WRITTEN)?;
+    m.add("EV_PUBREC_HELD", EV_PUBREC_HELD)?;
     Ok(())
 }

@@ -124,6 +124,11 @@ pub enum Event {
     },
     /// Opening the transport failed (only for connects started without waiting).
     ConnectFailed(ConnectFailure),
+    /// An incoming QoS 2 PUBLISH whose PUBREC waits until the face has taken this
+    /// event in (see `Session::set_hold_pubrec`); the face releases it then.
+    PubRecHeld {
+        mid: u16,
+    },
 }
 
 struct Pending {

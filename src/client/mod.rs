@@ -243,6 +243,18 @@ impl Client {
     pub fn set_manual_ack(&self, on: bool) {
         self.with_session(|s| s.set_manual_ack(on));
     }
+    /// See [`Session::set_hold_pubrec`].
+    pub fn set_hold_pubrec(&self, on: bool) {
+        self.with_session(|s| s.set_hold_pubrec(on));
+    }
+    /// Sends the PUBRECs held for these message ids (see [`Session::release_pubrec`]).
+    pub fn release_pubrecs(&self, mids: &[u16]) {
+        self.with_session(|s| {
+            for &mid in mids {
+                s.release_pubrec(mid);
+            }
+        });
+    }
     pub fn set_log_packets(&self, on: bool) {
         self.with_session(|s| s.set_log_packets(on));
     }

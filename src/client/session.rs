@@ -9,7 +9,7 @@
 //! beyond the inflight window are resent after the next CONNACK, the way paho-mqtt
 //! 2.2.0 does it (`_messages_reconnect_reset` then `_handle_connack`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -294,6 +294,10 @@ pub struct Session {
     output_held: bool,
     /// QoS 2 messages received and PUBREC'd, delivered when PUBREL arrives.
     incoming_qos2: HashMap<u16, Box<Message>>,
+    /// See `set_hold_pubrec`.
+    hold_pubrec: bool,
+    /// Incoming QoS 2 messages of this connection whose PUBREC is held.
+    held_pubrec: HashSet<u16>,
     /// v5 topic aliases the server set on this connection (§3.3.2.3.4).
     aliases_in: HashMap<u16, ByteStr>,
     pub keepalive: KeepAlive,
@@ -341,6 +345,8 @@ impl Session {
             keepalive_paused: false,
             output_held: false,
             incoming_qos2: HashMap::new(),
+            hold_pubrec: false,
+            held_pubrec: HashSet::new(),
             aliases_in: HashMap::new(),
             keepalive: KeepAlive::new(Duration::ZERO, Instant::now()),
             generation: 0,
@@ -363,6 +369,31 @@ impl Session {
     }
     pub fn set_manual_ack(&mut self, on: bool) {
         self.manual_ack = on;
+    }
+    /// On: the PUBREC of an incoming QoS 2 PUBLISH is not sent on receipt but reported
+    /// as [`Event::PubRecHeld`], and sent by [`release_pubrec`](Self::release_pubrec)
+    /// once the face has taken that event in: what paho-mqtt does for a host that drives
+    /// its loop (it answers a PUBLISH when `loop_read()` reads it, and writes the
+    /// answer in `loop_write()`), so the PUBREL and the message cannot come before the
+    /// host has dispatched what arrived with the PUBLISH. Turning it off sends the
+    /// PUBRECs still held.
+    pub fn set_hold_pubrec(&mut self, on: bool) {
+        self.hold_pubrec = on;
+        if !on {
+            let mut held: Vec<u16> = self.held_pubrec.iter().copied().collect();
+            held.sort_unstable();
+            for mid in held {
+                self.release_pubrec(mid);
+            }
+        }
+    }
+    /// Sends the PUBREC held for `mid` on this connection (§4.3.3); nothing if none is
+    /// held (already sent, or the connection that received it is gone: the broker then
+    /// sends the PUBLISH again and it is held anew).
+    pub fn release_pubrec(&mut self, mid: u16) {
+        if self.held_pubrec.remove(&mid) && self.transport_open() {
+            self.send_ack(Packet::PubRec, mid, "PUBREC");
+        }
     }
     pub fn set_log_packets(&mut self, on: bool) {
         self.log_packets = on;
@@ -957,6 +988,7 @@ impl Session {
         if connect.clean_start {
             self.incoming_qos2.clear();
         }
+        self.held_pubrec.clear();
         self.output_held = false;
         self.keepalive = KeepAlive::new(Duration::from_secs(connect.keep_alive.into()), now);
         self.keepalive.set_paused(self.keepalive_paused, now);
@@ -982,6 +1014,7 @@ impl Session {
     /// in paho); QoS 1/2 messages stay for the next connection.
     pub fn on_connection_lost(&mut self) {
         self.state = ConnState::Disconnected;
+        self.held_pubrec.clear();
         self.output_held = false;
         self.out.clear();
         self.segments.clear();
@@ -1256,7 +1289,11 @@ impl Session {
                 // A DUP re-delivery of a message still awaiting PUBREL replaces it and
                 // is delivered once (MQTT 5 §4.3.3 method B).
                 self.incoming_qos2.insert(p.pkid, message);
-                self.send_ack(Packet::PubRec, p.pkid, "PUBREC");
+                if !self.hold_pubrec {
+                    self.send_ack(Packet::PubRec, p.pkid, "PUBREC");
+                } else if self.held_pubrec.insert(p.pkid) {
+                    self.events.push(Event::PubRecHeld { mid: p.pkid });
+                }
             }
         }
         Ok(())
@@ -1622,6 +1659,65 @@ mod tests {
             "a repeated PUBREL delivers nothing"
         );
         assert_eq!(sent(&mut s).len(), 1, "but is still answered");
+    }
+
+    #[test]
+    fn a_held_pubrec_goes_out_only_when_released_once_per_connection() {
+        let mut s = connected(ProtocolVersion::V311);
+        s.set_hold_pubrec(true);
+        let p = Packet::Publish(Publish {
+            qos: QoS::ExactlyOnce,
+            topic: ByteStr::from("t"),
+            pkid: 3,
+            payload: Bytes::from_static(b"x"),
+            ..Default::default()
+        });
+        s.handle(p.clone()).unwrap();
+        s.handle(p.clone()).unwrap();
+        assert!(sent(&mut s).is_empty(), "no PUBREC on receipt");
+        assert_eq!(
+            events(&mut s),
+            vec![Event::PubRecHeld { mid: 3 }],
+            "one report for the message and its DUP copy"
+        );
+        s.release_pubrec(3);
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubRec(a)] if a.pkid == 3));
+        s.release_pubrec(3);
+        assert!(sent(&mut s).is_empty(), "released once");
+        s.handle(Packet::PubRel(ack(3))).unwrap();
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubComp(a)] if a.pkid == 3));
+        assert!(matches!(&events(&mut s)[..], [Event::Message(m)] if m.mid == 3));
+
+        // Held on a connection that is gone: nothing is sent on the next one, where the
+        // broker sends the PUBLISH again and it is held anew.
+        s.handle(p.clone()).unwrap();
+        assert_eq!(events(&mut s), vec![Event::PubRecHeld { mid: 3 }]);
+        s.on_connection_lost();
+        s.on_transport_open(
+            connect_packet(ProtocolVersion::V311, false, 60),
+            Instant::now(),
+        );
+        connack(&mut s, true, Properties::default());
+        sent(&mut s);
+        events(&mut s);
+        s.release_pubrec(3);
+        assert!(sent(&mut s).is_empty());
+        s.handle(p).unwrap();
+        assert_eq!(events(&mut s), vec![Event::PubRecHeld { mid: 3 }]);
+
+        // Turning the hold off sends what is still held; later ones are answered at once.
+        s.set_hold_pubrec(false);
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubRec(a)] if a.pkid == 3));
+        s.handle(Packet::Publish(Publish {
+            qos: QoS::ExactlyOnce,
+            topic: ByteStr::from("t"),
+            pkid: 4,
+            payload: Bytes::from_static(b"y"),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert!(matches!(&sent(&mut s)[..], [Packet::PubRec(a)] if a.pkid == 4));
+        assert!(events(&mut s).is_empty());
     }
 
     #[test]

@@ -31,6 +31,14 @@ Flow control (never drop a message the broker considers delivered):
   publish while its own QoS 0 stream is full.
 - If the loop itself falls behind, the core's event queue stops the reading at
   ``event_limit`` undrained events.
+
+Messages no open stream takes (see :meth:`Client.messages`): they wait in the client,
+unacknowledged and bounded by ``queue_size`` exactly as a stream's queue is, for the
+next stream that matches them: ``messages()`` takes them all, a ``subscription()`` the
+ones its filter matches. A message that matches only filters the client unsubscribed
+from (closing a ``subscription()`` stream unsubscribes) goes to the open ``messages()``
+streams like any other; with none open it is acknowledged and dropped, like what a
+closed stream still held.
 """
 
 from __future__ import annotations
@@ -116,6 +124,9 @@ _QUIET_GAP = 1e-3
 # A stream may exceed its size by this many unacknowledged QoS 1/2 messages (the
 # largest receive maximum, §3.1.2.11.3) before reading pauses anyway.
 _HARD_EXTRA = 65535
+# Filters the client unsubscribed from, remembered to recognise the messages the broker
+# still sends for them (§3.10.4); the oldest are forgotten beyond this many.
+_UNSUBSCRIBED_KEPT = 1024
 _LOG_LEVELS = {
     1: logging.INFO,
     2: logging.INFO,
@@ -227,7 +238,9 @@ class MessageStream:
     """A bounded queue of messages for one consumer, iterated with ``async for``.
 
     Created by :meth:`Client.messages` (every message) or :meth:`Client.subscription`
-    (one filter). A message matching several streams reaches each of them. Ending the
+    (one filter). A message matching several streams reaches each of them; one that
+    matches none waits in the client for the next stream that matches it (see
+    :meth:`Client.messages`). Ending the
     iteration (``break``, cancellation) keeps the stream and its queue; ``aclose()``
     (or leaving ``async with``, or dropping the last reference) unregisters it and
     acknowledges what it still held.
@@ -399,21 +412,22 @@ class Subscription:
             return
         client._subscription_refs.pop(self._filter, None)
         if not unsubscribe:
-            client._subscriptions.pop(self._filter, None)
+            client._forget_filters([self._filter])
             return
         if client.is_connected:
             try:
                 await client.unsubscribe(self._filter)
             except (MqttError, OSError):
-                client._subscriptions.pop(self._filter, None)
+                client._forget_filters([self._filter])
         else:
-            client._subscriptions.pop(self._filter, None)
+            client._forget_filters([self._filter])
 
 
 class ConnectionEventStream:
-    """Connection changes as :class:`ConnectionEvent` objects. Bounded: beyond
-    ``maxsize`` undelivered events the oldest is dropped (they are state changes, the
-    latest matter)."""
+    """Connection changes as :class:`ConnectionEvent` objects, starting with those that
+    happened while no such stream was open (see :meth:`Client.connection_events`).
+    Bounded: beyond ``maxsize`` undelivered events the oldest is dropped (they are
+    state changes, the latest matter)."""
 
     def __init__(self, client: Client, maxsize: int = 256) -> None:
         self._client = client
@@ -649,7 +663,19 @@ class Client:
         # Requests made while disconnected with reconnect on: sent after CONNACK.
         self._deferred: list[tuple[str, asyncio.Future[Any], Any]] = []
         self._streams: weakref.WeakSet[MessageStream] = weakref.WeakSet()
+        # Messages no open stream matched, in arrival order, waiting for one that does
+        # (bounded by queue_size like a stream, see _unmatched).
+        self._unclaimed: collections.deque[Message] = collections.deque()
+        self._unclaimed_warned = False
+        # Filters unsubscribed from (filter -> levels), see _unmatched.
+        self._unsubscribed: dict[str, list[str]] = {}
+        # The generation whose CONNACK began the current session (session_present 0):
+        # a QoS 2 message of this session can still be completed (PUBCOMP) on a later
+        # connection, since the broker resends its PUBREL and waits for it (§4.4).
+        self._session_start = 0
         self._event_streams: weakref.WeakSet[ConnectionEventStream] = weakref.WeakSet()
+        # Connection events emitted while no ConnectionEventStream was open, for the next.
+        self._event_backlog: collections.deque[ConnectionEvent] = collections.deque(maxlen=256)
         # Active subscriptions (filter -> (options byte, properties)), re-sent after a
         # reconnect that did not resume the session.
         self._subscriptions: dict[str, tuple[int, bytes | None]] = {}
@@ -689,6 +715,9 @@ class Client:
         core.set_quiet_written(True)
         self._quiet = True
         self._core = core
+        self._paused = False
+        if len(self._unclaimed) >= self._queue_size:
+            self._pause()
         self._install_wakeup()
         waiter: asyncio.Future[None] = loop.create_future()
         self._connect_waiter = waiter
@@ -908,6 +937,8 @@ class Client:
     def _maybe_resume(self) -> None:
         if not self._paused:
             return
+        if len(self._unclaimed) >= self._queue_size:
+            return
         for stream in self._streams:
             if len(stream._queue) >= stream.maxsize:
                 return
@@ -1010,6 +1041,7 @@ class Client:
             self._release(message)
             return
         full = False
+        matched = False
         parts = None  # the topic's levels, split once for all filtered streams
         for stream in streams:
             levels = stream._levels
@@ -1018,13 +1050,77 @@ class Client:
                     parts = topic.split("/")
                 if not _parts_match(levels, parts):
                     continue
+            matched = True
             if stream._put(message):
                 full = True
-        if qos and not message._holds:
-            # Nobody listens for it: acknowledge now rather than stall the broker.
-            self._release(message)
+        if not matched:
+            full = self._unmatched(message)
         if full:
             self._pause()
+
+    def _unmatched(self, message: Message) -> bool:
+        """A message no open stream matched waits for one (True when reading must
+        pause, by the rule of MessageStream._put), unless it is a leftover of a filter
+        the client unsubscribed from."""
+        if self._unsubscribed and self._is_leftover(message.topic):
+            if message.qos and not message._acked:
+                self._send_ack(message)
+            return False
+        queue = self._unclaimed
+        queue.append(message)
+        if message.qos:
+            message._holds += 1
+        n = len(queue)
+        size = self._queue_size
+        full = (n >= size and not message.qos) or n >= size + _HARD_EXTRA
+        if n >= size and not self._unclaimed_warned:
+            self._unclaimed_warned = True
+            self._logger.warning(
+                "%d received messages wait for a stream (queue_size reached, reading "
+                "is held back): open messages() or a subscription() matching them",
+                n,
+            )
+        return full
+
+    def _is_leftover(self, topic: str) -> bool:
+        parts = topic.split("/")
+        for f in self._subscriptions:
+            try:
+                if _parts_match(_filter_levels(f), parts):
+                    return False
+            except ValueError:
+                continue
+        return any(_parts_match(levels, parts) for levels in self._unsubscribed.values())
+
+    def _forget_filters(self, filters: Sequence[str]) -> None:
+        """`filters` are no longer subscribed: remember them for _is_leftover."""
+        for f in filters:
+            self._subscriptions.pop(f, None)
+            self._unsubscribed.pop(f, None)
+            self._unsubscribed[f] = _filter_levels(f)
+        while len(self._unsubscribed) > _UNSUBSCRIBED_KEPT:
+            del self._unsubscribed[next(iter(self._unsubscribed))]
+
+    def _hand_over(self, stream: MessageStream) -> None:
+        """Moves the waiting messages `stream` matches into it, in order (a QoS 1/2
+        message's hold on its acknowledgement moves with it)."""
+        keep: collections.deque[Message] = collections.deque()
+        queue = stream._queue
+        qos0 = False
+        for message in self._unclaimed:
+            if stream._matches(message.topic):
+                queue.append(message)
+                qos0 = qos0 or not message.qos
+            else:
+                keep.append(message)
+        self._unclaimed = keep
+        if len(keep) < self._queue_size:
+            self._unclaimed_warned = False
+        n = len(queue)
+        if (n >= stream.maxsize and qos0) or n >= stream.maxsize + _HARD_EXTRA:
+            self._pause()
+        else:
+            self._maybe_resume()
 
     def _taken(self, stream: MessageStream, message: Message) -> None:
         if message.qos:
@@ -1051,9 +1147,19 @@ class Client:
     def _send_ack(self, message: Message) -> None:
         message._acked = True
         core = self._core
-        # An acknowledgement belongs to the connection that delivered the message; the
-        # broker redelivers unacknowledged ones on a resumed session.
-        if core is not None and message._generation == self._generation and self._connected_flag:
+        # An acknowledgement belongs to the connection that delivered the message: on a
+        # resumed session the broker sends an unacknowledged QoS 1 message again (that
+        # copy is acknowledged), but only the PUBREL of a QoS 2 one, whose PUBCOMP is
+        # then still ours to send (§4.4).
+        generation = message._generation
+        if (
+            core is not None
+            and self._connected_flag
+            and (
+                generation == self._generation
+                or (message.qos == 2 and generation >= self._session_start)
+            )
+        ):
             core.ack(message.mid, message.qos)
 
     def _on_ack(self, ev: tuple[Any, ...]) -> None:
@@ -1106,6 +1212,15 @@ class Client:
         self._generation += 1
         self._connected_flag = True
         self._backoff = self._reconnect_delay
+        if not session_present:
+            self._session_start = self._generation
+        elif self._unclaimed:
+            # The broker sends the unacknowledged QoS 1 messages of the session again
+            # (§4.4): the copies waiting here would be duplicates.
+            self._unclaimed = collections.deque(
+                m for m in self._unclaimed if m.qos != 1 or m._acked
+            )
+            self._maybe_resume()
         w = self._connect_waiter
         if w is not None and not w.done():
             w.set_result(None)
@@ -1225,7 +1340,10 @@ class Client:
             self._teardown(lost)
 
     def _emit(self, event: ConnectionEvent) -> None:
-        for s in list(self._event_streams):
+        streams = list(self._event_streams)
+        if not streams:
+            self._event_backlog.append(event)
+        for s in streams:
             s._put(event)
 
     def _schedule_reconnect(self) -> None:
@@ -1253,6 +1371,8 @@ class Client:
             raise self._final_error
         stream = MessageStream(self, filter_, maxsize or self._queue_size)
         self._streams.add(stream)
+        if self._unclaimed:
+            self._hand_over(stream)
         return stream
 
     def _remove_stream(self, stream: MessageStream) -> None:
@@ -1260,10 +1380,28 @@ class Client:
 
     def messages(self, *, queue_size: int | None = None) -> MessageStream:
         """A new stream of every message this client receives (whatever the
-        subscription). It may be created before connecting: with a resumed session
-        the broker sends queued messages right after CONNACK, and a message that
-        matches no stream is acknowledged and dropped."""
+        subscription), starting with those that arrived while no stream could take
+        them: ``await client.subscribe(...)`` then ``client.messages()`` misses
+        nothing, as with aiomqtt.
+
+        A message that matches no open stream waits in the client for the next stream
+        that matches it (this one, or a :meth:`subscription` whose filter does), in
+        arrival order. Those waiting messages are bounded and flow-controlled like a
+        stream's queue: at most ``queue_size`` (the client's) QoS 0 messages, beyond
+        which the client stops reading the socket; QoS 1/2 messages stay
+        unacknowledged until a stream hands them to its consumer, so the broker's
+        window (our v5 receive maximum, ``queue_size``) bounds them. Exception: a
+        message matching only filters the client unsubscribed from (closing a
+        ``subscription()`` stream unsubscribes; the broker may still send what it had
+        buffered, §3.10.4) goes to the open ``messages()`` streams, or is acknowledged
+        and dropped when none is open. :meth:`pending_messages` counts the waiting
+        ones."""
         return self._add_stream(None, queue_size)
+
+    def pending_messages(self) -> int:
+        """Received messages waiting for a stream that matches them (see
+        :meth:`messages`)."""
+        return len(self._unclaimed)
 
     def subscription(
         self,
@@ -1275,7 +1413,8 @@ class Client:
         queue_size: int | None = None,
     ) -> Subscription:
         """``async with client.subscription("a/+/b", qos=1) as sub: async for m in sub``:
-        subscribes on entry, yields only messages matching `topic`, unsubscribes on exit."""
+        subscribes on entry, yields only messages matching `topic` (first those already
+        waiting in the client, see :meth:`messages`), unsubscribes on exit."""
         _filter_levels(topic)
         opts = _options_byte(options if options is not None else qos)
         return Subscription(
@@ -1283,9 +1422,15 @@ class Client:
         )
 
     def connection_events(self, *, maxsize: int = 256) -> ConnectionEventStream:
-        """A stream of connect/disconnect events (see ConnectionEvent)."""
+        """A stream of connect/disconnect events (see ConnectionEvent). Like
+        :meth:`messages`, it starts with the events no open stream took: opened after
+        ``async with Client(...)``, it still reports that connect. At most the last 256
+        such events are kept."""
         stream = ConnectionEventStream(self, maxsize)
         self._event_streams.add(stream)
+        backlog, self._event_backlog = self._event_backlog, collections.deque(maxlen=256)
+        for event in backlog:
+            stream._put(event)
         return stream
 
     # ------------------------------------------------------------------ operations
@@ -1490,6 +1635,7 @@ class Client:
         self._require_core()
         for f, o in filters:
             self._subscriptions[f] = (o, props)
+            self._unsubscribed.pop(f, None)
         fut: asyncio.Future[list[int]] = self._loop_checked().create_future()
         self._send_request("sub", fut, (filters, props))
         return await fut
@@ -1506,8 +1652,7 @@ class Client:
             _filter_levels(f)
         props = self._props(properties)
         self._require_core()
-        for f in filters:
-            self._subscriptions.pop(f, None)
+        self._forget_filters(filters)
         fut: asyncio.Future[list[int]] = self._loop_checked().create_future()
         self._send_request("unsub", fut, (filters, props))
         return await fut
