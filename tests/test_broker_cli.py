@@ -43,7 +43,7 @@ def start_cli(*args: str) -> tuple[subprocess.Popen[str], int]:
     )
     assert proc.stdout is not None
     for line in proc.stdout:
-        m = re.search(r"listening on mqtt://127\.0\.0\.1:(\d+)$", line.strip())
+        m = re.search(r"listening on mqtt://127\.0\.0\.1:(\d+)(,|$)", line.strip())
         if m and line.startswith("turbomqtt broker"):
             return proc, int(m.group(1))
     proc.kill()

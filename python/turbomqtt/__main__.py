@@ -14,17 +14,61 @@ import runpy
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from turbomqtt._conf import ConfigFile
+
+
+def _setup_logging(verbose: int, config: ConfigFile | None) -> None:
+    """``-v`` / ``-vv`` win; otherwise the file's ``log_type`` / ``log_dest``, if any."""
+    if verbose:
+        level = logging.DEBUG if verbose >= 2 else logging.INFO
+    elif config is not None and config.log_level is not None:
+        level = config.log_level
+    else:
+        level = logging.WARNING
+    handlers: list[logging.Handler] = []
+    for dest in config.log_dest if config is not None else []:
+        if dest == "stdout":
+            handlers.append(logging.StreamHandler(sys.stdout))
+        elif dest == "stderr":
+            handlers.append(logging.StreamHandler(sys.stderr))
+        elif dest == "none":
+            handlers.append(logging.NullHandler())
+        else:
+            handlers.append(logging.FileHandler(dest[1]))
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers or None,
+    )
 
 
 def _run_broker(args: argparse.Namespace) -> int:
-    from turbomqtt.broker import Broker, load_config
+    from turbomqtt._conf import ConfigError, read_config
+    from turbomqtt.broker import Broker
 
-    level = (
-        logging.DEBUG if args.verbose >= 2 else logging.INFO if args.verbose else logging.WARNING
-    )
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options: dict[str, Any] = load_config(args.config) if args.config else {}
+    def fail(message: str) -> int:
+        print(f"turbomqtt broker: {message}", file=sys.stderr)
+        return 1
+
+    config = None
+    if args.config:
+        try:
+            config = read_config(args.config)
+        except ConfigError as e:
+            return fail(str(e))
+        for warning in config.warnings:
+            print(f"turbomqtt broker: warning: {warning}", file=sys.stderr)
+    _setup_logging(args.verbose, config)
+    options: dict[str, Any] = dict(config.options) if config is not None else {}
+    if options.get("listeners") and (args.host is not None or args.port is not None):
+        return fail(
+            f"{args.config} defines listeners: give --host/--port or listeners in the file, "
+            "not both"
+        )
+    # The command line wins over the file's default listener.
     if args.host is not None:
         options["host"] = args.host
     if args.port is not None:
@@ -36,14 +80,16 @@ def _run_broker(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        broker = Broker(**options)
+        where = f"{args.config}: " if args.config else ""
         try:
+            broker = Broker(**options)
             broker.start()
         except OSError as e:
-            print(f"turbomqtt broker: {e}", file=sys.stderr)
-            return 1
+            return fail(str(e))
+        except (ValueError, TypeError, NotImplementedError) as e:
+            return fail(f"{where}{e}")
         try:
-            print(f"turbomqtt broker listening on {broker.url}", flush=True)
+            print(f"turbomqtt broker listening on {_listener_urls(broker)}", flush=True)
             while not stop.wait(0.5):
                 pass
         finally:
@@ -54,6 +100,18 @@ def _run_broker(args: argparse.Namespace) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     return 0
+
+
+def _listener_urls(broker: Any) -> str:
+    """Every bound listener as a URL, comma-separated, in configuration order."""
+    urls = []
+    for listener in broker.listeners:
+        scheme = {("tcp", False): "mqtt", ("tcp", True): "mqtts"}.get(
+            (listener["transport"], listener["tls"]), "wss" if listener["tls"] else "ws"
+        )
+        host = listener["host"]
+        urls.append(f"{scheme}://{f'[{host}]' if ':' in host else host}:{listener['port']}")
+    return ", ".join(urls)
 
 
 def _run_script(args: argparse.Namespace) -> int:
@@ -100,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         "-p", "--port", type=int, default=None, help="listen port (default 1883; 0 picks one)"
     )
     broker.add_argument(
-        "-c", "--config", metavar="FILE", default=None, help="TOML configuration file"
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="configuration file: *.toml is TOML, any other name is read as mosquitto.conf",
     )
     broker.add_argument(
         "-v", "--verbose", action="count", default=0, help="log connections (-vv: debug)"

@@ -18,8 +18,9 @@ import threading
 from typing import Any, Callable
 
 from turbomqtt import _core
+from turbomqtt._conf import ConfigError, read_config
 
-__all__ = ["OPTIONS", "Broker", "BrokerMessage", "load_config"]
+__all__ = ["OPTIONS", "Broker", "BrokerMessage", "ConfigError", "load_config"]
 
 logger = logging.getLogger("turbomqtt.broker")
 
@@ -89,6 +90,13 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "max_session_expiry": (None, "cap on session expiry in seconds (None: no cap)"),
     "connect_timeout": (10.0, "seconds a new connection has to send CONNECT"),
     "sys_interval": (10.0, "seconds between $SYS/broker/... updates; 0 disables them"),
+    "bridges": (
+        None,
+        (
+            "outgoing bridges to other brokers (mosquitto's connection blocks); not "
+            "implemented yet: a non-empty list raises NotImplementedError"
+        ),
+    ),
     "idle_park_after": (
         5.0,
         (
@@ -125,26 +133,18 @@ class BrokerMessage:
 
 
 def load_config(path: str) -> dict[str, Any]:
-    """Reads a broker configuration file (TOML) into `Broker` keyword arguments.
+    """Reads a broker configuration file into `Broker` keyword arguments.
 
-    Top-level keys are the keyword options; ``[users]`` is a table of passwords and
-    ``[[listeners]]`` an array of listener tables.
+    A ``*.toml`` file holds the keyword options as top-level keys (``[users]`` a table
+    of passwords, ``[[listeners]]`` an array of listener tables); any other file is read
+    as a mosquitto.conf (see the broker documentation for the keys understood). Raises
+    `ConfigError` (a `ValueError`) with a one-line message naming the file and line.
+    Settings that are read but not supported are logged as warnings.
     """
-    with open(path, "rb") as f:
-        data = f.read()
-    # Which of these ignores apply depends on the Python version and on tomli.
-    try:
-        import tomllib  # type: ignore[import-not-found, unused-ignore]
-    except ModuleNotFoundError:  # Python < 3.11
-        try:
-            import tomli as tomllib  # type: ignore[import-not-found, no-redef, unused-ignore]
-        except ModuleNotFoundError:
-            from turbomqtt import _toml as tomllib  # type: ignore[no-redef, unused-ignore]
-    config: dict[str, Any] = tomllib.loads(data.decode("utf-8"))
-    unknown = sorted(set(config) - set(OPTIONS) - {"auth_callback", "on_message", "enhanced_auth"})
-    if unknown:
-        raise ValueError(f"{path}: unknown broker option(s): {', '.join(unknown)}")
-    return config
+    config = read_config(path)
+    for warning in config.warnings:
+        logger.warning("%s", warning)
+    return config.options
 
 
 class Broker:
@@ -188,6 +188,10 @@ class Broker:
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
             raise TypeError(f"Broker() got unknown option(s): {', '.join(unknown)}")
+        if options.get("bridges"):
+            raise NotImplementedError(
+                "outgoing bridges (mosquitto's `connection` blocks) are not implemented yet"
+            )
         self._options: dict[str, Any] = dict(options)
         self._options["host"] = host
         self._options["port"] = port
@@ -223,7 +227,15 @@ class Broker:
                         x[key] = str(x[key])
         config: dict[str, Any] = {"listeners": listeners}
         for key in OPTIONS:
-            if key in ("host", "port", "listeners", "auth_callback", "on_message", "enhanced_auth"):
+            if key in (
+                "host",
+                "port",
+                "listeners",
+                "auth_callback",
+                "on_message",
+                "enhanced_auth",
+                "bridges",
+            ):
                 continue
             if key in o and o[key] is not None:
                 value = o[key]
