@@ -14,6 +14,7 @@ __all__ = [
     "EV_LOG",
     "EV_MESSAGE",
     "EV_PUBLISHED",
+    "EV_PUBREC_HELD",
     "EV_SUBACK",
     "EV_UNSUBACK",
     "EV_WRITTEN",
