@@ -363,10 +363,11 @@ def test_unsupported_known_key_warns_with_file_and_line_and_serves(tmp_path):
          [":3:", "direction"]),
         ("unix socket", "listener 0 /tmp/mqtt.sock\n", [":1:", "unix socket"]),
         ("missing include_dir", "include_dir /nonexistent/conf.d\n", [":1:", "include_dir"]),
+        ("include_dir of its own folder", "include_dir {dir}\n", [":1:", "includes itself"]),
     ],
 )
 def test_mosquitto_conf_error_is_one_line_naming_file_and_line(tmp_path, name, text, parts):
-    path = conf(tmp_path, text)
+    path = conf(tmp_path, text.format(dir=tmp_path))
     assert_one_line_error(cli("-c", path), path, *parts)
 
 

@@ -323,12 +323,23 @@ class _MosquittoConf:
         self.warnings: list[str] = []
         self.where = path
         self.persistence = False
+        self.reading: list[str] = []  # the files being read, outermost first
 
     def read(self) -> ConfigFile:
         self._read_file(self.top)
         return self._finish()
 
     def _read_file(self, path: str) -> None:
+        real = os.path.realpath(path)
+        if real in self.reading:
+            raise self._fail(f"include_dir: {path} includes itself")
+        self.reading.append(real)
+        try:
+            self._read_lines(path)
+        finally:
+            self.reading.pop()
+
+    def _read_lines(self, path: str) -> None:
         data = _read_bytes(path)
         try:
             text = data.decode("utf-8")
