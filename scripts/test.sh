@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-test-tools.sh
-py=.venv/bin/python
+py="$PWD/.venv/bin/python"
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
