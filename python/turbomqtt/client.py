@@ -10,8 +10,8 @@ and dispatches each event in arrival order.
 
 Limits (documented in the guide "Migrating from paho-mqtt"): ``tls_set_context`` can
 only pass on what an ``ssl.SSLContext`` exposes (verify mode, hostname check,
-minimum/maximum version, CA certificates loaded into it); client certificates must come
-through ``tls_set``.
+minimum/maximum version, enabled ciphers, CA certificates loaded into it); client
+certificates must come through ``tls_set``.
 ``socket()`` returns a notifier object (``fileno()``/``close()``, readable while events
 wait) instead of the real socket. The core writes by itself, except that with an external
 event loop (``on_socket_register_write`` set, no loop thread) it writes CONNECT and the PUBREC
