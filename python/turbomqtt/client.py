@@ -10,8 +10,8 @@ and dispatches each event in arrival order.
 
 Limits (documented in the guide "Migrating from paho-mqtt"): ``tls_set_context`` can
 only pass on what an ``ssl.SSLContext`` exposes (verify mode, hostname check,
-minimum/maximum version, CA certificates loaded into it); client certificates must come
-through ``tls_set``.
+minimum/maximum version, enabled ciphers, CA certificates loaded into it); client
+certificates must come through ``tls_set``.
 ``socket()`` returns a notifier object (``fileno()``/``close()``, readable while events
 wait) instead of the real socket. The core writes by itself, except that with an external
 event loop (``on_socket_register_write`` set, no loop thread) it writes CONNECT and the PUBREC
@@ -32,7 +32,7 @@ import uuid
 import warnings
 from typing import Any, Callable, Literal, NamedTuple, Union
 
-from turbomqtt import _core
+from turbomqtt import _core, _tls
 from turbomqtt.enums import (
     CallbackAPIVersion,
     ConnackCode,
@@ -661,7 +661,7 @@ class Client:
         self._ssl = False
         self._ssl_context: Any = None
         self._tls_insecure = False
-        self._tls_files: dict[str, Any] | None = None
+        self._tls_files: _tls.Files | None = None
         self._logger: logging.Logger | None = None
         self._registered_write = False
         self._on_log: CallbackOnLog | None = None
@@ -997,51 +997,12 @@ class Client:
             self._ssl_context.check_hostname = not value
 
     def _tls_dict(self) -> dict[str, Any]:
-        ctx = self._ssl_context
-        tls: dict[str, Any] = {
-            "verify": ctx.verify_mode != ssl.CERT_NONE,
-            "check_hostname": bool(getattr(ctx, "check_hostname", not self._tls_insecure))
-            and not self._tls_insecure,
-            "server_hostname": self._host,
-        }
-        versions = {
-            getattr(ssl.TLSVersion, "TLSv1_2", None): "1.2",
-            getattr(ssl.TLSVersion, "TLSv1_3", None): "1.3",
-        }
-        minimum = versions.get(getattr(ctx, "minimum_version", None))
-        maximum = versions.get(getattr(ctx, "maximum_version", None))
-        # rustls speaks only TLS 1.2 and 1.3: a lower maximum is refused by the core.
-        for name, number in (("TLSv1", "1.0"), ("TLSv1_1", "1.1")):
-            if getattr(ctx, "maximum_version", None) == getattr(ssl.TLSVersion, name, 0):
-                maximum = number
-        # tls_set(tls_version=ssl.PROTOCOL_TLSv1_2) etc.: the protocol pins the version.
-        for name, number in (("PROTOCOL_TLSv1", "1.0"), ("PROTOCOL_TLSv1_1", "1.1"),
-                             ("PROTOCOL_TLSv1_2", "1.2")):
-            if getattr(ctx, "protocol", None) == getattr(ssl, name, object()):
-                minimum = maximum = number
-        if minimum:
-            tls["min_version"] = minimum
-        if maximum:
-            tls["max_version"] = maximum
-        get_ciphers = getattr(ctx, "get_ciphers", None)
-        if get_ciphers is not None:
-            # OpenSSL's resolution of the cipher string; the core maps the names to rustls.
-            tls["ciphers"] = [c["name"] for c in get_ciphers()]
-        files = self._tls_files
-        if files is not None:
-            for key in ("ca_certs", "certfile", "keyfile", "keyfile_password", "alpn"):
-                if files[key] is not None:
-                    tls[key] = files[key]
-        if files is not None and files["ca_certs"] is None:
-            # tls_set() without ca_certs means the system's trust store, as load_default_certs.
-            tls["use_native_roots"] = True
-        elif "ca_certs" not in tls:
-            cas = ctx.get_ca_certs(binary_form=True)
-            if cas:
-                tls["ca_data"] = list(cas)
-            else:
-                tls["use_native_roots"] = True
-        return tls
+        return _tls.from_context(
+            self._ssl_context,
+            insecure=self._tls_insecure,
+            files=self._tls_files,
+            server_hostname=self._host,
+        )
 
     def proxy_set(self, **proxy_args: Any) -> None:
         """Connect through a proxy: ``proxy_type`` (socks.HTTP, socks.SOCKS4 or

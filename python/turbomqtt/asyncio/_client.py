@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     # dependencies, and typing.Self needs Python 3.11.
     from typing_extensions import Self
 
-from turbomqtt import _core
+from turbomqtt import _core, _tls
 from turbomqtt.asyncio._errors import (
     ConnectionLostError,
     MqttCodeError,
@@ -198,37 +198,23 @@ def _tls_dict(tls: TLSArg) -> dict[str, Any] | None:
     if tls is True:
         return {}
     if isinstance(tls, TLSParameters):
-        d: dict[str, Any] = {
-            "ca_certs": tls.ca_certs,
-            "certfile": tls.certfile,
-            "keyfile": tls.keyfile,
-            "keyfile_password": tls.keyfile_password,
-            "verify": tls.verify,
-            "check_hostname": tls.check_hostname,
-            "min_version": tls.min_version,
-            "max_version": tls.max_version,
-            "alpn": list(tls.alpn),
-            "server_hostname": tls.server_hostname,
-        }
-        return {k: v for k, v in d.items() if v is not None}
+        return _tls.from_settings(
+            ca_certs=tls.ca_certs,
+            certfile=tls.certfile,
+            keyfile=tls.keyfile,
+            keyfile_password=tls.keyfile_password,
+            verify=tls.verify,
+            check_hostname=tls.check_hostname,
+            min_version=tls.min_version,
+            max_version=tls.max_version,
+            ciphers=tls.ciphers,
+            alpn=tls.alpn,
+            server_hostname=tls.server_hostname,
+        )
     if isinstance(tls, ssl.SSLContext):
-        # rustls does the handshake; what an SSLContext can tell us is carried over.
         # Client certificates loaded into a context cannot be read back: use
         # TLSParameters(certfile=..., keyfile=...) for mutual TLS.
-        d = {
-            "verify": tls.verify_mode != ssl.CERT_NONE,
-            "check_hostname": tls.check_hostname,
-        }
-        cas = tls.get_ca_certs(binary_form=True)
-        if cas:
-            d["ca_data"] = [bytes(c) for c in cas]
-            d["use_native_roots"] = False
-        versions = {ssl.TLSVersion.TLSv1_2: "1.2", ssl.TLSVersion.TLSv1_3: "1.3"}
-        if tls.minimum_version in versions:
-            d["min_version"] = versions[tls.minimum_version]
-        if tls.maximum_version in versions:
-            d["max_version"] = versions[tls.maximum_version]
-        return d
+        return _tls.from_context(tls)
     if isinstance(tls, Mapping):
         return dict(tls)
     raise TypeError(f"tls must be an ssl.SSLContext, TLSParameters, dict or bool, not {tls!r}")

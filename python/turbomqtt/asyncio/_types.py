@@ -228,7 +228,14 @@ class Will:
 
 @dataclass(frozen=True)
 class TLSParameters:
-    """TLS settings for the Rust TLS stack (rustls). ``ca_certs=None`` uses the system roots."""
+    """TLS settings for the Rust TLS stack (rustls). ``ca_certs=None`` uses the system roots.
+
+    ``ciphers`` is an OpenSSL cipher string (as ``ssl.SSLContext.set_ciphers`` takes):
+    OpenSSL resolves it when the client is made (``ssl.SSLError`` if it selects
+    nothing), then the suites rustls has are used; connecting raises
+    ``ssl.SSLError('No cipher can be selected.')`` when none is left for the allowed
+    TLS versions. It restricts TLS 1.2; TLS 1.3 suites are left alone unless named.
+    """
 
     ca_certs: str | None = None
     certfile: str | None = None
@@ -240,6 +247,7 @@ class TLSParameters:
     max_version: str | None = None
     alpn: tuple[str, ...] = ()
     server_hostname: str | None = None
+    ciphers: str | None = None
 
 
 @dataclass(frozen=True)
