@@ -18,7 +18,7 @@ from turbomqtt.broker import OPTIONS, _parameter_docs
 pytestmark = pytest.mark.timeout(300)
 
 
-def test_every_option_is_a_keyword_parameter_with_one_line_of_doc():
+def test_every_option_is_a_keyword_parameter_with_a_description():
     parameters = list(inspect.signature(Broker).parameters.values())
     assert [p.name for p in parameters] == list(OPTIONS)
     assert all(p.default is not inspect.Parameter.empty for p in parameters)
@@ -27,6 +27,18 @@ def test_every_option_is_a_keyword_parameter_with_one_line_of_doc():
     for p in parameters:
         assert OPTIONS[p.name] == (p.default, docs[p.name]), p.name
         assert docs[p.name], f"option {p.name} has an empty description"
+
+
+def test_a_configuration_file_can_give_every_option_but_callables():
+    """A configuration file's values are checked against the option's default's type; an
+    option whose default is None names its type in the file reader's table."""
+    from turbomqtt import _conf
+
+    for name, (default, _meaning) in OPTIONS.items():
+        if name in _conf._CODE_ONLY:
+            continue
+        expected = _conf._NONE_DEFAULT_TYPES.get(name, type(default))
+        assert _conf._type_name(expected), name
 
 
 def test_unknown_option_is_a_type_error_naming_the_closest_option():
