@@ -1,8 +1,9 @@
 """MkDocs hooks of the documentation site (mkdocs.yml `hooks:`).
 
-- The broker's option table is generated from ``turbomqtt.broker.OPTIONS`` (read from the
-  source with ``ast``, so the site builds without compiling the package): a page marks the
-  place with ``<!-- broker-options -->``. A new option appears on the site by itself.
+- The broker's option table is generated from the keyword parameters of ``Broker.__init__``
+  and their ``:param:`` lines, as ``turbomqtt.broker.OPTIONS`` is (read from the source
+  with ``ast``, so the site builds without compiling the package): a page marks the place
+  with ``<!-- broker-options -->``. A new option appears on the site by itself.
 - reST's ``::`` in docstrings is shown as reST shows it (API reference pages).
 - ``benches/chart.png`` is published as ``assets/chart.png``, so the site and the README
   show the one chart the benchmarks write.
@@ -22,25 +23,51 @@ OPTIONS_MARKER = "<!-- broker-options -->"
 
 
 def broker_options(source: Path = BROKER_SOURCE) -> list[tuple[str, str, str]]:
-    """(name, default as Python source, meaning) for every entry of ``OPTIONS``."""
+    """(name, default as Python source, meaning) for every keyword option of ``Broker``:
+    the parameters of ``Broker.__init__`` with their ``:param name:`` lines, as
+    ``turbomqtt.broker.OPTIONS`` holds them."""
     tree = ast.parse(source.read_text(encoding="utf-8"))
-    for node in tree.body:
-        target = getattr(node, "target", None) or (getattr(node, "targets", None) or [None])[0]
-        if isinstance(target, ast.Name) and target.id == "OPTIONS":
-            table = node.value
-            break
-    else:
-        raise RuntimeError(f"no OPTIONS table in {source}")
-    if not isinstance(table, ast.Dict):
-        raise TypeError(f"OPTIONS in {source} is not a dict literal")
+    init = _broker_init(tree, source)
+    args = init.args
+    positional = args.posonlyargs + args.args
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
+    defaults += args.defaults
+    pairs = list(zip(positional, defaults))[1:] + list(zip(args.kwonlyargs, args.kw_defaults))
+    docs = _parameter_docs(ast.get_docstring(init) or "")
     constants = _module_constants(tree)
     rows = []
-    for key, value in zip(table.keys, table.values):
-        if not isinstance(key, ast.Constant) or not isinstance(value, ast.Tuple):
-            raise TypeError(f"OPTIONS entry at line {value.lineno} is not 'name': (default, text)")
-        default, meaning = value.elts
-        rows.append((key.value, _default_text(default, constants), ast.literal_eval(meaning)))
+    for arg, default in pairs:
+        if default is None:
+            raise TypeError(f"Broker option {arg.arg} at line {arg.lineno} has no default")
+        if arg.arg not in docs:
+            raise TypeError(f"Broker option {arg.arg} has no ':param {arg.arg}:' line")
+        rows.append((arg.arg, _default_text(default, constants), docs[arg.arg]))
     return rows
+
+
+def _broker_init(tree: ast.Module, source: Path) -> ast.FunctionDef:
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Broker":
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                    return item
+    raise RuntimeError(f"no Broker.__init__ in {source}")
+
+
+def _parameter_docs(docstring: str) -> dict[str, str]:
+    """``name -> text`` of every ``:param name: text`` line, continuation lines (indented
+    deeper) joined with single spaces."""
+    docs: dict[str, str] = {}
+    name = None
+    for line in docstring.splitlines():
+        match = re.match(r":param (\w+):\s*(.*)", line)
+        if match:
+            name, docs[match[1]] = match[1], match[2].strip()
+        elif name is not None and line[:1].isspace() and line.strip():
+            docs[name] += " " + line.strip()
+        else:
+            name = None
+    return docs
 
 
 def _module_constants(tree: ast.Module) -> dict[str, Any]:
@@ -58,7 +85,7 @@ def _module_constants(tree: ast.Module) -> dict[str, Any]:
 
 def _evaluate(node: ast.expr, constants: dict[str, Any]) -> Any:
     """A default written as arithmetic on literals and module constants (``4 * _MIB``)."""
-    code = compile(ast.Expression(node), "<OPTIONS>", "eval")
+    code = compile(ast.Expression(node), "<Broker option>", "eval")
     return eval(code, {"__builtins__": {}}, dict(constants))
 
 

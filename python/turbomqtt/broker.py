@@ -13,9 +13,15 @@ Example::
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import logging
+import os
+import re
 import threading
-from typing import Any, Callable
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, TypeVar
 
 from turbomqtt import _core
 from turbomqtt._conf import ConfigError, read_config
@@ -24,89 +30,8 @@ __all__ = ["OPTIONS", "Broker", "BrokerMessage", "ConfigError", "load_config"]
 
 logger = logging.getLogger("turbomqtt.broker")
 
-#: Every keyword option `Broker` accepts, with its default and meaning.
-OPTIONS: dict[str, tuple[Any, str]] = {
-    "host": ("127.0.0.1", "address of the default TCP listener"),
-    "port": (1883, "port of the default TCP listener; 0 picks a free port"),
-    "listeners": (
-        None,
-        (
-            "list of listener dicts {host, port, transport='tcp'|'websocket', path, "
-            "certfile, keyfile, cafile, require_certificate}; replaces host/port"
-        ),
-    ),
-    "allow_anonymous": (True, "accept clients without a username"),
-    "users": (None, "dict username -> password"),
-    "password_file": (None, "mosquitto_passwd file ($7$ PBKDF2-SHA512 or $6$ entries)"),
-    "acl_file": (None, "mosquitto acl_file (topic/user/pattern lines, %c and %u)"),
-    "auth_callback": (
-        None,
-        "callable(client_id, username, password) -> bool, asked after the user list accepts",
-    ),
-    "enhanced_auth": (
-        None,
-        (
-            "MQTT 5 enhanced authentication: dict method -> callable(client_id, method, "
-            "data) answering True / ('success', data), ('continue', data) or False / "
-            "('failure', reason_code); see Broker"
-        ),
-    ),
-    "on_message": (None, "callable(BrokerMessage) called for every routed message"),
-    "max_packet_size": (268435455, "largest packet accepted from a client, in bytes"),
-    "max_queued_messages": (
-        1000,
-        (
-            "per-session bound on QoS 1/2 messages waiting beyond the inflight window, "
-            "online or offline (mosquitto's meaning); when full, the newest are dropped, "
-            "counted and logged once per client until it catches up"
-        ),
-    ),
-    "max_queued_bytes": (
-        64 * 1024 * 1024,
-        (
-            "per-session bound on queued messages of every QoS in bytes (topic + payload "
-            "+ 64 each); bounds an online client's QoS 0 backlog; when full, the newest "
-            "are dropped like above; 0: no bound"
-        ),
-    ),
-    "max_inflight_messages": (100, "unacknowledged QoS 1/2 messages sent per client"),
-    "receive_maximum": (100, "unreleased QoS 2 messages a client may send at once"),
-    "max_connections": (0, "simultaneous connections; 0 is unlimited"),
-    "max_keepalive": (65535, "v5: larger keep alives are lowered by server keep alive"),
-    "topic_alias_maximum": (10, "v5 topic aliases accepted per client"),
-    "max_topic_levels": (
-        200,
-        (
-            "most levels in a topic name or filter; deeper: PUBLISH closes the connection "
-            "(v5 DISCONNECT 0x90), SUBSCRIBE is refused (v5 0x8F, v3 0x80); 0: no limit"
-        ),
-    ),
-    "outgoing_topic_aliases": (
-        False,
-        "v5: send topic aliases to clients that accept them (paho 2.2 cannot resolve them)",
-    ),
-    "max_qos": (2, "highest QoS accepted and granted"),
-    "retain_available": (True, "whether retained messages are supported"),
-    "max_session_expiry": (None, "cap on session expiry in seconds (None: no cap)"),
-    "connect_timeout": (10.0, "seconds a new connection has to send CONNECT"),
-    "sys_interval": (10.0, "seconds between $SYS/broker/... updates; 0 disables them"),
-    "bridges": (
-        None,
-        (
-            "outgoing bridges to other brokers (mosquitto's connection blocks); not "
-            "implemented yet: a non-empty list raises NotImplementedError"
-        ),
-    ),
-    "idle_park_after": (
-        5.0,
-        (
-            "seconds a plain-TCP connection stays quiet before it is parked (its task ends, "
-            "its socket waits on one shared poller: less memory per idle client); None: "
-            "never park"
-        ),
-    ),
-}
-
+_MIB = 1024 * 1024
+_Init = TypeVar("_Init", bound=Callable[..., None])
 _STOP_TIMEOUT = 5.0
 _LEVELS = {10: logging.DEBUG, 20: logging.INFO, 30: logging.WARNING, 40: logging.ERROR}
 
@@ -132,6 +57,13 @@ class BrokerMessage:
         )
 
 
+def _options_of(init: Callable[..., None]) -> dict[str, tuple[Any, str]]:
+    """``name -> (default, meaning)`` of every parameter of ``init`` but ``self``."""
+    docs = _parameter_docs(init.__doc__ or "")  # no docstrings under python -OO
+    parameters = list(inspect.signature(init).parameters.values())[1:]
+    return {p.name: (p.default, docs.get(p.name, "")) for p in parameters}
+
+
 def load_config(path: str) -> dict[str, Any]:
     """Reads a broker configuration file into `Broker` keyword arguments.
 
@@ -147,10 +79,45 @@ def load_config(path: str) -> dict[str, Any]:
     return config.options
 
 
+def _rejects_unknown_options(init: _Init) -> _Init:
+    """Checks keyword names before ``init`` runs: an unknown option is a TypeError naming
+    it with the closest known name, for callers without a type checker (whose error
+    Python words without a suggestion). Type checkers see ``init``'s own signature."""
+    names = list(inspect.signature(init).parameters)[1:]
+
+    @functools.wraps(init)
+    def checked(self: Any, *args: Any, **options: Any) -> None:
+        for name in sorted(options):
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise TypeError(f"Broker() got an unknown option {name!r}{hint}")
+        init(self, *args, **options)
+
+    return checked  # type: ignore[return-value]
+
+
+def _parameter_docs(docstring: str) -> dict[str, str]:
+    """``name -> text`` of every ``:param name: text`` of a docstring, continuation lines
+    (indented deeper) joined with single spaces."""
+    docs: dict[str, str] = {}
+    name = None
+    for line in inspect.cleandoc(docstring).splitlines():
+        match = re.match(r":param (\w+):\s*(.*)", line)
+        if match:
+            name, docs[match[1]] = match[1], match[2].strip()
+        elif name is not None and line[:1].isspace() and line.strip():
+            docs[name] += " " + line.strip()
+        else:
+            name = None
+    return docs
+
+
 class Broker:
     """An MQTT broker running inside this process.
 
-    ``Broker(host="127.0.0.1", port=1883, **options)``; see `OPTIONS` for every option.
+    ``Broker(host="127.0.0.1", port=1883, *, option=value, ...)``: every option is a
+    keyword parameter of ``__init__``, listed with its default in `OPTIONS`.
     ``start()`` binds the listeners (raising ``OSError`` if a port is in use) and returns
     at once; ``stop()`` closes every socket and ends every task. Usable as a context
     manager and an async context manager.
@@ -184,29 +151,105 @@ class Broker:
     sent before the hook answered the previous one is a protocol error (DISCONNECT 0x82).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883, **options: Any) -> None:
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise TypeError(f"Broker() got unknown option(s): {', '.join(unknown)}")
-        if options.get("bridges"):
+    @_rejects_unknown_options
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        *,
+        listeners: Sequence[Mapping[str, Any]] | None = None,
+        allow_anonymous: bool = True,
+        users: Mapping[str, str] | None = None,
+        password_file: str | os.PathLike[str] | None = None,
+        acl_file: str | os.PathLike[str] | None = None,
+        auth_callback: Callable[[str, str | None, bytes | None], object] | None = None,
+        enhanced_auth: Mapping[str, Callable[[str, str, bytes | None], object]] | None = None,
+        on_message: Callable[[BrokerMessage], object] | None = None,
+        max_packet_size: int = 268435455,
+        max_queued_messages: int = 1000,
+        max_queued_bytes: int = 64 * _MIB,
+        max_inflight_messages: int = 100,
+        receive_maximum: int = 100,
+        max_connections: int = 0,
+        max_keepalive: int = 65535,
+        topic_alias_maximum: int = 10,
+        max_topic_levels: int = 200,
+        outgoing_topic_aliases: bool = False,
+        max_qos: int = 2,
+        retain_available: bool = True,
+        max_session_expiry: int | None = None,
+        connect_timeout: float = 10.0,
+        sys_interval: float = 10.0,
+        bridges: Sequence[Mapping[str, Any]] | None = None,
+        idle_park_after: float | None = 5.0,
+    ) -> None:
+        """Configures the broker; `start` binds the listeners. Every option, one line each
+        (`OPTIONS` and the documentation's option table are made from this list):
+
+        :param host: address of the default TCP listener
+        :param port: port of the default TCP listener; 0 picks a free port
+        :param listeners: list of listener dicts {host, port, transport='tcp'|'websocket',
+            path, certfile, keyfile, cafile, require_certificate}; replaces host/port
+        :param allow_anonymous: accept clients without a username
+        :param users: dict username -> password
+        :param password_file: mosquitto_passwd file ($7$ PBKDF2-SHA512 or $6$ entries)
+        :param acl_file: mosquitto acl_file (topic/user/pattern lines, %c and %u)
+        :param auth_callback: callable(client_id, username, password) -> bool, asked after
+            the user list accepts
+        :param enhanced_auth: MQTT 5 enhanced authentication: dict method ->
+            callable(client_id, method, data) answering True / ('success', data),
+            ('continue', data) or False / ('failure', reason_code); see Broker
+        :param on_message: callable(BrokerMessage) called for every routed message
+        :param max_packet_size: largest packet accepted from a client, in bytes
+        :param max_queued_messages: per-session bound on QoS 1/2 messages waiting beyond
+            the inflight window, online or offline (mosquitto's meaning); when full, the
+            newest are dropped, counted and logged once per client until it catches up
+        :param max_queued_bytes: per-session bound on queued messages of every QoS in bytes
+            (topic + payload + 64 each); bounds an online client's QoS 0 backlog; when
+            full, the newest are dropped like above; 0: no bound
+        :param max_inflight_messages: unacknowledged QoS 1/2 messages sent per client
+        :param receive_maximum: unreleased QoS 2 messages a client may send at once
+        :param max_connections: simultaneous connections; 0 is unlimited
+        :param max_keepalive: v5: larger keep alives are lowered by server keep alive
+        :param topic_alias_maximum: v5 topic aliases accepted per client
+        :param max_topic_levels: most levels in a topic name or filter; deeper: PUBLISH
+            closes the connection (v5 DISCONNECT 0x90), SUBSCRIBE is refused (v5 0x8F,
+            v3 0x80); 0: no limit
+        :param outgoing_topic_aliases: v5: send topic aliases to clients that accept them
+            (paho 2.2 cannot resolve them)
+        :param max_qos: highest QoS accepted and granted
+        :param retain_available: whether retained messages are supported
+        :param max_session_expiry: cap on session expiry in seconds (None: no cap)
+        :param connect_timeout: seconds a new connection has to send CONNECT
+        :param sys_interval: seconds between $SYS/broker/... updates; 0 disables them
+        :param bridges: outgoing bridges to other brokers (mosquitto's connection blocks);
+            not implemented yet: a non-empty list raises NotImplementedError
+        :param idle_park_after: seconds a plain-TCP connection stays quiet before it is
+            parked (its task ends, its socket waits on one shared poller: less memory per
+            idle client); None: never park
+        """
+        # Every parameter by name (nothing else is bound yet): the options as given.
+        options: dict[str, Any] = dict(locals())
+        del options["self"]
+        if bridges:
             raise NotImplementedError(
                 "outgoing bridges (mosquitto's `connection` blocks) are not implemented yet"
             )
-        self._options: dict[str, Any] = dict(options)
-        self._options["host"] = host
-        self._options["port"] = port
-        self._auth_callback: Callable[..., bool] | None = options.get("auth_callback")
-        self._on_message: Callable[[BrokerMessage], Any] | None = options.get("on_message")
         for name in ("auth_callback", "on_message"):
-            value = options.get(name)
+            value = options[name]
             if value is not None and not callable(value):
                 raise TypeError(f"{name} must be callable")
-        enhanced = options.get("enhanced_auth") or {}
-        if not isinstance(enhanced, dict) or not all(
+        enhanced = enhanced_auth or {}
+        if not isinstance(enhanced, Mapping) or not all(
             isinstance(k, str) and callable(v) for k, v in enhanced.items()
         ):
-            raise TypeError("enhanced_auth must be a dict of method name -> callable")
-        self._enhanced_auth: dict[str, Callable[..., Any]] = dict(enhanced)
+            raise TypeError("enhanced_auth must be a mapping of method name -> callable")
+        self._options = options
+        self._auth_callback = auth_callback
+        self._on_message = on_message
+        self._enhanced_auth: dict[str, Callable[[str, str, bytes | None], object]] = dict(
+            enhanced
+        )
         self._core: _core.BrokerCore | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -226,7 +269,7 @@ class Broker:
                     if x.get(key) is not None:
                         x[key] = str(x[key])
         config: dict[str, Any] = {"listeners": listeners}
-        for key in OPTIONS:
+        for key in o:
             if key in (
                 "host",
                 "port",
@@ -237,14 +280,14 @@ class Broker:
                 "bridges",
             ):
                 continue
-            if key in o and o[key] is not None:
+            if o[key] is not None:
                 value = o[key]
                 if key in ("password_file", "acl_file"):
                     value = str(value)
                 if key == "users":
                     value = {str(k): str(v) for k, v in dict(value).items()}
                 config[key] = value
-        if "idle_park_after" in o and o["idle_park_after"] is None:
+        if o["idle_park_after"] is None:
             config["idle_park_after"] = -1.0  # never park
         config["auth_callback"] = self._auth_callback is not None
         config["enhanced_auth_methods"] = list(self._enhanced_auth)
@@ -415,6 +458,12 @@ class Broker:
                     answer = _auth_answer(hook(client_id, method, data))
             finally:
                 core.enhanced_auth_reply(request_id, *answer)
+
+
+OPTIONS: dict[str, tuple[Any, str]] = _options_of(Broker.__init__)
+"""Every keyword option of `Broker`: ``name -> (default, meaning)``, read off the
+parameters of ``Broker.__init__`` and their ``:param:`` lines, so that an option is
+added in one place."""
 
 
 def _auth_answer(result: Any) -> tuple[str, bytes | None, int]:
