@@ -34,23 +34,10 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// the nodes of the retained tree one step may visit under the router lock.
 const RETAINED_STEP_MESSAGES: usize = 256;
 const RETAINED_STEP_NODES: usize = 4096;
-/// Idle memory per connection (`benches/run.py --only idle`: 10,000 idle MQTT 3.1.1
-/// connections, broker RSS delta / N, release build): 4.6 KiB at the start of session
-/// 2, 1.63 KiB after it, 0.58 KiB after session 3 (mosquitto 2.0.11 in the same run:
-/// 0.72 KiB, rumqttd 0.20: 43.9). Session 3: a quiet plain-TCP connection parks
-/// (`park.rs`): no task, no tokio registration, no `Connection` (those were 256 + 256 +
-/// ~330 B); `Shared::clients` is gone (the session map lists the clients). What a
-/// parked connection holds (glibc chunk sizes, request + 8 rounded up to 16): its
-/// session cell (240 B: the link with the peer address inline, an empty queue and
-/// subscription map without allocations), `Signals` (80 B, also its waker), the parked
-/// record with its socket (48 B), the client id (~48 B), its entries in the router's
-/// session map (~41 B at 10,000) and in the poller's map (~28 B): ~485 B. The rest of
-/// the RSS delta is free heap left by the burst of connections in their CONNECT phase
-/// (the task, the registration, a boxed handshake of 1.4 KiB, the decoded CONNECT of
-/// 0.8 KiB each, a few hundred at once under the load generator), by the hash tables'
-/// growth, and the fragments glibc 2.36 leaves around tokio's 128-byte aligned
-/// allocations. Next steps, if needed: a smaller decoded CONNECT (codec), the client
-/// id inline in the session.
+/// Idle connections: a quiet plain-TCP connection parks (`park.rs`) and gives up its
+/// task, its tokio registration and this `Connection`; what stays is its session cell,
+/// `Signals`, the parked record with its socket, the client id and its entries in the
+/// router's and the poller's maps (the figures are in `benches/RESULTS.md`).
 ///
 /// Read buffer sizing: idle connections keep a small buffer (memory per connection
 /// matters with thousands of them); a connection whose reads fill the buffer doubles it

@@ -1,5 +1,5 @@
 """A session belongs to the user name that created it: another user connecting with
-the same client id and clean session 0 does not resume it.
+the same client id and clean_session=0 does not resume it.
 
 alice connecting with bob's client id must not receive what was queued for bob, nor
 inherit his subscriptions. We start a new session for her (CONNACK session present 0;
@@ -68,7 +68,7 @@ def test_other_user_does_not_resume_a_session(broker, protocol):
     alice.disconnect()
 
     # bob's session was discarded when alice started hers; his next connection with
-    # clean session 0 finds alice's, which is not his either.
+    # clean_session=0 finds alice's, which is not his either.
     bob2 = Peer(broker.port, "bobs-phone", protocol).connect(
         clean=False, username="bob", password="b-pw", properties=props
     )
