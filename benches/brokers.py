@@ -181,7 +181,8 @@ def start_turbomqtt(python: str = sys.executable) -> BrokerProcess:
     # Like mosquitto above (max_queued_messages 0 = no limit): a queue bound large enough
     # that a subscriber's backlog is never dropped, so both brokers do the same work.
     # The default (1000 per session, newest dropped) loses messages in fan-in and 1->1.
-    (work / "broker.toml").write_text("max_queued_messages = 100000000\n")
+    # QoS 0 backlogs are bounded by bytes (max_queued_bytes, 64 MiB by default): 0 lifts it.
+    (work / "broker.toml").write_text("max_queued_messages = 100000000\nmax_queued_bytes = 0\n")
     cmd = [python, "-m", "turbomqtt", "broker", "--host", "127.0.0.1", "--port", str(port),
            "--config", str(work / "broker.toml")]
     return BrokerProcess("turbomqtt", cmd, port, work)
