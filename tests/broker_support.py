@@ -264,6 +264,24 @@ def ack_packet(kind: int, pkid: int) -> bytes:
     return packet(first, struct.pack("!H", pkid))
 
 
+def split_frame(buf: bytes | bytearray) -> tuple[int, bytes, int] | None:
+    """(first byte, body, bytes used) of the MQTT packet at the front of ``buf``, or
+    None while it is incomplete."""
+    length, mult, i = 0, 1, 1
+    while True:
+        if i >= len(buf):
+            return None
+        b = buf[i]
+        length += (b & 0x7F) * mult
+        mult *= 128
+        i += 1
+        if not b & 0x80:
+            break
+    if len(buf) < i + length:
+        return None
+    return buf[0], bytes(buf[i : i + length]), i + length
+
+
 class RawPeer:
     """A client speaking MQTT through a plain socket, for protocol-level tests."""
 
@@ -290,22 +308,11 @@ class RawPeer:
             self.buf += chunk
 
     def _parse(self) -> tuple[int, bytes] | None:
-        if len(self.buf) < 2:
+        frame = split_frame(self.buf)
+        if frame is None:
             return None
-        mult, length, i = 1, 0, 1
-        while True:
-            if i >= len(self.buf):
-                return None
-            b = self.buf[i]
-            length += (b & 0x7F) * mult
-            mult *= 128
-            i += 1
-            if not b & 0x80:
-                break
-        if len(self.buf) < i + length:
-            return None
-        first, body = self.buf[0], self.buf[i : i + length]
-        self.buf = self.buf[i + length :]
+        first, body, end = frame
+        self.buf = self.buf[end:]
         return first, body
 
     def expect(self, packet_type: int, timeout: float = TIMEOUT) -> bytes:

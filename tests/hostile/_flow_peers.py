@@ -9,7 +9,13 @@ import struct
 import threading
 import time
 
-from broker_support import ack_packet, connect_packet, publish_packet, subscribe_packet
+from broker_support import (
+    ack_packet,
+    connect_packet,
+    publish_packet,
+    split_frame,
+    subscribe_packet,
+)
 
 
 def stuck_subscriber(port: int, client_id: str, topic: str, qos: int) -> socket.socket:
@@ -45,20 +51,11 @@ class PacketReader:
             self.buf += chunk
 
     def _parse(self) -> tuple[int, bytes] | None:
-        length, mult, i = 0, 1, 1
-        while True:
-            if i >= len(self.buf):
-                return None
-            b = self.buf[i]
-            length += (b & 0x7F) * mult
-            mult *= 128
-            i += 1
-            if not b & 0x80:
-                break
-        if len(self.buf) < i + length:
+        frame = split_frame(self.buf)
+        if frame is None:
             return None
-        first, body = self.buf[0], bytes(self.buf[i : i + length])
-        del self.buf[: i + length]
+        first, body, end = frame
+        del self.buf[:end]
         return first, body
 
 
